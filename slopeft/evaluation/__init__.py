@@ -1,0 +1,1 @@
+"""Pure metric functions, checked against the official SloBench evaluator."""

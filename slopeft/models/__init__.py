@@ -1,0 +1,1 @@
+"""Model sources (Hub, local, pip-installable offline models, tiny test models) and task heads."""
