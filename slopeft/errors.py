@@ -16,7 +16,7 @@ class DataError(SlopeftError):
     """A data file is missing, malformed or inconsistent."""
 
 
-class SubmissionError(SlopeftError):
+class SubmissionError(DataError):
     """A submission zip or prediction folder does not match the test inputs."""
 
 

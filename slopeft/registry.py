@@ -45,9 +45,7 @@ class Registry(Generic[T]):
     def unknown_message(self, name: str) -> str:
         close = difflib.get_close_matches(name, list(self._entries), n=3, cutoff=0.5)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        return (
-            f"Unknown {self.kind} {name!r}.{hint} Known {self.kind}s: {', '.join(sorted(self._entries))}."
-        )
+        return f"Unknown {self.kind} {name!r}.{hint} Known {self.kind}s: {', '.join(sorted(self._entries))}."
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries

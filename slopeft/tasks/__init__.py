@@ -1,0 +1,58 @@
+"""SloBench tasks, registered by name. Importing this package registers them all."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from slopeft.errors import ConfigError
+from slopeft.tasks import mt, si_nli, superglue  # noqa: F401  (registration)
+from slopeft.tasks.base import SPLITS, TASK_GROUPS, TASKS, Example, Split, Task, TaskSpec
+
+__all__ = [
+    "SPLITS",
+    "TASKS",
+    "TASK_GROUPS",
+    "Example",
+    "Split",
+    "Task",
+    "TaskSpec",
+    "expand_task_names",
+    "get_task",
+    "get_tasks",
+]
+
+
+def expand_task_names(name: str) -> tuple[str, ...]:
+    """A task name, or every member of a task group (``slo-superglue``)."""
+    if name in TASK_GROUPS:
+        return TASK_GROUPS[name]
+    if name in TASKS:
+        return (name,)
+    raise ConfigError(TASKS.unknown_message(name) + f" Task groups: {', '.join(TASK_GROUPS)}.")
+
+
+def get_task(name: str, data_dir: Path | str | None = None, train_set: str | None = None, **options) -> Task:
+    """Builds the task ``name`` reading from ``data_dir`` (or the usual data resolution)."""
+    task_class = TASKS.get(name)
+    kwargs = dict(options)
+    if train_set is not None:
+        kwargs["train_set"] = train_set
+    return task_class(data_dir, **kwargs)
+
+
+def get_tasks(
+    name: str, data_dir: Path | str | None = None, train_set: str | None = None, **options
+) -> list[Task]:
+    """The task ``name`` or the members of group ``name``.
+
+    In a group, a training set that some members lack (WSC has no ``machine`` set) falls
+    back to ``human`` for those members, as in the Slovene SuperGLUE paper.
+    """
+    names = expand_task_names(name)
+    tasks = []
+    for member in names:
+        member_set = train_set
+        if len(names) > 1 and train_set is not None and train_set not in TASKS.get(member).spec.train_sets:
+            member_set = "human"
+        tasks.append(get_task(member, data_dir, member_set, **options))
+    return tasks

@@ -1,0 +1,162 @@
+"""The `slopeft` command: subcommand → function map, no logic of its own."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from slopeft.errors import SlopeftError
+
+app = typer.Typer(
+    help="Parameter-efficient fine-tuning for Slovene, measured on SloBench.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(help="Find, list and describe SloBench data.", no_args_is_help=True)
+submission_app = typer.Typer(help="Check SloBench submission zips.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+app.add_typer(submission_app, name="submission")
+
+console = Console()
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir", help="Data root (else $SLOPEFT_DATA, the cache, or a download).", show_default=False
+    ),
+]
+TaskName = Annotated[
+    str,
+    typer.Option(
+        "--task", "-t", help="Task or group, e.g. slo-superglue/cb, slo-superglue, si-nli, mt/sl-en."
+    ),
+]
+TrainSet = Annotated[
+    str | None,
+    typer.Option(
+        "--train-set",
+        help="human | machine | combined (SuperGLUE); a folder of <lang>.txt files (MT).",
+        show_default=False,
+    ),
+]
+
+
+def _mount_models() -> None:
+    from slopeft.models.cli import app as models_app
+
+    app.add_typer(models_app, name="models")
+
+
+_mount_models()
+
+
+@data_app.command("list")
+def data_list(data_dir: DataDir = None) -> None:
+    """Every task, training set and split with its row count and source."""
+    from slopeft.data.inventory import inventory
+    from slopeft.reporting.tables import table
+
+    found = inventory(data_dir)
+    for dataset, where in found.locations.items():
+        console.print(f"[bold]{dataset}[/bold]: {where}", highlight=False)
+    console.print(table("SloBench data", ("task", "train set", "split", "rows", "file"), found.rows))
+
+
+@data_app.command("sources")
+def data_sources() -> None:
+    """Where slopeft downloads each dataset from when nothing is local."""
+    from slopeft.data.download import describe_sources
+    from slopeft.reporting.tables import table
+
+    sources = describe_sources()
+    columns = list(sources[0]) if sources else []
+    console.print(table("Download sources", columns, [list(s.values()) for s in sources]))
+
+
+@app.command()
+def baseline(
+    task: TaskName,
+    strategy: Annotated[
+        str, typer.Option(help="majority | random | stratified | copy-source (MT)")
+    ] = "majority",
+    split: Annotated[str, typer.Option(help="val (scored) or test (unlabelled)")] = "val",
+    train_set: TrainSet = None,
+    seed: int = 0,
+    data_dir: DataDir = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder for predictions and metrics [default: outputs/baselines/<task>/<strategy>-<split>]"
+        ),
+    ] = None,
+    submission: Annotated[Path | None, typer.Option(help="Also write a leaderboard zip here.")] = None,
+) -> None:
+    """Predictions, metrics and a submission zip from a model-free baseline."""
+    from slopeft.evaluation.workflows import baseline_workflow
+
+    result = baseline_workflow(task, strategy, split, train_set, seed, data_dir, output, submission)
+    _print_result(result)
+
+
+@app.command()
+def score(
+    task: TaskName,
+    predictions: Annotated[Path, typer.Option(help="Submission zip or folder of prediction files.")],
+    split: Annotated[str, typer.Option(help="The labelled split the predictions are for.")] = "val",
+    data_dir: DataDir = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the metrics as JSON.")] = None,
+) -> None:
+    """Score predictions locally with the leaderboard's metric code."""
+    from slopeft.evaluation.workflows import score_workflow
+
+    result = score_workflow(task, predictions, split, data_dir)
+    _print_result(result)
+    if json_out:
+        json_out.write_text(json.dumps(result.as_json(), indent=2, ensure_ascii=False) + "\n")
+
+
+@submission_app.command("check")
+def submission_check(
+    zip_path: Annotated[Path, typer.Argument(help="The submission zip.")],
+    task: TaskName,
+    data_dir: DataDir = None,
+) -> None:
+    """Validate a submission zip against the test inputs (names, idx coverage, labels, nesting, lines)."""
+    from slopeft.evaluation.workflows import check_workflow
+
+    summary = check_workflow(task, zip_path, data_dir)
+    console.print(f"[green]OK[/green] {zip_path}: {summary}")
+
+
+def _print_result(result) -> None:
+    from slopeft.reporting.tables import metrics_table
+
+    if result.report is not None:
+        console.print(metrics_table(result.title, result.report.per_task, result.report.board))
+        for metric, reason in result.report.notes.items():
+            console.print(f"[yellow]{metric} not reported:[/yellow] {reason}")
+    for line in result.messages:
+        console.print(line)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: runs the CLI and turns user errors into one paragraph and exit status 2."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except SlopeftError as err:
+        Console(stderr=True).print(f"[bold red]Error:[/bold red] {err}", highlight=False)
+        sys.exit(2)
+    except typer.Abort:
+        sys.exit(130)
+    except Exception as err:  # click's own usage errors
+        import click
+
+        if isinstance(err, click.ClickException):
+            err.show()
+            sys.exit(err.exit_code)
+        raise

@@ -1,0 +1,90 @@
+"""Finding a dataset on disk: ``--data-dir``, then ``SLOPEFT_DATA``, then the cache, then a download."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from slopeft.errors import DataError
+from slopeft.paths import cache_dir
+
+# What must exist under a data root for each dataset to count as present.
+DATASET_PROBES: dict[str, str] = {
+    "slo-superglue": "slo-superglue/human-translated",
+    "si-nli": "si-nli/train.tsv",
+    "mt": "mt/ntrex128",
+}
+
+EXPECTED_LAYOUT = """\
+  <root>/slo-superglue/human-translated/<Task>/{train,val}.jsonl   (BoolQ CB COPA MultiRC RTE WSC)
+  <root>/slo-superglue/machine-translated/<Task>/{train,val}.jsonl
+  <root>/slo-superglue/test-unlabelled/<Task>.jsonl
+  <root>/si-nli/{train,test-unlabelled}.tsv
+  <root>/mt/{ntrex128,flores200-dev-subset,flores200-devtest}/{en,sl}.txt"""
+
+
+@dataclass(frozen=True)
+class DataLocation:
+    """Where a dataset was found and why there."""
+
+    root: Path
+    origin: str  # "--data-dir", "SLOPEFT_DATA", "cache" or "download"
+
+
+def _has(root: Path, dataset: str) -> bool:
+    return (root / DATASET_PROBES[dataset]).exists()
+
+
+def _missing(root: Path, dataset: str, origin: str) -> DataError:
+    return DataError(
+        f"{origin} points to {root}, which has no {dataset} data ({root / DATASET_PROBES[dataset]} is "
+        f"missing). Expected layout:\n{EXPECTED_LAYOUT}\nFix the path, or unset it to use the cache."
+    )
+
+
+def locate_dataset(
+    dataset: str, data_dir: Path | str | None = None, *, download: bool = True
+) -> DataLocation:
+    """Finds ``dataset``'s root folder.
+
+    An explicit ``data_dir`` or ``SLOPEFT_DATA`` that lacks the dataset is an error rather
+    than a silent fall-through: the user asked for that folder.
+
+    Args:
+        dataset: one of ``DATASET_PROBES``.
+        data_dir: the ``--data-dir`` flag, if given.
+        download: whether to fetch from the official source when nothing is local.
+    """
+    if dataset not in DATASET_PROBES:
+        raise DataError(f"Unknown dataset {dataset!r}; known: {', '.join(DATASET_PROBES)}.")
+    if data_dir is not None:
+        root = Path(data_dir).expanduser()
+        if not _has(root, dataset):
+            raise _missing(root, dataset, "--data-dir")
+        return DataLocation(root, "--data-dir")
+    if env := os.environ.get("SLOPEFT_DATA"):
+        root = Path(env).expanduser()
+        if not _has(root, dataset):
+            raise _missing(root, dataset, "SLOPEFT_DATA")
+        return DataLocation(root, "SLOPEFT_DATA")
+    cached = cache_dir() / "data"
+    if _has(cached, dataset):
+        return DataLocation(cached, "cache")
+    if download:
+        from slopeft.data.download import ensure_dataset
+
+        try:
+            return DataLocation(ensure_dataset(dataset, cached), "download")
+        except DataError:
+            raise
+        except Exception as err:  # network stacks raise many types; all mean "not available"
+            raise DataError(f"Downloading {dataset} failed ({err}). {_nothing_local(dataset)}") from None
+    raise DataError(_nothing_local(dataset))
+
+
+def _nothing_local(dataset: str) -> str:
+    return (
+        f"No local copy of {dataset} was found and it could not be downloaded. Point slopeft at a copy "
+        f"with `--data-dir DIR` or `export SLOPEFT_DATA=DIR`, where DIR has this layout:\n{EXPECTED_LAYOUT}"
+    )

@@ -1,0 +1,109 @@
+"""Readers for the official file formats, with errors that name the file and line.
+
+Every reader raises :class:`~slopeft.errors.DataError` for a missing, empty, non-UTF-8 or
+malformed file; the message says which file, which line and what to do about it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+from slopeft.errors import DataError
+
+
+def read_text(path: Path) -> str:
+    """Reads a whole UTF-8 file; a missing, empty or non-UTF-8 file is a DataError."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(
+            f"Data file {path} does not exist. Check --data-dir / SLOPEFT_DATA "
+            "(run `slopeft data list` to see where slopeft looks) or restore the file."
+        )
+    return decode_text(path.read_bytes(), str(path))
+
+
+def decode_text(raw: bytes, name: str, error: type[DataError] = DataError) -> str:
+    """Decodes UTF-8 ``raw`` read from ``name``; non-UTF-8 or empty content raises ``error``."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise error(
+            f"{name} is not valid UTF-8 (line {line}, byte {err.start}). SloBench files are UTF-8: "
+            "re-export or convert the file (e.g. `iconv -f cp1250 -t utf-8`)."
+        ) from None
+    if not text.strip():
+        raise error(f"{name} is empty. Restore it from its source or write the missing content.")
+    return text.removeprefix("\ufeff")
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Reads JSON Lines; blank lines are skipped, every other line must be a JSON object."""
+    return parse_jsonl(read_text(path), str(path))
+
+
+def parse_jsonl(text: str, name: str, error: type[DataError] = DataError) -> list[dict[str, Any]]:
+    """Parses JSON Lines ``text`` read from ``name``; errors name the line."""
+    rows = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise error(
+                f"{name}, line {number}: not valid JSON ({err.msg} at column {err.colno}). "
+                "Each line must be one JSON object; fix or remove that line."
+            ) from None
+        if not isinstance(row, dict):
+            raise error(
+                f"{name}, line {number}: expected a JSON object, found {type(row).__name__}. "
+                'Each line must be one JSON object such as {"idx": 0, "label": ...}.'
+            )
+        rows.append(row)
+    return rows
+
+
+def read_tsv(path: Path, required_columns: tuple[str, ...]) -> list[dict[str, str]]:
+    """Reads a tab-separated file with a header row holding at least ``required_columns``."""
+    lines = read_text(path).splitlines()
+    # QUOTE_NONE: SI-NLI text contains stray quotes that are part of the sentence.
+    reader = csv.DictReader(lines, delimiter="\t", quoting=csv.QUOTE_NONE)
+    missing = [c for c in required_columns if c not in (reader.fieldnames or [])]
+    if missing:
+        raise DataError(
+            f"{path}: the header lacks column(s) {', '.join(missing)} (found: "
+            f"{', '.join(reader.fieldnames or [])}). Use the official tab-separated file with its header row."
+        )
+    rows = []
+    for number, row in enumerate(reader, start=2):
+        if None in row or any(row.get(c) is None for c in required_columns):
+            raise DataError(
+                f"{path}, line {number}: wrong number of tab-separated fields. "
+                "Check for a stray tab or a line break inside a field."
+            )
+        rows.append(row)
+    return rows
+
+
+def read_lines(path: Path) -> list[str]:
+    """Reads a line-aligned text file (one sentence per line), keeping empty lines as ''."""
+    text = read_text(path)
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line.rstrip("\r") for line in lines]
+
+
+def read_parallel(source: Path, target: Path) -> tuple[list[str], list[str]]:
+    """Reads two line-aligned files; differing line counts are a DataError."""
+    src, tgt = read_lines(source), read_lines(target)
+    if len(src) != len(tgt):
+        raise DataError(
+            f"Parallel files differ in length: {source} has {len(src)} lines, {target} has {len(tgt)}. "
+            "Line i of one must translate line i of the other; re-align the files."
+        )
+    return src, tgt

@@ -1,0 +1,119 @@
+"""Pure metric functions for the SloBench classification boards.
+
+Each function reproduces one computation of the official evaluator
+(``clarinsi/slobench-eval-docker``: ``eval_question_answering/qa_eval.py`` and
+``eval_sequence_pair_classification/eval_seq_pair.py``) with scikit-learn, as those
+scripts do, so the numbers are identical.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Hashable, Sequence
+
+from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
+
+
+def accuracy(references: Sequence[Hashable], predictions: Sequence[Hashable]) -> float:
+    """Share of predictions equal to the reference."""
+    _same_length(references, predictions)
+    return float(accuracy_score(list(references), list(predictions)))
+
+
+def cb_scores(references: Sequence[str], predictions: Sequence[str]) -> dict[str, float]:
+    """CB: accuracy, macro-F1 and their mean ("CB Average").
+
+    The evaluator calls ``f1_score(average="macro")`` without ``labels=``, so the macro mean
+    runs over the classes present in references or predictions, not always all three.
+    """
+    _same_length(references, predictions)
+    acc = float(accuracy_score(references, predictions))
+    macro_f1 = float(f1_score(references, predictions, average="macro", zero_division=0))
+    return {"accuracy": acc, "macro_f1": macro_f1, "average": (acc + macro_f1) / 2}
+
+
+def multirc_scores(
+    question_ids: Sequence[int], references: Sequence[int], predictions: Sequence[int]
+) -> dict[str, float]:
+    """MultiRC: F1 over all answers (positive class 1), exact match per question, their mean.
+
+    Args:
+        question_ids: for each answer, the idx of its question.
+        references, predictions: 0/1 per answer, aligned with ``question_ids``.
+    """
+    _same_length(references, predictions)
+    _same_length(question_ids, references)
+    # The evaluator's f1_score uses sklearn's default zero_division, which yields 0 when
+    # nothing is predicted positive (the majority baseline); pass it explicitly, same value.
+    f1a = float(f1_score(list(references), list(predictions), pos_label=1, zero_division=0))
+    correct: dict[int, bool] = defaultdict(lambda: True)
+    for question, gold, pred in zip(question_ids, references, predictions, strict=True):
+        correct[question] &= int(gold) == int(pred)
+    em = sum(correct.values()) / len(correct)
+    return {"f1a": f1a, "em": float(em), "average": (f1a + em) / 2}
+
+
+def nli_scores(
+    references: Sequence[str],
+    predictions: Sequence[str],
+    classes: Sequence[str] = ("entailment", "neutral", "contradiction"),
+) -> dict[str, float]:
+    """SI-NLI: accuracy plus one-vs-rest precision, recall and F1 for each class."""
+    _same_length(references, predictions)
+    scores = {"accuracy": float(accuracy_score(references, predictions))}
+    for cls in classes:
+        gold = [r == cls for r in references]
+        pred = [p == cls for p in predictions]
+        scores[f"precision({cls})"] = float(precision_score(gold, pred, zero_division=0))
+        scores[f"recall({cls})"] = float(recall_score(gold, pred, zero_division=0))
+        scores[f"f1({cls})"] = float(f1_score(gold, pred, zero_division=0))
+    return scores
+
+
+# The leaderboard's average: six numbers, CB and MultiRC entering as the mean of their two metrics.
+SUPERGLUE_AVERAGE_PARTS = {
+    "BoolQ": "accuracy",
+    "CB": "average",
+    "COPA": "accuracy",
+    "MultiRC": "average",
+    "RTE": "accuracy",
+    "WSC": "accuracy",
+}
+
+# The evaluator's output names for each task's metrics.
+LEADERBOARD_NAMES = {
+    ("BoolQ", "accuracy"): "BoolQ Accuracy",
+    ("CB", "accuracy"): "CB Accuracy",
+    ("CB", "macro_f1"): "CB F1 Score",
+    ("CB", "average"): "CB Average",
+    ("COPA", "accuracy"): "COPA Accuracy",
+    ("MultiRC", "f1a"): "MultiRC F1a Score",
+    ("MultiRC", "em"): "MultiRC EM",
+    ("MultiRC", "average"): "MultiRC Average",
+    ("RTE", "accuracy"): "RTE Accuracy",
+    ("WSC", "accuracy"): "WSC Accuracy",
+}
+
+
+def superglue_leaderboard(per_task: dict[str, dict[str, float]]) -> dict[str, float]:
+    """The leaderboard's metric dictionary from per-task scores (keyed BoolQ, CB, ...).
+
+    ``Average`` is present only when all six tasks are scored, as on the leaderboard.
+    """
+    board = {
+        LEADERBOARD_NAMES[(task, key)]: value
+        for task, scores in per_task.items()
+        for key, value in scores.items()
+        if (task, key) in LEADERBOARD_NAMES
+    }
+    if all(task in per_task for task in SUPERGLUE_AVERAGE_PARTS):
+        parts = [per_task[task][key] for task, key in SUPERGLUE_AVERAGE_PARTS.items()]
+        board["Average"] = sum(parts) / len(parts)
+    return board
+
+
+def _same_length(a: Sequence, b: Sequence) -> None:
+    if len(a) != len(b):
+        raise ValueError(f"references and predictions differ in length ({len(a)} vs {len(b)})")
+    if not a:
+        raise ValueError("cannot score an empty set of predictions")

@@ -1,0 +1,106 @@
+"""What the evaluation commands do, as functions (the CLI only parses flags and prints)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from slopeft.errors import ConfigError
+from slopeft.evaluation.baselines import run_baseline
+from slopeft.tasks import SPLITS, get_tasks
+from slopeft.tasks.submission import (
+    ScoreReport,
+    parse_unit,
+    read_prediction_files,
+    score_unit,
+    submission_files,
+    write_zip,
+)
+
+
+@dataclass
+class WorkflowResult:
+    title: str
+    report: ScoreReport | None
+    messages: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict:
+        if self.report is None:
+            return {}
+        return {
+            "per_task": self.report.per_task,
+            "leaderboard": self.report.board,
+            "unavailable": self.report.notes,
+        }
+
+
+def _check_split(split: str) -> None:
+    if split not in SPLITS:
+        raise ConfigError(f"Unknown split {split!r}; choose train, val or test.")
+
+
+def baseline_workflow(
+    task_name: str,
+    strategy: str,
+    split: str,
+    train_set: str | None,
+    seed: int,
+    data_dir: Path | None,
+    output: Path | None,
+    submission: Path | None,
+) -> WorkflowResult:
+    """Runs a baseline, writes its predictions (submission format) and, on a labelled split, its metrics."""
+    _check_split(split)
+    tasks = get_tasks(task_name, data_dir, train_set)
+    predictions = run_baseline(tasks, strategy, split, seed=seed)
+    files = submission_files(tasks, predictions, split)
+    output = output or Path("outputs") / "baselines" / task_name.replace("/", "-") / f"{strategy}-{split}"
+    predictions_dir = output / "predictions"
+    predictions_dir.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (predictions_dir / name).write_text(text, encoding="utf-8")
+    messages = [f"Predictions written to {predictions_dir}"]
+    report = None
+    if split != "test":
+        report = score_unit(tasks, predictions, split)
+        metrics = {
+            "task": task_name,
+            "strategy": strategy,
+            "split": split,
+            "seed": seed,
+            "train_set": train_set or "default",
+            **WorkflowResult("", report).as_json(),
+        }
+        (output / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
+        messages.append(f"Metrics written to {output / 'metrics.json'}")
+    if submission is not None:
+        write_zip(files, submission)
+        messages.append(f"Submission zip written to {submission}")
+    title = f"{strategy} baseline · {task_name} · {split}"
+    return WorkflowResult(title, report, messages)
+
+
+def score_workflow(
+    task_name: str, predictions_path: Path, split: str, data_dir: Path | None
+) -> WorkflowResult:
+    """Scores a submission zip or folder on a labelled split."""
+    _check_split(split)
+    if split == "test":
+        raise ConfigError(
+            "The test split has no labels here (the leaderboard withholds them). Score --split val, "
+            "or use `slopeft submission check` to validate a test submission."
+        )
+    tasks = get_tasks(task_name, data_dir)
+    predictions = parse_unit(tasks, read_prediction_files(predictions_path), split)
+    return WorkflowResult(
+        f"{task_name} · {split} · {predictions_path}", score_unit(tasks, predictions, split)
+    )
+
+
+def check_workflow(task_name: str, zip_path: Path, data_dir: Path | None) -> str:
+    """Validates a test submission; returns a one-line summary."""
+    tasks = get_tasks(task_name, data_dir)
+    predictions = parse_unit(tasks, read_prediction_files(zip_path), "test")
+    counts = ", ".join(f"{name.split('/')[-1]} {len(p)}" for name, p in predictions.items())
+    return f"valid submission for {task_name} ({counts} predictions)"

@@ -1,0 +1,1 @@
+"""Turning results into tables, plots and reports. Imports nothing from training."""

@@ -1,0 +1,33 @@
+"""Rich tables for the terminal."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from rich.table import Table
+
+
+def format_value(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def table(title: str, columns: Iterable[str], rows: Iterable[Iterable[object]]) -> Table:
+    """A simple rich table; floats shown with three decimals."""
+    result = Table(title=title, title_justify="left")
+    for column in columns:
+        result.add_column(column)
+    for row in rows:
+        result.add_row(*(format_value(v) for v in row))
+    return result
+
+
+def metrics_table(
+    title: str, per_task: Mapping[str, Mapping[str, float]], board: Mapping[str, float] | None = None
+) -> Table:
+    """One row per (task, metric); the leaderboard average, when present, as the last row."""
+    rows = [(task, name, value) for task, scores in per_task.items() for name, value in scores.items()]
+    if board and "Average" in board:
+        rows.append(("slo-superglue", "Average (leaderboard)", board["Average"]))
+    return table(title, ("task", "metric", "value"), rows)

@@ -1,0 +1,104 @@
+"""Machine translation Slovene ↔ English (the SloBench SLO→ENG and ENG→SLO boards).
+
+Default data: NTREX-128 for training, the FLORES-200 dev subset for validation and
+FLORES-200 devtest for test (the boards' own test sets are withheld). Any line-aligned
+parallel files can replace the training set: a folder holding ``<lang>.txt`` files
+(``train_set=/path/to/folder``) or two explicit files (``train_files=(src, tgt)``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from slopeft.data.readers import read_parallel
+from slopeft.errors import ConfigError
+from slopeft.tasks.base import TASKS, Example, Split, TaskSpec
+from slopeft.tasks.line_based import LineSubmissionTask
+
+SPLIT_FOLDERS = {"train": "ntrex128", "val": "flores200-dev-subset", "test": "flores200-devtest"}
+MT_METRICS = (
+    "BLEU (avg)",
+    "BLEU (corpus)",
+    "METEOR (avg)",
+    "chrF (avg)",
+    "chrF (corpus)",
+    "sacreBLEU BLEU",
+    "sacreBLEU chrF++",
+)
+
+
+class TranslationTask(LineSubmissionTask):
+    source_language: str
+    target_language: str
+
+    def __init__(
+        self,
+        data_dir: Path | str | None = None,
+        train_set: str = "ntrex128",
+        train_files: tuple[Path | str, Path | str] | None = None,
+    ) -> None:
+        custom_folder = train_set != "ntrex128"
+        if custom_folder:
+            folder = Path(train_set).expanduser()
+            if not folder.is_dir():
+                raise ConfigError(
+                    f"{self.spec.name}: training set {train_set!r} is neither 'ntrex128' nor a "
+                    f"folder. Pass a folder holding {self.source_language}.txt and "
+                    f"{self.target_language}.txt, or --train-src/--train-tgt."
+                )
+            train_files = (folder / f"{self.source_language}.txt", folder / f"{self.target_language}.txt")
+        super().__init__(data_dir, "ntrex128")
+        self.train_set = train_set
+        self.train_files = tuple(Path(p).expanduser() for p in train_files) if train_files else None
+
+    def source_files(self, split: Split) -> list[Path]:
+        if split == "train" and self.train_files:
+            return list(self.train_files)
+        folder = self.location.root / "mt" / SPLIT_FOLDERS[split]
+        return [folder / f"{self.source_language}.txt", folder / f"{self.target_language}.txt"]
+
+    def _load(self, split: Split) -> list[Example]:
+        source, target = read_parallel(*self.source_files(split))
+        return [Example(i, {"source": s}, t) for i, (s, t) in enumerate(zip(source, target, strict=True))]
+
+    def metrics(self, predictions: Mapping[int, Any], examples: Sequence[Example]) -> dict[str, float]:
+        from slopeft.evaluation.mt_metrics import mt_scores
+
+        references, hypotheses = self.aligned(predictions, examples)
+        return mt_scores(hypotheses, references, self.target_language).metrics
+
+    def metric_notes(self) -> dict[str, str]:
+        from slopeft.evaluation.mt_metrics import unavailable_mt_metrics
+
+        return unavailable_mt_metrics(self.target_language)
+
+    def format_line(self, prediction: Any) -> str:
+        return str(prediction).replace("\n", " ").replace("\r", " ")
+
+
+def _mt_spec(source: str, target: str) -> TaskSpec:
+    return TaskSpec(
+        name=f"mt/{source}-{target}",
+        kind="translation",
+        labels=None,
+        metric_names=MT_METRICS,
+        main_metric="chrF (corpus)",
+        dataset="mt",
+        train_sets=("ntrex128",),
+        text_fields=("source",),
+        description=f"translate {source.upper()} → {target.upper()}",
+    )
+
+
+@TASKS.register("mt/sl-en")
+class SloveneToEnglish(TranslationTask):
+    source_language, target_language = "sl", "en"
+    spec = _mt_spec("sl", "en")
+
+
+@TASKS.register("mt/en-sl")
+class EnglishToSlovene(TranslationTask):
+    source_language, target_language = "en", "sl"
+    spec = _mt_spec("en", "sl")
