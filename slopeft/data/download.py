@@ -410,8 +410,11 @@ def _member(names: list[str], pattern: str, archive: str, what: str) -> str:
 
 
 def _text(raw: bytes) -> str:
-    """UTF-8 text with BOM and CR removed and exactly one final newline."""
-    text = raw.decode("utf-8-sig").replace("\r\n", "\n")
+    """UTF-8 text without BOM or CRs, ending in a newline (line-aligned files are compared by count)."""
+    try:
+        text = raw.decode("utf-8-sig").replace("\r\n", "\n")
+    except UnicodeDecodeError as err:
+        raise DataError(f"A downloaded text file is not UTF-8 ({err}). Run the command again.") from None
     return text if text.endswith("\n") else text + "\n"
 
 

