@@ -22,7 +22,6 @@ submission_app = typer.Typer(help="Check SloBench submission zips.", no_args_is_
 app.add_typer(data_app, name="data")
 app.add_typer(submission_app, name="submission")
 
-console = Console()
 
 DataDir = Annotated[
     Path | None,
@@ -46,6 +45,11 @@ TrainSet = Annotated[
 ]
 
 
+def _console() -> Console:
+    # Built per call so the terminal width (COLUMNS) is read when printing, not at import.
+    return Console()
+
+
 def _mount_models() -> None:
     from slopeft.models.cli import app as models_app
 
@@ -63,8 +67,8 @@ def data_list(data_dir: DataDir = None) -> None:
 
     found = inventory(data_dir)
     for dataset, where in found.locations.items():
-        console.print(f"[bold]{dataset}[/bold]: {where}", highlight=False)
-    console.print(table("SloBench data", ("task", "train set", "split", "rows", "file"), found.rows))
+        _console().print(f"[bold]{dataset}[/bold]: {where}", highlight=False)
+    _console().print(table("SloBench data", ("task", "train set", "split", "rows", "file"), found.rows))
 
 
 @data_app.command("sources")
@@ -75,7 +79,7 @@ def data_sources() -> None:
 
     sources = describe_sources()
     columns = list(sources[0]) if sources else []
-    console.print(table("Download sources", columns, [list(s.values()) for s in sources]))
+    _console().print(table("Download sources", columns, [list(s.values()) for s in sources]))
 
 
 @app.command()
@@ -130,18 +134,18 @@ def submission_check(
     from slopeft.evaluation.workflows import check_workflow
 
     summary = check_workflow(task, zip_path, data_dir)
-    console.print(f"[green]OK[/green] {zip_path}: {summary}")
+    _console().print(f"[green]OK[/green] {zip_path}: {summary}")
 
 
 def _print_result(result) -> None:
     from slopeft.reporting.tables import metrics_table
 
     if result.report is not None:
-        console.print(metrics_table(result.title, result.report.per_task, result.report.board))
+        _console().print(metrics_table(result.title, result.report.per_task, result.report.board))
         for metric, reason in result.report.notes.items():
-            console.print(f"[yellow]{metric} not reported:[/yellow] {reason}")
+            _console().print(f"[yellow]{metric} not reported:[/yellow] {reason}")
     for line in result.messages:
-        console.print(line)
+        _console().print(line)
 
 
 def main(argv: list[str] | None = None) -> None:

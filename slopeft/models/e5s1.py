@@ -9,7 +9,6 @@ unigram tokenizer with its per-code-point normalisation map, a tensor directory 
 from __future__ import annotations
 
 import io
-import json
 import struct
 import tempfile
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from slopeft.errors import DataError
+from slopeft.models.sources import pin_fast_tokenizer
 
 if TYPE_CHECKING:
     import torch
@@ -274,9 +274,4 @@ def convert_e5s1(src: str | Path, out_dir: str | Path, advance: Callable[[], Non
     model.save_pretrained(out)
     tokenizer = build_tokenizer(f)
     tokenizer.save_pretrained(out)
-    # transformers 5 would otherwise record its backend class; the v5 XLMRobertaTokenizer would drop the
-    # normaliser, and PreTrainedTokenizerFast makes AutoTokenizer load tokenizer.json exactly as written.
-    cfg_file = out / "tokenizer_config.json"
-    cfg = json.loads(cfg_file.read_text(encoding="utf-8"))
-    cfg["tokenizer_class"] = "PreTrainedTokenizerFast"
-    cfg_file.write_text(json.dumps(cfg, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    pin_fast_tokenizer(out)

@@ -325,3 +325,16 @@ def load_tokenizer(source: ModelSource | str | os.PathLike[str], **kwargs: Any) 
         return AutoTokenizer.from_pretrained(path, **kwargs)
     except (OSError, ValueError) as e:
         raise SlopeftError(f"Could not load a tokenizer from {path}: {e}") from e
+
+
+def pin_fast_tokenizer(folder: str | os.PathLike[str]) -> None:
+    """Make ``AutoTokenizer`` load a saved folder's tokenizer.json exactly as written.
+
+    transformers 5 records its backend class, and its per-model classes (``XLMRobertaTokenizer``, ...)
+    rebuild their own pipeline from the vocabulary, dropping a custom normaliser; the generic
+    ``PreTrainedTokenizerFast`` keeps tokenizer.json as is.
+    """
+    cfg_file = Path(folder) / "tokenizer_config.json"
+    cfg = json.loads(cfg_file.read_text(encoding="utf-8"))
+    cfg["tokenizer_class"] = "PreTrainedTokenizerFast"
+    cfg_file.write_text(json.dumps(cfg, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -1,0 +1,274 @@
+"""Tiny randomly initialised models with real tokenizers, for tests.
+
+:func:`make_tiny_model` writes a folder exactly like a real checkpoint (config.json, model.safetensors,
+tokenizer files) so tests load it through the same ``from_pretrained`` path as real models. The
+tokenizer is trained with the ``tokenizers`` library on local Slovene and English text.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from slopeft.models.sources import pin_fast_tokenizer
+from slopeft.registry import Registry
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedModel, PreTrainedTokenizerFast
+
+VOCAB_SIZE = 1000
+HIDDEN = 64
+MAX_LEN = 128
+
+#: Used when ``$SLOPEFT_DATA/mt/ntrex128`` is not available.
+BUILTIN_TEXTS = [
+    "Ljubljana je glavno mesto Slovenije.",
+    "Danes je lepo vreme, zato gremo na izlet v hribe.",
+    "Kje je najbližja lekarna?",
+    "Moj brat študira računalništvo na univerzi v Mariboru.",
+    "Vlak za Koper odpelje ob osmih zjutraj.",
+    "Včeraj smo si ogledali razstavo v Narodni galeriji.",
+    "Otroci se igrajo na igrišču za šolo.",
+    "Ali lahko prosim ponovite vprašanje?",
+    "Triglav je najvišja gora v Sloveniji.",
+    "Kosilo bo pripravljeno čez pol ure.",
+    "Ta knjiga je bila prevedena v več kot dvajset jezikov.",
+    "Reka Sava teče skozi Ljubljano in Zagreb.",
+    "Žal mi je, ampak danes nimam časa.",
+    "Čebelarstvo ima v Sloveniji dolgo tradicijo.",
+    "Šolsko leto se začne prvega septembra.",
+    "Ljubljana is the capital of Slovenia.",
+    "The weather is nice today, so we are going hiking.",
+    "Where is the nearest pharmacy?",
+    "My brother studies computer science at the University of Maribor.",
+    "The train to Koper leaves at eight in the morning.",
+    "Yesterday we visited an exhibition in the National Gallery.",
+    "The children are playing in the playground behind the school.",
+    "Could you please repeat the question?",
+    "Triglav is the highest mountain in Slovenia.",
+    "Lunch will be ready in half an hour.",
+    "This book has been translated into more than twenty languages.",
+    "The Sava river flows through Ljubljana and Zagreb.",
+    "I am sorry, but I have no time today.",
+    "Beekeeping has a long tradition in Slovenia.",
+    "The school year starts on the first of September.",
+]
+# Always in the vocabulary, so Slovene text never falls back to <unk> for a letter the corpus lacks.
+ALPHABET = sorted(set("abcdefghijklmnopqrstuvwxyzčćđšžABCDEFGHIJKLMNOPQRSTUVWXYZČĆĐŠŽ0123456789.,;:!?'\"()-"))
+
+
+def default_texts() -> list[str]:
+    """Lines of ``$SLOPEFT_DATA/mt/ntrex128/{sl,en}.txt`` when present, else :data:`BUILTIN_TEXTS`."""
+    root = os.environ.get("SLOPEFT_DATA")
+    if root:
+        files = [Path(root) / "mt" / "ntrex128" / f"{lang}.txt" for lang in ("sl", "en")]
+        if all(f.is_file() for f in files):
+            lines = [ln.strip() for f in files for ln in f.read_text(encoding="utf-8").splitlines()]
+            return [ln for ln in lines if ln]
+    return list(BUILTIN_TEXTS)
+
+
+@dataclass(frozen=True)
+class _Specials:
+    """Special tokens in id order, and which role each plays."""
+
+    tokens: tuple[str, ...]
+    roles: dict[str, str]  # transformers attribute ("pad_token", ...) -> token
+
+
+def _train(kind: str, texts: Sequence[str], specials: _Specials, prepend: str = "always") -> Tokenizer:
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+    if kind == "wordpiece":
+        tok = Tokenizer(models.WordPiece(unk_token=specials.roles["unk_token"]))
+        # Cased and accent-preserving: č/š/ž carry meaning in Slovene.
+        tok.normalizer = normalizers.BertNormalizer(lowercase=False, strip_accents=False)
+        tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        tok.decoder = decoders.WordPiece()
+        trainer: Any = trainers.WordPieceTrainer(
+            vocab_size=VOCAB_SIZE, special_tokens=list(specials.tokens), initial_alphabet=ALPHABET,
+            show_progress=False,
+        )
+    else:
+        tok = Tokenizer(
+            models.Unigram() if kind == "unigram" else models.BPE(unk_token=specials.roles["unk_token"])
+        )
+        tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Replace(Regex(" {2,}"), " ")])
+        tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme=prepend)
+        tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme=prepend)
+        common = {"vocab_size": VOCAB_SIZE, "special_tokens": list(specials.tokens), "show_progress": False}
+        if kind == "unigram":
+            trainer = trainers.UnigramTrainer(
+                unk_token=specials.roles["unk_token"], initial_alphabet=ALPHABET, max_piece_length=12, **common
+            )
+        else:
+            trainer = trainers.BpeTrainer(initial_alphabet=ALPHABET, **common)
+    tok.train_from_iterator(texts, trainer=trainer)
+    return tok
+
+
+def _template(tok: Tokenizer, single: str, pair: str) -> None:
+    from tokenizers import processors
+
+    names = {t.split(":")[0] for t in f"{single} {pair}".split() if not t.startswith("$")}
+    tok.post_processor = processors.TemplateProcessing(
+        single=single, pair=pair, special_tokens=[(n, tok.token_to_id(n)) for n in sorted(names)]
+    )
+
+
+def _wrap(tok: Tokenizer, specials: _Specials, **kwargs: Any) -> PreTrainedTokenizerFast:
+    from transformers import PreTrainedTokenizerFast
+
+    return PreTrainedTokenizerFast(tokenizer_object=tok, model_max_length=MAX_LEN, **specials.roles, **kwargs)
+
+
+@dataclass(frozen=True)
+class _TinySpec:
+    build: Callable[[Sequence[str]], tuple[PreTrainedTokenizerFast, PreTrainedModel]]
+
+
+TINY_ARCHS: Registry[_TinySpec] = Registry("tiny model architecture")
+
+
+def _ids(tok: PreTrainedTokenizerFast) -> dict[str, int]:
+    return {"pad_token_id": tok.pad_token_id, "bos_token_id": tok.bos_token_id, "eos_token_id": tok.eos_token_id}
+
+
+def _bert(texts: Sequence[str]) -> tuple[PreTrainedTokenizerFast, PreTrainedModel]:
+    from transformers import BertConfig, BertModel
+
+    sp = _Specials(
+        ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"),
+        {"pad_token": "[PAD]", "unk_token": "[UNK]", "cls_token": "[CLS]", "sep_token": "[SEP]",
+         "mask_token": "[MASK]", "bos_token": "[CLS]", "eos_token": "[SEP]"},
+    )
+    tok = _train("wordpiece", texts, sp)
+    _template(tok, "[CLS] $A [SEP]", "[CLS] $A [SEP] $B:1 [SEP]:1")
+    fast = _wrap(tok, sp)
+    config = BertConfig(
+        vocab_size=len(fast), hidden_size=HIDDEN, num_hidden_layers=2, num_attention_heads=4,
+        intermediate_size=2 * HIDDEN, max_position_embeddings=MAX_LEN, type_vocab_size=2, **_ids(fast),
+    )
+    return fast, BertModel(config)
+
+
+def _roberta_like(model_type: str) -> Callable[[Sequence[str]], tuple[PreTrainedTokenizerFast, PreTrainedModel]]:
+    def build(texts: Sequence[str]) -> tuple[PreTrainedTokenizerFast, PreTrainedModel]:
+        from transformers import AutoConfig, AutoModel
+
+        # XLM-R's layout of the first ids (pad=1 matters: RoBERTa positions start after padding_idx).
+        sp = _Specials(
+            ("<s>", "<pad>", "</s>", "<unk>", "<mask>"),
+            {"bos_token": "<s>", "pad_token": "<pad>", "eos_token": "</s>", "unk_token": "<unk>",
+             "cls_token": "<s>", "sep_token": "</s>", "mask_token": "<mask>"},
+        )
+        tok = _train("unigram", texts, sp)
+        _template(tok, "<s> $A </s>", "<s> $A </s> </s> $B </s>")
+        fast = _wrap(tok, sp)
+        config = AutoConfig.for_model(
+            model_type, vocab_size=len(fast), hidden_size=HIDDEN, num_hidden_layers=2, num_attention_heads=4,
+            intermediate_size=2 * HIDDEN, max_position_embeddings=MAX_LEN + 2, type_vocab_size=1, **_ids(fast),
+        )
+        return fast, AutoModel.from_config(config)
+
+    return build
+
+
+def _gemma(texts: Sequence[str]) -> tuple[PreTrainedTokenizerFast, PreTrainedModel]:
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    # Gemma's special-token ids; like Gemma, no dummy space before the first word and <bos> only.
+    sp = _Specials(
+        ("<pad>", "<eos>", "<bos>", "<unk>", "<mask>"),
+        {"pad_token": "<pad>", "eos_token": "<eos>", "bos_token": "<bos>", "unk_token": "<unk>",
+         "mask_token": "<mask>"},
+    )
+    tok = _train("bpe", texts, sp, prepend="never")
+    _template(tok, "<bos> $A", "<bos> $A <bos>:1 $B:1")
+    fast = _wrap(tok, sp, padding_side="left")  # as Gemma's tokenizer: batched generation pads on the left
+    config = Gemma3TextConfig(
+        vocab_size=len(fast), hidden_size=HIDDEN, intermediate_size=2 * HIDDEN, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=16, query_pre_attn_scalar=16,
+        max_position_embeddings=2 * MAX_LEN, sliding_window=32, layer_types=["sliding_attention", "full_attention"],
+        tie_word_embeddings=True, **_ids(fast),
+    )
+    return fast, Gemma3ForCausalLM(config)
+
+
+def _marian(texts: Sequence[str]) -> tuple[PreTrainedTokenizerFast, PreTrainedModel]:
+    from transformers import MarianConfig, MarianMTModel
+
+    sp = _Specials(("</s>", "<unk>", "<pad>"), {"eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>"})
+    tok = _train("unigram", texts, sp)
+    _template(tok, "$A </s>", "$A </s> $B </s>")
+    fast = _wrap(tok, sp)
+    ids = _ids(fast) | {"bos_token_id": None}
+    # Marian starts decoding from <pad> (whose embedding is trained like any other).
+    config = MarianConfig(
+        vocab_size=len(fast), decoder_vocab_size=len(fast), d_model=HIDDEN, encoder_layers=2, decoder_layers=2,
+        encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=2 * HIDDEN,
+        decoder_ffn_dim=2 * HIDDEN, max_position_embeddings=MAX_LEN, decoder_start_token_id=fast.pad_token_id,
+        forced_eos_token_id=fast.eos_token_id, share_encoder_decoder_embeddings=True, **ids,
+    )
+    return fast, MarianMTModel(config)
+
+
+def _t5(texts: Sequence[str]) -> tuple[PreTrainedTokenizerFast, PreTrainedModel]:
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    sp = _Specials(("<pad>", "</s>", "<unk>"), {"pad_token": "<pad>", "eos_token": "</s>", "unk_token": "<unk>"})
+    tok = _train("unigram", texts, sp)
+    _template(tok, "$A </s>", "$A </s> $B </s>")
+    fast = _wrap(tok, sp)
+    config = T5Config(
+        vocab_size=len(fast), d_model=HIDDEN, d_kv=16, d_ff=2 * HIDDEN, num_layers=2, num_decoder_layers=2,
+        num_heads=4, relative_attention_num_buckets=16, relative_attention_max_distance=MAX_LEN,
+        decoder_start_token_id=fast.pad_token_id, pad_token_id=fast.pad_token_id, eos_token_id=fast.eos_token_id,
+    )
+    return fast, T5ForConditionalGeneration(config)
+
+
+for _name, _build in [
+    ("bert", _bert), ("camembert", _roberta_like("camembert")), ("xlm-roberta", _roberta_like("xlm-roberta")),
+    ("gemma", _gemma), ("marian", _marian), ("t5", _t5),
+]:
+    TINY_ARCHS.add(_name, _TinySpec(_build))
+
+
+def make_tiny_model(
+    arch: str, out_dir: str | os.PathLike[str], texts: Sequence[str] | None = None, seed: int = 0
+) -> Path:
+    """Write a tiny randomly initialised model and its trained tokenizer to ``out_dir``.
+
+    Encoders (bert, camembert, xlm-roberta) are saved as the bare ``AutoModel`` (heads come later);
+    gemma as ``Gemma3ForCausalLM``; marian as ``MarianMTModel``; t5 as ``T5ForConditionalGeneration``.
+    Every model has hidden size 64, 2 layers and a vocabulary of at most 1000 tokens (< 1M parameters).
+
+    Args:
+        arch: ``bert``, ``camembert``, ``xlm-roberta``, ``gemma``, ``marian`` or ``t5``.
+        out_dir: the folder to write (created; existing files are overwritten).
+        texts: text to train the tokenizer on (default: :func:`default_texts`).
+        seed: seed of the weight initialisation; the same arguments give the same files.
+
+    Returns:
+        ``out_dir`` as a Path.
+
+    Raises:
+        ConfigError: an unknown ``arch`` (the message lists the known ones).
+    """
+    import torch
+
+    spec = TINY_ARCHS.get(arch)
+    corpus = list(texts) if texts is not None else default_texts()
+    torch.manual_seed(seed)
+    tokenizer, model = spec.build(corpus)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    pin_fast_tokenizer(out)
+    return out
