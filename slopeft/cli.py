@@ -35,6 +35,22 @@ TaskName = Annotated[
         "--task", "-t", help="Task or group, e.g. slo-superglue/cb, slo-superglue, si-nli, mt/sl-en."
     ),
 ]
+TrainSrc = Annotated[
+    Path | None,
+    typer.Option("--train-src", help="MT: your own source-side training file.", show_default=False),
+]
+TrainTgt = Annotated[
+    Path | None,
+    typer.Option("--train-tgt", help="MT: the line-aligned target-side file.", show_default=False),
+]
+TestSrc = Annotated[
+    Path | None,
+    typer.Option(
+        "--test-src",
+        help="MT: the leaderboard's test source file (replaces the local FLORES-200 devtest).",
+        show_default=False,
+    ),
+]
 TrainSet = Annotated[
     str | None,
     typer.Option(
@@ -84,7 +100,7 @@ def data_sources() -> None:
 
 @app.command()
 def baseline(
-    task: TaskName,
+    task: TaskName = "slo-superglue",
     strategy: Annotated[
         str, typer.Option(help="majority | random | stratified | copy-source (MT)")
     ] = "majority",
@@ -99,11 +115,15 @@ def baseline(
         ),
     ] = None,
     submission: Annotated[Path | None, typer.Option(help="Also write a leaderboard zip here.")] = None,
+    train_src: TrainSrc = None,
+    train_tgt: TrainTgt = None,
+    test_src: TestSrc = None,
 ) -> None:
     """Predictions, metrics and a submission zip from a model-free baseline."""
-    from slopeft.evaluation.workflows import baseline_workflow
+    from slopeft.evaluation.workflows import baseline_workflow, translation_options
 
-    result = baseline_workflow(task, strategy, split, train_set, seed, data_dir, output, submission)
+    options = translation_options(task, train_src, train_tgt, test_src)
+    result = baseline_workflow(task, strategy, split, train_set, seed, data_dir, output, submission, options)
     _print_result(result)
 
 
@@ -129,11 +149,12 @@ def submission_check(
     zip_path: Annotated[Path, typer.Argument(help="The submission zip.")],
     task: TaskName,
     data_dir: DataDir = None,
+    test_src: TestSrc = None,
 ) -> None:
     """Validate a submission zip against the test inputs (names, idx coverage, labels, nesting, lines)."""
-    from slopeft.evaluation.workflows import check_workflow
+    from slopeft.evaluation.workflows import check_workflow, translation_options
 
-    summary = check_workflow(task, zip_path, data_dir)
+    summary = check_workflow(task, zip_path, data_dir, translation_options(task, test_src=test_src))
     _console().print(f"[green]OK[/green] {zip_path}: {summary}")
 
 

@@ -35,6 +35,27 @@ class WorkflowResult:
         }
 
 
+def translation_options(
+    task_name: str, train_src: Path | None = None, train_tgt: Path | None = None, test_src: Path | None = None
+) -> dict:
+    """Task options for user-provided parallel files; only translation tasks take them."""
+    options: dict = {}
+    if (train_src is None) != (train_tgt is None):
+        raise ConfigError(
+            "Pass --train-src and --train-tgt together: two line-aligned files, source and target."
+        )
+    if train_src is not None:
+        options["train_files"] = (train_src, train_tgt)
+    if test_src is not None:
+        options["test_source"] = test_src
+    if options and not task_name.startswith("mt/"):
+        raise ConfigError(
+            f"--train-src/--train-tgt/--test-src apply to translation tasks (mt/sl-en, mt/en-sl), "
+            f"not {task_name}."
+        )
+    return options
+
+
 def _check_split(split: str) -> None:
     if split not in SPLITS:
         raise ConfigError(f"Unknown split {split!r}; choose train, val or test.")
@@ -49,10 +70,11 @@ def baseline_workflow(
     data_dir: Path | None,
     output: Path | None,
     submission: Path | None,
+    task_options: dict | None = None,
 ) -> WorkflowResult:
     """Runs a baseline, writes its predictions (submission format) and, on a labelled split, its metrics."""
     _check_split(split)
-    tasks = get_tasks(task_name, data_dir, train_set)
+    tasks = get_tasks(task_name, data_dir, train_set, **(task_options or {}))
     predictions = run_baseline(tasks, strategy, split, seed=seed)
     files = submission_files(tasks, predictions, split)
     output = output or Path("outputs") / "baselines" / task_name.replace("/", "-") / f"{strategy}-{split}"
@@ -98,9 +120,17 @@ def score_workflow(
     )
 
 
-def check_workflow(task_name: str, zip_path: Path, data_dir: Path | None) -> str:
+def check_workflow(
+    task_name: str, zip_path: Path, data_dir: Path | None, task_options: dict | None = None
+) -> str:
     """Validates a test submission; returns a one-line summary."""
-    tasks = get_tasks(task_name, data_dir)
+    tasks = get_tasks(task_name, data_dir, **(task_options or {}))
     predictions = parse_unit(tasks, read_prediction_files(zip_path), "test")
     counts = ", ".join(f"{name.split('/')[-1]} {len(p)}" for name, p in predictions.items())
-    return f"valid submission for {task_name} ({counts} predictions)"
+    summary = f"valid submission for {task_name} ({counts} predictions)"
+    if task_name.startswith("mt/") and not (task_options or {}).get("test_source"):
+        summary += (
+            ". Checked against the local test split (FLORES-200 devtest): the leaderboard's own test "
+            "source is withheld; pass it with --test-src to check a leaderboard submission"
+        )
+    return summary

@@ -85,3 +85,10 @@ def test_data_list_prints_every_task(real_data_env, capsys, monkeypatch):
     for name in TASKS.names():
         assert name in out
     assert "15 passages (946 answers)" in out
+
+
+def test_leaderboard_test_source_replaces_local_test(real_data_env, tmp_path):
+    (tmp_path / "src.txt").write_text("Dober dan.\nHvala.\n", encoding="utf-8")
+    task = get_task("mt/sl-en", test_source=tmp_path / "src.txt")
+    assert [(e.inputs["source"], e.label) for e in task.examples("test")] == [("Dober dan.", None), ("Hvala.", None)]
+    assert len(task.examples("val")) == 533
