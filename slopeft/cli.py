@@ -102,8 +102,14 @@ def data_sources() -> None:
 def baseline(
     task: TaskName = "slo-superglue",
     strategy: Annotated[
-        str, typer.Option(help="majority | random | stratified | copy-source (MT)")
+        str, typer.Option(help="majority | random | stratified | copy-source (MT) | zero-shot | few-shot")
     ] = "majority",
+    model: Annotated[
+        str | None, typer.Option(help="zero-/few-shot: a causal or seq2seq model (alias, Hub id or folder).")
+    ] = None,
+    shots: Annotated[int, typer.Option(help="few-shot: demonstrations per prompt.")] = 3,
+    max_length: Annotated[int, typer.Option(help="zero-/few-shot: longest prompt in tokens.")] = 512,
+    batch_size: Annotated[int, typer.Option(help="zero-/few-shot: examples per forward pass.")] = 8,
     split: Annotated[str, typer.Option(help="val (scored) or test (unlabelled)")] = "val",
     train_set: TrainSet = None,
     seed: int = 0,
@@ -123,7 +129,21 @@ def baseline(
     from slopeft.evaluation.workflows import baseline_workflow, translation_options
 
     options = translation_options(task, train_src, train_tgt, test_src)
-    result = baseline_workflow(task, strategy, split, train_set, seed, data_dir, output, submission, options)
+    prompting = {"model": model, "max_length": max_length, "batch_size": batch_size}
+    if strategy == "few-shot":
+        prompting["shots"] = shots
+    result = baseline_workflow(
+        task,
+        strategy,
+        split,
+        train_set,
+        seed,
+        data_dir,
+        output,
+        submission,
+        options,
+        prompting if model is not None else None,
+    )
     _print_result(result)
 
 

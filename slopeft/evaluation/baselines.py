@@ -75,5 +75,8 @@ def run_baseline(
     tasks: Sequence[Task], strategy: str, split: str, seed: int = 0, **options: Any
 ) -> dict[str, dict[int, Any]]:
     """Predictions of baseline ``strategy`` for ``split`` of every task, trained on each task's train split."""
+    import slopeft.evaluation.prompting  # noqa: F401  (registers zero-shot / few-shot)
+
     predict = BASELINES.get(strategy)
-    return {t.name: predict(t, t.examples("train"), t.examples(split), seed=seed, **options) for t in tasks}
+    shared = {"_loaded": {}, **options}  # a model loaded for one task of a group serves the next
+    return {t.name: predict(t, t.examples("train"), t.examples(split), seed=seed, **shared) for t in tasks}

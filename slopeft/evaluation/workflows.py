@@ -71,24 +71,27 @@ def baseline_workflow(
     output: Path | None,
     submission: Path | None,
     task_options: dict | None = None,
+    strategy_options: dict | None = None,
 ) -> WorkflowResult:
     """Runs a baseline, writes its predictions (submission format) and, on a labelled split, its metrics."""
     _check_split(split)
     tasks = get_tasks(task_name, data_dir, train_set, **(task_options or {}))
-    predictions = run_baseline(tasks, strategy, split, seed=seed)
+    notes: list[str] = []
+    predictions = run_baseline(tasks, strategy, split, seed=seed, notes=notes, **(strategy_options or {}))
     files = submission_files(tasks, predictions, split)
     output = output or Path("outputs") / "baselines" / task_name.replace("/", "-") / f"{strategy}-{split}"
     predictions_dir = output / "predictions"
     predictions_dir.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
         (predictions_dir / name).write_text(text, encoding="utf-8")
-    messages = [f"Predictions written to {predictions_dir}"]
+    messages = [*notes, f"Predictions written to {predictions_dir}"]
     report = None
     if split != "test":
         report = score_unit(tasks, predictions, split)
         metrics = {
             "task": task_name,
             "strategy": strategy,
+            "strategy_options": strategy_options or {},
             "split": split,
             "seed": seed,
             "train_set": train_set or "default",

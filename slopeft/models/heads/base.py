@@ -1,0 +1,115 @@
+"""The head interface and the (task kind, model family) → head table."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from slopeft.errors import ConfigError
+from slopeft.tasks.base import Example
+from slopeft.tasks.formats import TaskFormat
+
+Features = dict[str, Any]
+
+
+class Head(abc.ABC):
+    """Encodes a task's examples for one model family and decodes the model's outputs to labels.
+
+    Args:
+        task_format: how the task's examples are presented.
+        tokenizer: the model's tokenizer.
+        max_length: the longest input in tokens; longer inputs are cut on the passage side.
+        input_prefix: text some models expect before every input (e5: ``"query: "``).
+        family: the model family (``encoder``, ``causal``, ``seq2seq``).
+    """
+
+    auto_class: str  # the transformers Auto class that loads a model for this head
+
+    def __init__(
+        self,
+        task_format: TaskFormat,
+        tokenizer: PreTrainedTokenizerBase,
+        max_length: int = 256,
+        input_prefix: str = "",
+        family: str = "encoder",
+    ) -> None:
+        self.family = family
+        self.format = task_format
+        self.task = task_format.task
+        self.tokenizer = tokenizer
+        model_limit = getattr(tokenizer, "model_max_length", None) or max_length
+        # Tokenizers without a limit report a huge sentinel (1e30); a real limit caps max_length.
+        self.max_length = min(max_length, model_limit) if model_limit < 1_000_000 else max_length
+        self.input_prefix = input_prefix
+        self.truncated = 0  # examples cut to max_length by the last encode()
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """Extra ``from_pretrained`` arguments (e.g. the number of labels)."""
+        return {}
+
+    def load_model(self, path: str, **kwargs: Any) -> PreTrainedModel:
+        import transformers
+
+        auto = getattr(transformers, self.auto_class)
+        return auto.from_pretrained(path, **self.model_kwargs(), **kwargs)
+
+    @abc.abstractmethod
+    def encode(self, examples: Sequence[Example], with_labels: bool = True) -> list[Features]:
+        """Token features per example; with labels, ``model(**collate(f)).loss`` is the training loss."""
+
+    @abc.abstractmethod
+    def collate(self, features: Sequence[Features]) -> dict[str, torch.Tensor]:
+        """Pads a list of features to one batch (dynamic padding: to the longest in the batch)."""
+
+    @abc.abstractmethod
+    def predict(
+        self, model: PreTrainedModel, examples: Sequence[Example], batch_size: int = 16
+    ) -> dict[int, Any]:
+        """Predicted task labels (idx → label) for ``examples``."""
+
+    def batches(self, items: Sequence[Any], batch_size: int) -> Iterator[Sequence[Any]]:
+        for start in range(0, len(items), batch_size):
+            yield items[start : start + batch_size]
+
+
+def pad(rows: Sequence[Sequence[int]], value: int, left: bool = False) -> torch.Tensor:
+    """Pads integer rows to the longest; ``left`` pads in front (for batched causal generation)."""
+    width = max(len(r) for r in rows)
+    padded = [
+        ([value] * (width - len(r)) + list(r)) if left else (list(r) + [value] * (width - len(r)))
+        for r in rows
+    ]
+    return torch.tensor(padded, dtype=torch.long)
+
+
+HEADS: dict[tuple[str, str], type[Head]] = {}
+"""(task kind, model family) → head class; filled by the head modules."""
+
+
+def build_head(
+    task_format: TaskFormat,
+    tokenizer: PreTrainedTokenizerBase,
+    family: str,
+    max_length: int = 256,
+    input_prefix: str = "",
+) -> Head:
+    """The head for ``task_format``'s task on a ``family`` model, ready to encode and predict."""
+    return select_head(task_format, family)(
+        task_format, tokenizer, max_length=max_length, input_prefix=input_prefix, family=family
+    )
+
+
+def select_head(task_format: TaskFormat, family: str) -> type[Head]:
+    """The head for this task on this model family, or a ConfigError naming what would work."""
+    key = (task_format.kind, family)
+    if key not in HEADS:
+        families = sorted(f for k, f in HEADS if k == task_format.kind)
+        raise ConfigError(
+            f"{task_format.task.name} ({task_format.kind}) cannot run on {'an' if family[0] in 'aeiou' else 'a'} {family} model; "
+            f"use a {' or '.join(families)} model."
+        )
+    return HEADS[key]

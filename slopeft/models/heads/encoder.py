@@ -1,0 +1,133 @@
+"""Encoder heads (BERT, CamemBERT/SloBERTa, XLM-R, DeBERTa): pair classification and multiple choice."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from transformers import PreTrainedModel
+
+from slopeft.models.heads.base import HEADS, Features, Head, pad
+from slopeft.tasks.base import Example
+
+
+class _EncoderHead(Head):
+    def _encode_pair(self, text_a: str, text_b: str) -> tuple[dict[str, list[int]], bool]:
+        # A long passage is always text_b, so "only_second" cuts the passage and keeps the
+        # question/answer whole; other pairs are cut from the longer side.
+        strategy = "only_second" if self.format.long_field else "longest_first"
+        text_a = self.input_prefix + text_a
+        full = self.tokenizer(text_a, text_b, truncation=False)
+        was_cut = len(full["input_ids"]) > self.max_length
+        if not was_cut:
+            return dict(full), False
+        try:
+            cut = self.tokenizer(text_a, text_b, truncation=strategy, max_length=self.max_length)
+        except Exception:  # text_a alone longer than max_length: only_second cannot fit it
+            cut = self.tokenizer(text_a, text_b, truncation="longest_first", max_length=self.max_length)
+        return dict(cut), True
+
+    def _pad_features(self, features: Sequence[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
+        batch = {
+            "input_ids": pad([f["input_ids"] for f in features], self.tokenizer.pad_token_id),
+            "attention_mask": pad([f["attention_mask"] for f in features], 0),
+        }
+        if "token_type_ids" in features[0]:
+            batch["token_type_ids"] = pad([f["token_type_ids"] for f in features], 0)
+        return batch
+
+
+class EncoderPairHead(_EncoderHead):
+    """Sequence-pair classification (BoolQ, CB, RTE, SI-NLI, MultiRC answers, WSC with marked spans)."""
+
+    auto_class = "AutoModelForSequenceClassification"
+
+    def model_kwargs(self) -> dict[str, Any]:
+        labels = [str(label) for label in self.task.spec.labels]
+        return {
+            "num_labels": len(labels),
+            "id2label": dict(enumerate(labels)),
+            "label2id": {label: i for i, label in enumerate(labels)},
+        }
+
+    def encode(self, examples: Sequence[Example], with_labels: bool = True) -> list[Features]:
+        features, self.truncated = [], 0
+        labels = list(self.task.spec.labels)
+        for example in examples:
+            encoded, was_cut = self._encode_pair(*self.format.text_pair(example))
+            self.truncated += was_cut
+            if with_labels:
+                encoded["labels"] = labels.index(example.label)
+            features.append(encoded)
+        return features
+
+    def collate(self, features: Sequence[Features]) -> dict[str, torch.Tensor]:
+        batch = self._pad_features(features)
+        if "labels" in features[0]:
+            batch["labels"] = torch.tensor([f["labels"] for f in features], dtype=torch.long)
+        return batch
+
+    @torch.no_grad()
+    def predict(
+        self, model: PreTrainedModel, examples: Sequence[Example], batch_size: int = 16
+    ) -> dict[int, Any]:
+        model.eval()
+        features = self.encode(examples, with_labels=False)
+        labels = self.task.spec.labels
+        predictions: dict[int, Any] = {}
+        for chunk, feats in zip(
+            self.batches(examples, batch_size), self.batches(features, batch_size), strict=True
+        ):
+            batch = {k: v.to(model.device) for k, v in self.collate(feats).items()}
+            for example, index in zip(chunk, model(**batch).logits.argmax(-1).tolist(), strict=True):
+                predictions[example.idx] = labels[index]
+        return predictions
+
+
+class EncoderChoiceHead(_EncoderHead):
+    """Multiple choice (COPA): one score per (premise + connective, choice) pair."""
+
+    auto_class = "AutoModelForMultipleChoice"
+
+    def encode(self, examples: Sequence[Example], with_labels: bool = True) -> list[Features]:
+        features, self.truncated = [], 0
+        for example in examples:
+            choices = []
+            for pair in self.format.choice_pairs(example):
+                encoded, was_cut = self._encode_pair(*pair)
+                self.truncated += was_cut
+                choices.append(encoded)
+            feature: Features = {"choices": choices}
+            if with_labels:
+                feature["labels"] = int(example.label)
+            features.append(feature)
+        return features
+
+    def collate(self, features: Sequence[Features]) -> dict[str, torch.Tensor]:
+        flat = [choice for f in features for choice in f["choices"]]
+        n_choices = len(features[0]["choices"])
+        batch = {k: v.view(len(features), n_choices, -1) for k, v in self._pad_features(flat).items()}
+        if "labels" in features[0]:
+            batch["labels"] = torch.tensor([f["labels"] for f in features], dtype=torch.long)
+        return batch
+
+    @torch.no_grad()
+    def predict(
+        self, model: PreTrainedModel, examples: Sequence[Example], batch_size: int = 16
+    ) -> dict[int, Any]:
+        model.eval()
+        features = self.encode(examples, with_labels=False)
+        predictions: dict[int, Any] = {}
+        for chunk, feats in zip(
+            self.batches(examples, batch_size), self.batches(features, batch_size), strict=True
+        ):
+            batch = {k: v.to(model.device) for k, v in self.collate(feats).items()}
+            for example, index in zip(chunk, model(**batch).logits.argmax(-1).tolist(), strict=True):
+                predictions[example.idx] = index
+        return predictions
+
+
+for _kind in ("pair-classification", "span-classification", "answer-classification"):
+    HEADS[(_kind, "encoder")] = EncoderPairHead
+HEADS[("multiple-choice", "encoder")] = EncoderChoiceHead

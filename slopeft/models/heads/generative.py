@@ -1,0 +1,222 @@
+"""Generative heads (causal LMs such as Gemma/GaMS/OPT/Llama, and seq2seq models such as
+Marian/T5/mT5/NLLB): candidate scoring for classification and generation for translation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from transformers import PreTrainedModel
+
+from slopeft.models.heads.base import HEADS, Features, Head, pad
+from slopeft.tasks.base import Example
+
+IGNORE = -100  # label value the loss skips (prompt tokens, padding)
+
+
+class _GenerativeHead(Head):
+    context: Callable[[Example], str] | None = None  # few-shot demonstrations placed before the prompt
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.auto_class = "AutoModelForCausalLM" if self.family == "causal" else "AutoModelForSeq2SeqLM"
+
+    @property
+    def pad_id(self) -> int:
+        pad_id = self.tokenizer.pad_token_id
+        return self.tokenizer.eos_token_id if pad_id is None else pad_id
+
+    def _text_ids(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def _prompt_text(self, example: Example) -> str:
+        return self.input_prefix + (self.context(example) if self.context else "") + self._body(example)
+
+    def _body(self, example: Example) -> str:
+        return self.format.prompt(example)
+
+    def _prompt_ids(self, example: Example, reserve: int) -> tuple[list[int], bool]:
+        """Prompt ids cut from the left to leave ``reserve`` tokens for the continuation.
+
+        Long fields (demonstrations, then the passage) open the prompt, so cutting on the left
+        drops passage text and keeps the question and the answer cue.
+        """
+        ids = self.tokenizer(self._prompt_text(example))["input_ids"]
+        if self.family == "seq2seq":
+            reserve = 0  # the continuation lives in the decoder
+        budget = self.max_length - reserve
+        if len(ids) <= budget:
+            return ids, False
+        bos = self.tokenizer.bos_token_id
+        keep_bos = bos is not None and ids[0] == bos
+        return ([bos] if keep_bos else []) + ids[len(ids) - budget + keep_bos :], True
+
+    def _eos(self) -> list[int]:
+        eos = self.tokenizer.eos_token_id
+        return [eos] if eos is not None else []
+
+    def _training_feature(self, prompt: list[int], target: list[int]) -> Features:
+        if self.family == "causal":
+            return {"input_ids": prompt + target, "labels": [IGNORE] * len(prompt) + target}
+        return {"input_ids": prompt, "labels": target}
+
+    def collate(self, features: Sequence[Features]) -> dict[str, torch.Tensor]:
+        batch = {
+            "input_ids": pad([f["input_ids"] for f in features], self.pad_id),
+            "attention_mask": pad([[1] * len(f["input_ids"]) for f in features], 0),
+        }
+        if "labels" in features[0]:
+            batch["labels"] = pad([f["labels"] for f in features], IGNORE)
+        return batch
+
+    def _target_ids(self, example: Example) -> list[int]:
+        return self._text_ids(self.format.target(example)) + self._eos()
+
+    def encode(self, examples: Sequence[Example], with_labels: bool = True) -> list[Features]:
+        features, self.truncated = [], 0
+        for example in examples:
+            target = self._target_ids(example) if with_labels else []
+            prompt, was_cut = self._prompt_ids(example, reserve=len(target))
+            self.truncated += was_cut
+            features.append(self._training_feature(prompt, target) if with_labels else {"input_ids": prompt})
+        return features
+
+
+class CandidateScoringHead(_GenerativeHead):
+    """Classification (and COPA) by the log-likelihood of each candidate continuation.
+
+    A causal LM scores ``prompt + " da"`` vs ``prompt + " ne"``; a seq2seq model scores each
+    candidate as the decoder's output for the prompt. The likeliest candidate's label wins.
+    Training maximises the likelihood of the gold candidate (prompt tokens masked out).
+    """
+
+    def _target_ids(self, example: Example) -> list[int]:
+        # No EOS after a label word: scoring compares candidates without it, training matches.
+        target = self._text_ids(self.format.target(example))
+        return target + (self._eos() if self.family == "seq2seq" else [])
+
+    @torch.no_grad()
+    def candidate_scores(
+        self, model: PreTrainedModel, examples: Sequence[Example], batch_size: int = 16
+    ) -> list[list[float]]:
+        """Summed log-probability of every candidate of every example."""
+        model.eval()
+        scores: list[list[float]] = []
+        self.truncated = 0
+        for chunk in self.batches(examples, max(1, batch_size)):
+            rows, cand_lengths = [], []
+            for example in chunk:
+                candidates = [
+                    self._text_ids(c) + (self._eos() if self.family == "seq2seq" else [])
+                    for c in self.format.candidates(example)
+                ]
+                prompt, was_cut = self._prompt_ids(example, reserve=max(map(len, candidates)))
+                self.truncated += was_cut
+                for candidate in candidates:
+                    rows.append((prompt, candidate))
+                    cand_lengths.append(len(candidate))
+            flat = self._score_rows(model, rows)
+            position = 0
+            for example in chunk:
+                n = len(self.format.candidates(example))
+                scores.append(flat[position : position + n])
+                position += n
+        return scores
+
+    def _score_rows(self, model: PreTrainedModel, rows: list[tuple[list[int], list[int]]]) -> list[float]:
+        device = model.device
+        if self.family == "seq2seq":
+            input_ids = pad([p for p, _ in rows], self.pad_id).to(device)
+            attention = pad([[1] * len(p) for p, _ in rows], 0).to(device)
+            labels = pad([c for _, c in rows], IGNORE).to(device)
+            logits = model(input_ids=input_ids, attention_mask=attention, labels=labels).logits
+            logprobs = logits.log_softmax(-1)
+            mask = labels != IGNORE
+            token = logprobs.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+            return (token * mask).sum(-1).tolist()
+        # Causal: left padding puts every candidate at the end of its row, so only the last
+        # `width` positions need logits (a 262k-token vocabulary makes full logits costly).
+        sequences = [p + c for p, c in rows]
+        input_ids = pad(sequences, self.pad_id, left=True).to(device)
+        attention = pad([[1] * len(s) for s in sequences], 0, left=True).to(device)
+        positions = (attention.cumsum(-1) - 1).clamp(min=0)
+        width = max(len(c) for _, c in rows) + 1
+        try:
+            logits = model(
+                input_ids=input_ids, attention_mask=attention, position_ids=positions, logits_to_keep=width
+            ).logits
+        except TypeError:  # an architecture without logits_to_keep
+            logits = model(input_ids=input_ids, attention_mask=attention, position_ids=positions).logits
+        logits = logits[:, -width:, :]
+        logprobs = logits[:, :-1].log_softmax(-1)  # position t predicts token t+1
+        targets = input_ids[:, -width + 1 :]
+        token = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+        results = []
+        for row, (_, candidate) in enumerate(rows):
+            results.append(token[row, token.shape[1] - len(candidate) :].sum().item())
+        return results
+
+    def predict(
+        self, model: PreTrainedModel, examples: Sequence[Example], batch_size: int = 16
+    ) -> dict[int, Any]:
+        labels = self.format.candidate_labels()
+        scores = self.candidate_scores(model, examples, batch_size)
+        return {
+            e.idx: labels[max(range(len(s)), key=s.__getitem__)]
+            for e, s in zip(examples, scores, strict=True)
+        }
+
+
+class GenerationHead(_GenerativeHead):
+    """Translation: a causal LM continues a Slovene instruction prompt; a seq2seq model maps source to target."""
+
+    max_new_tokens = 128
+
+    def _body(self, example: Example) -> str:
+        if self.family == "seq2seq":
+            return example.inputs["source"]  # Marian/NLLB/T5 translate the bare source (plus input_prefix)
+        return self.format.prompt(example)
+
+    def _target_ids(self, example: Example) -> list[int]:
+        if self.family == "seq2seq":
+            return self.tokenizer(text_target=example.label, add_special_tokens=True)["input_ids"]
+        return self._text_ids(self.format.target(example)) + self._eos()
+
+    @torch.no_grad()
+    def predict(
+        self, model: PreTrainedModel, examples: Sequence[Example], batch_size: int = 8
+    ) -> dict[int, Any]:
+        model.eval()
+        predictions: dict[int, Any] = {}
+        self.truncated = 0
+        for chunk in self.batches(examples, batch_size):
+            prompts = []
+            for example in chunk:
+                ids, was_cut = self._prompt_ids(example, reserve=self.max_new_tokens)
+                self.truncated += was_cut
+                prompts.append(ids)
+            left = self.family == "causal"  # decoder-only generation continues from the right edge
+            input_ids = pad(prompts, self.pad_id, left=left).to(model.device)
+            attention = pad([[1] * len(p) for p in prompts], 0, left=left).to(model.device)
+            output = model.generate(
+                input_ids=input_ids,
+                attention_mask=attention,
+                max_new_tokens=self.max_new_tokens,
+                do_sample=False,
+                num_beams=1,
+                pad_token_id=self.pad_id,
+            )
+            if left:
+                output = output[:, input_ids.shape[1] :]
+            for example, ids in zip(chunk, output.tolist(), strict=True):
+                text = self.tokenizer.decode(ids, skip_special_tokens=True)
+                # A causal LM may go on past the translation: keep its first line.
+                predictions[example.idx] = text.strip().split("\n")[0].strip() if left else text.strip()
+        return predictions
+
+
+for _family in ("causal", "seq2seq"):
+    for _kind in ("pair-classification", "span-classification", "answer-classification", "multiple-choice"):
+        HEADS[(_kind, _family)] = CandidateScoringHead
+    HEADS[("translation", _family)] = GenerationHead
