@@ -178,6 +178,123 @@ def submission_check(
     _console().print(f"[green]OK[/green] {zip_path}: {summary}")
 
 
+RunDir = Annotated[Path, typer.Option("--run", help="A run folder written by `slopeft train`.")]
+
+
+@app.command()
+def train(
+    task: Annotated[
+        str | None, typer.Option("--task", "-t", help="Task, e.g. slo-superglue/cb or si-nli.")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Model alias, Hub id or folder.")] = None,
+    method: Annotated[
+        str | None, typer.Option(help="full, lora, dora, bitfit, ... (`slopeft methods`).")
+    ] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="A run YAML file.")] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Override: lora.r=16, training.epochs=5 ...")
+    ] = None,
+    output: Annotated[
+        str | None, typer.Option(help="Run folder [default: runs/<task>-<model>-<method>-s<seed>].")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed (default 42).")] = None,
+    train_set: TrainSet = None,
+    data_dir: DataDir = None,
+    resume: Annotated[
+        bool, typer.Option(help="Continue a killed or interrupted run from its checkpoint.")
+    ] = False,
+    train_src: TrainSrc = None,
+    train_tgt: TrainTgt = None,
+) -> None:
+    """Fine-tune a model on a task with a PEFT method; writes the adapter and a run record."""
+    from slopeft.config import load_run_config
+    from slopeft.evaluation.workflows import translation_options
+    from slopeft.reporting.tables import run_table
+    from slopeft.training.run import train_run
+
+    run_config = load_run_config(
+        config,
+        set_,
+        task=task,
+        model=model,
+        method=method,
+        output=output,
+        seed=seed,
+        train_set=train_set,
+        data_dir=str(data_dir) if data_dir else None,
+    )
+    options = translation_options(run_config.task, train_src, train_tgt)
+    record = train_run(run_config, resume=resume, task_options=options)
+    _console().print(run_table([record]))
+    _console().print(f"Run record: {run_config.run_dir() / 'record.json'}")
+
+
+@app.command()
+def evaluate(
+    run: RunDir,
+    split: Annotated[str, typer.Option(help="val (labelled).")] = "val",
+    data_dir: DataDir = None,
+    batch_size: int = 32,
+) -> None:
+    """Score a trained run on a labelled split."""
+    from slopeft.evaluation.workflows import evaluate_workflow
+
+    _print_result(evaluate_workflow(run, split, data_dir, batch_size))
+
+
+@app.command()
+def predict(
+    run: RunDir,
+    split: Annotated[str, typer.Option(help="test (default) or val.")] = "test",
+    data_dir: DataDir = None,
+    batch_size: int = 32,
+    test_src: TestSrc = None,
+) -> None:
+    """Write a trained run's predictions for a split in the leaderboard's format (run/predictions/<split>/)."""
+    from slopeft.evaluation.workflows import predict_workflow
+
+    _print_result(predict_workflow(run, split, data_dir, batch_size, test_src))
+
+
+@app.command()
+def submit(
+    runs: Annotated[
+        list[Path], typer.Option("--runs", help="Run folders: the six SuperGLUE tasks, or one run.")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="The submission zip to write.")],
+    data_dir: DataDir = None,
+    batch_size: int = 32,
+) -> None:
+    """Assemble runs' test predictions into one leaderboard zip (predicting where not yet done) and check it."""
+    from slopeft.evaluation.workflows import submit_workflow
+
+    _print_result(submit_workflow(runs, out, data_dir, batch_size))
+
+
+@app.command()
+def methods() -> None:
+    """The registered methods with their options and default learning rates."""
+    import dataclasses as dc
+
+    from slopeft.methods import METHODS
+    from slopeft.reporting.tables import table
+
+    rows = []
+    for name, method in METHODS.items():
+        options = (
+            ", ".join(
+                f"{f.name}={f.default!r}"
+                for f in dc.fields(method.config_class)
+                if f.default is not dc.MISSING
+            )
+            or "-"
+        )
+        rows.append((name, ", ".join(method.families), f"{method.default_learning_rate:g}", options))
+    _console().print(
+        table("Methods", ("method", "model families", "default lr", "options (--set METHOD.KEY=...)"), rows)
+    )
+
+
 def _print_result(result) -> None:
     from slopeft.reporting.tables import metrics_table
 

@@ -137,3 +137,84 @@ def check_workflow(
             "source is withheld; pass it with --test-src to check a leaderboard submission"
         )
     return summary
+
+
+def evaluate_workflow(run_dir: Path, split: str, data_dir: Path | None, batch_size: int) -> WorkflowResult:
+    """Loads a trained run and scores it on a labelled split."""
+    from slopeft.training.run import load_run, predict_split
+
+    _check_split(split)
+    if split == "test":
+        raise ConfigError(
+            "The test split has no labels here; use `slopeft predict --run DIR --split test` to write "
+            "leaderboard predictions."
+        )
+    parts, model, record = load_run(run_dir, data_dir=str(data_dir) if data_dir else None)
+    predictions = predict_split(parts, model, split, batch_size)
+    report = score_unit([parts.task], {parts.task.name: predictions}, split)
+    return WorkflowResult(f"{record['run_id']} · {split}", report)
+
+
+def predict_workflow(
+    run_dir: Path, split: str, data_dir: Path | None, batch_size: int, test_src: Path | None = None
+) -> WorkflowResult:
+    """Writes a trained run's predictions for ``split`` in submission format under run/predictions/<split>/."""
+    from slopeft.training.run import load_run, predict_split
+
+    _check_split(split)
+    options = translation_options_for_run(run_dir, test_src)
+    parts, model, record = load_run(
+        run_dir, data_dir=str(data_dir) if data_dir else None, task_options=options
+    )
+    predictions = predict_split(parts, model, split, batch_size)
+    files = submission_files([parts.task], {parts.task.name: predictions}, split)
+    out = Path(run_dir) / "predictions" / split
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (out / name).write_text(text, encoding="utf-8")
+    report = score_unit([parts.task], {parts.task.name: predictions}, split) if split != "test" else None
+    return WorkflowResult(f"{record['run_id']} · {split}", report, [f"Predictions written to {out}"])
+
+
+def translation_options_for_run(run_dir: Path, test_src: Path | None) -> dict:
+    from slopeft.training.record import read_record
+
+    return translation_options(read_record(run_dir)["config"]["task"], test_src=test_src) if test_src else {}
+
+
+def submit_workflow(
+    run_dirs: list[Path], out: Path, data_dir: Path | None, batch_size: int
+) -> WorkflowResult:
+    """One leaderboard zip from runs' test predictions: the six SuperGLUE tasks, or a single SI-NLI/MT run."""
+    from slopeft.tasks import TASK_GROUPS
+    from slopeft.training.record import read_record
+
+    by_task: dict[str, Path] = {}
+    for run_dir in run_dirs:
+        task = read_record(run_dir)["config"]["task"]
+        if task in by_task:
+            raise ConfigError(f"Two runs for {task}: {by_task[task]} and {run_dir}. Pass one run per task.")
+        by_task[task] = Path(run_dir)
+    superglue = set(TASK_GROUPS["slo-superglue"])
+    if set(by_task) & superglue:
+        missing = sorted(superglue - set(by_task))
+        if missing or len(by_task) != len(superglue):
+            raise ConfigError(
+                f"A SuperGLUE submission needs one run per task; missing {', '.join(missing) or '-'}"
+                f"{'; other tasks: ' + ', '.join(sorted(set(by_task) - superglue)) if set(by_task) - superglue else ''}."
+            )
+        unit = "slo-superglue"
+    elif len(by_task) == 1:
+        unit = next(iter(by_task))
+    else:
+        raise ConfigError("Pass the six SuperGLUE runs, or exactly one SI-NLI or MT run.")
+    files: dict[str, str] = {}
+    messages = []
+    for task, run_dir in by_task.items():
+        folder = run_dir / "predictions" / "test"
+        if not folder.is_dir():
+            messages += predict_workflow(run_dir, "test", data_dir, batch_size).messages
+        files.update({p.name: p.read_text(encoding="utf-8") for p in sorted(folder.iterdir()) if p.is_file()})
+    write_zip(files, out)
+    summary = check_workflow(unit, out, data_dir)
+    return WorkflowResult(f"submission {out}", None, [*messages, f"Wrote {out}", f"Checked: {summary}"])

@@ -31,3 +31,42 @@ def metrics_table(
     if board and "Average" in board:
         rows.append(("slo-superglue", "Average (leaderboard)", board["Average"]))
     return table(title, ("task", "metric", "value"), rows)
+
+
+def run_table(records: Iterable[Mapping]) -> Table:
+    """One row per run record: score and what it cost."""
+    rows = []
+    for r in records:
+        cost = r["cost"]
+        rows.append(
+            (
+                r["config"]["task"],
+                r["config"]["model"],
+                r["config"]["method"],
+                r["config"]["seed"],
+                f"{r['metrics']['main_metric']} {r['metrics']['main']:.3f}",
+                f"{cost['trainable']:,}",
+                f"{cost['trainable_share']:.3%}",
+                f"{cost['adapter_bytes'] / 2**20:.2f}",
+                f"{cost['train_seconds']:.0f}",
+                f"{cost['train_examples_per_s']:.1f}",
+                f"{cost['peak_rss_mb']:.0f}" if cost.get("peak_rss_mb") else "-",
+            )
+        )
+    return table(
+        "Runs",
+        (
+            "task",
+            "model",
+            "method",
+            "seed",
+            "val",
+            "trainable",
+            "share of base",
+            "adapter MB",
+            "train s",
+            "train ex/s",
+            "peak RSS MB",
+        ),
+        rows,
+    )

@@ -42,6 +42,7 @@ class EncoderPairHead(_EncoderHead):
     """Sequence-pair classification (BoolQ, CB, RTE, SI-NLI, MultiRC answers, WSC with marked spans)."""
 
     auto_class = "AutoModelForSequenceClassification"
+    supports_class_weights = True
 
     def model_kwargs(self) -> dict[str, Any]:
         labels = [str(label) for label in self.task.spec.labels]

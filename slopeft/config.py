@@ -1,0 +1,213 @@
+"""Typed configuration: dataclasses are the schema for the CLI, YAML files and ``--set`` overrides.
+
+A run is a :class:`RunConfig` (what to train on what) holding a :class:`TrainingConfig`
+(how) and the method's own config dataclass. YAML files and ``--set section.key=value``
+overrides are applied to the same dataclasses; an unknown key is an error naming the
+known ones, and invalid combinations fail in ``__post_init__`` with a sentence.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from slopeft.errors import ConfigError
+
+
+@dataclass
+class TrainingConfig:
+    """How to train. Every field can be set in YAML (``training:``) or with ``--set training.<field>=...``."""
+
+    epochs: float = 3.0
+    """Passes over the training set (fractions allowed)."""
+    max_steps: int = 0
+    """Stop after this many optimiser steps (0: no limit beyond ``epochs``)."""
+    batch_size: int = 16
+    """Examples per forward pass."""
+    grad_accumulation: int = 1
+    """Forward passes per optimiser step (effective batch = batch_size × grad_accumulation)."""
+    learning_rate: float | None = None
+    """Peak learning rate; None takes the method's default (LoRA 5e-4, BitFit 1e-3, full 2e-5 ...)."""
+    weight_decay: float = 0.0
+    """AdamW weight decay (not applied to biases and LayerNorm weights)."""
+    warmup_ratio: float = 0.06
+    """Share of optimiser steps spent warming the learning rate up from 0."""
+    scheduler: str = "linear"
+    """Learning-rate decay after warmup: linear, cosine or constant."""
+    max_length: int = 256
+    """Longest input in tokens; longer inputs are cut on the passage side."""
+    eval_batch_size: int = 32
+    """Examples per forward pass when predicting."""
+    eval_every: int = 0
+    """Evaluate every N optimiser steps (0: at the end of every epoch)."""
+    patience: int = 0
+    """Stop after this many evaluations without improvement (0: never stop early)."""
+    class_weights: bool = False
+    """Weight the loss by inverse class frequency (for imbalanced tasks such as CB)."""
+    group_by_length: bool = True
+    """Batch examples of similar length together (less padding, faster); order stays seeded."""
+    precision: str = "auto"
+    """fp32, bf16, fp16, or auto (bf16 on a GPU that supports it, else fp32)."""
+    max_train_examples: int = 0
+    """Train on the first N training examples only (0: all) — for smoke tests and quick looks."""
+    max_eval_examples: int = 0
+    """Evaluate on the first N validation examples only (0: all)."""
+    max_grad_norm: float = 1.0
+    """Gradient clipping norm (0: no clipping)."""
+    log_every: int = 10
+    """Update the progress display's loss every N optimiser steps."""
+
+    def __post_init__(self) -> None:
+        if self.scheduler not in ("linear", "cosine", "constant"):
+            raise ConfigError(
+                f"training.scheduler must be linear, cosine or constant, not {self.scheduler!r}."
+            )
+        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
+            raise ConfigError(f"training.precision must be auto, fp32, bf16 or fp16, not {self.precision!r}.")
+        if self.batch_size < 1 or self.grad_accumulation < 1:
+            raise ConfigError("training.batch_size and training.grad_accumulation must be at least 1.")
+        if self.epochs <= 0 and self.max_steps <= 0:
+            raise ConfigError("Set training.epochs > 0 or training.max_steps > 0: there is nothing to train.")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ConfigError("training.warmup_ratio must be in [0, 1).")
+
+
+@dataclass
+class RunConfig:
+    """One training run: a task, a model, a method and how to train."""
+
+    task: str = "slo-superglue/cb"
+    """Task name (``slopeft data list`` shows them)."""
+    model: str = "e5-small-multilingual"
+    """Model alias, Hub id or local folder (``slopeft models list``)."""
+    method: str = "lora"
+    """PEFT method (``slopeft methods`` lists them)."""
+    train_set: str | None = None
+    """Training set: human, machine or combined for SuperGLUE; a folder for MT."""
+    seed: int = 42
+    """Seed for initialisation, data order and dropout: the same seed gives the same numbers."""
+    data_dir: str | None = None
+    """Data root (else $SLOPEFT_DATA, the cache or a download)."""
+    output: str | None = None
+    """Run folder (default runs/<task>-<model>-<method>-s<seed>)."""
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    method_options: dict[str, Any] = field(default_factory=dict)
+    """The method's own settings (``--set lora.r=16`` → ``{"r": 16}``), validated by the method."""
+
+    def run_dir(self) -> Path:
+        if self.output:
+            return Path(self.output)
+        model = Path(self.model).name if "/" in self.model or Path(self.model).exists() else self.model
+        return Path("runs") / f"{self.task.replace('/', '-')}-{model}-{self.method}-s{self.seed}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def parse_value(text: str) -> Any:
+    """A ``--set`` value as YAML would read it (numbers, booleans, lists, null), else the string."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    if isinstance(value, str):
+        try:  # YAML 1.1 reads "1e-3" as a string; users mean a number
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _coerce(cls: type, name: str, value: Any) -> Any:
+    """Checks/converts ``value`` for field ``name`` of dataclass ``cls`` (int → float, str → Path...)."""
+    hints = typing.get_type_hints(cls)
+    expected = hints[name]
+    options = typing.get_args(expected) if isinstance(expected, types.UnionType) else (expected,)
+    if value is None and type(None) in options:
+        return None
+    for option in options:
+        if option is float and isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if option is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if option is bool and isinstance(value, bool):
+            return value
+        if option is str and isinstance(value, str | int | float) and not isinstance(value, bool):
+            return str(value)
+        if typing.get_origin(option) in (list, tuple) and isinstance(value, list | tuple):
+            return typing.get_origin(option)(value)
+        if typing.get_origin(option) is dict and isinstance(value, dict):
+            return value
+    wanted = " or ".join(getattr(o, "__name__", str(o)) for o in options)
+    raise ConfigError(f"{cls.__name__}.{name} must be {wanted}, not {value!r}.")
+
+
+def update_dataclass(obj: Any, values: dict[str, Any], where: str) -> Any:
+    """A copy of dataclass ``obj`` with ``values`` applied; unknown keys are errors naming the known ones."""
+    known = {f.name: f for f in dataclasses.fields(obj)}
+    changes = {}
+    for key, value in values.items():
+        if key not in known:
+            close = difflib.get_close_matches(key, list(known), n=2)
+            hint = f" Did you mean {' or '.join(close)}?" if close else ""
+            raise ConfigError(f"Unknown setting {where}.{key}.{hint} Known: {', '.join(sorted(known))}.")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current) and isinstance(value, dict):
+            changes[key] = update_dataclass(current, value, f"{where}.{key}")
+        else:
+            changes[key] = _coerce(type(obj), key, value)
+    return dataclasses.replace(obj, **changes)
+
+
+def load_run_config(path: Path | None = None, overrides: list[str] | None = None, **flags: Any) -> RunConfig:
+    """Builds a RunConfig from a YAML file, then CLI flags (non-None), then ``--set`` overrides.
+
+    YAML layout: top-level RunConfig fields, a ``training:`` mapping, and a mapping named after
+    the method (``lora: {r: 16}``) for its options.
+    """
+    config = RunConfig()
+    if path is not None:
+        try:
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as err:
+            raise ConfigError(f"Cannot read config {path}: {err}. Fix the YAML or the path.") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path} must hold a mapping of settings (task:, model:, training: ...).")
+        config = _apply_mapping(config, data, str(path))
+    config = update_dataclass(config, {k: v for k, v in flags.items() if v is not None}, "run")
+    for item in overrides or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(
+                f"--set takes section.key=value (e.g. lora.r=16 or training.epochs=5), not {item!r}."
+            )
+        section, _, name = key.partition(".")
+        config = _apply_mapping(
+            config, {section: {name: parse_value(raw)}} if name else {section: parse_value(raw)}, "--set"
+        )
+    return config
+
+
+def _apply_mapping(config: RunConfig, data: dict[str, Any], where: str) -> RunConfig:
+    run_fields = {f.name for f in dataclasses.fields(RunConfig)} - {"method_options"}
+    method = data.get("method", config.method)
+    plain = {k: v for k, v in data.items() if k in run_fields}
+    config = update_dataclass(config, plain, "run")
+    for key, value in data.items():
+        if key in run_fields:
+            continue
+        if key in (method, "method_options") and isinstance(value, dict):
+            config = dataclasses.replace(config, method_options={**config.method_options, **value})
+        else:
+            raise ConfigError(
+                f"{where}: unknown section {key!r}. Use run fields "
+                f"({', '.join(sorted(run_fields))}), 'training', or the method's name ({method!r})."
+            )
+    return config
