@@ -240,7 +240,7 @@ def build_tokenizer(f: E5S1) -> PreTrainedTokenizerFast:
         single=f"{bos} $A {eos}", pair=f"{bos} $A {eos} {eos} $B {eos}",
         special_tokens=[(bos, f.bos), (eos, f.eos)],
     )
-    mask = "<mask>" if "<mask>" in f.pieces[-3:] else None
+    mask = "<mask>" if "<mask>" in f.pieces else None
     return PreTrainedTokenizerFast(
         tokenizer_object=tok, bos_token=bos, eos_token=eos, cls_token=bos, sep_token=eos,
         pad_token=f.pieces[f.pad], unk_token=f.pieces[f.unk], mask_token=mask,
@@ -254,7 +254,8 @@ def convert_e5s1(src: str | Path, out_dir: str | Path, advance: Callable[[], Non
     Args:
         src: the E5S1 file.
         out_dir: the folder to write (created if needed).
-        advance: called once per tensor (``len(read_e5s1(src).tensors)`` calls) for progress reporting.
+        advance: called once per tensor and once each after saving the weights and the tokenizer
+            (``len(read_e5s1(src).tensors) + 2`` calls), for progress reporting.
     """
     import torch
     from transformers import BertConfig, BertModel
@@ -272,6 +273,9 @@ def convert_e5s1(src: str | Path, out_dir: str | Path, advance: Callable[[], Non
     model = BertModel(config)
     model.load_state_dict(sd, strict=True)
     model.save_pretrained(out)
-    tokenizer = build_tokenizer(f)
-    tokenizer.save_pretrained(out)
+    if advance:
+        advance()
+    build_tokenizer(f).save_pretrained(out)
     pin_fast_tokenizer(out)
+    if advance:
+        advance()

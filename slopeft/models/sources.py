@@ -243,9 +243,9 @@ def _unreachable(hub_id: str, reason: str) -> SlopeftError:
     return SlopeftError(
         f"Could not reach the Hugging Face Hub to download {hub_id!r} ({reason}), and no local copy is "
         "cached. Either run with network access once, or copy the model onto this machine: on a "
-        f"connected machine run `huggingface-cli download {hub_id} --local-dir {hub_id.split('/')[-1]}`, "
-        "move that folder here and pass it with --model /path/to/dir. Models that install through pip "
-        "work without the Hub: see `slopeft models list`."
+        f"connected machine run `huggingface-cli download {hub_id} --local-dir {hub_id.split('/')[-1]}` "
+        "(`hf download` in newer huggingface_hub), move that folder here and pass it with "
+        "--model /path/to/dir. Models that install through pip work without the Hub: see `slopeft models list`."
     )
 
 
@@ -299,11 +299,11 @@ def model_path(source: ModelSource | str | os.PathLike[str], *, prepare: bool = 
         assert src.path is not None
         return str(src.path)
     if src.kind == "pip":
-        from slopeft.models.offline import is_prepared, prepare_model
+        from slopeft.models.offline import is_prepared, prepare_model, prepared_dir
 
-        assert src.alias is not None and src.path is not None
+        assert src.alias is not None
         if is_prepared(src.alias):
-            return str(src.path)
+            return str(prepared_dir(src.alias))
         if not prepare:
             raise SlopeftError(f"{src.alias} is not prepared yet; run `slopeft models prepare {src.alias}`.")
         return str(prepare_model(src.alias))

@@ -7,6 +7,7 @@ tokenizer is trained with the ``tokenizers`` library on local Slovene and Englis
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -81,34 +82,47 @@ class _Specials:
 
 
 def _train(kind: str, texts: Sequence[str], specials: _Specials, prepend: str = "always") -> Tokenizer:
+    """Train a WordPiece (``kind="wordpiece"``) or SentencePiece-style BPE (``"bpe"``) tokenizer.
+
+    Both come from the BPE trainer, the only ``tokenizers`` trainer that gives the same vocabulary on
+    every run (the WordPiece and Unigram trainers, and BPE with a continuation prefix, break ties in
+    hash-map order). The WordPiece vocabulary is the BPE one plus a ``##`` copy of every piece.
+    """
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
-    if kind == "wordpiece":
-        tok = Tokenizer(models.WordPiece(unk_token=specials.roles["unk_token"]))
+    unk = specials.roles["unk_token"]
+    wordpiece = kind == "wordpiece"
+    tok = Tokenizer(models.BPE(unk_token=unk))
+    if wordpiece:
         # Cased and accent-preserving: č/š/ž carry meaning in Slovene.
         tok.normalizer = normalizers.BertNormalizer(lowercase=False, strip_accents=False)
         tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
         tok.decoder = decoders.WordPiece()
-        trainer: Any = trainers.WordPieceTrainer(
-            vocab_size=VOCAB_SIZE, special_tokens=list(specials.tokens), initial_alphabet=ALPHABET,
-            show_progress=False,
-        )
     else:
-        tok = Tokenizer(
-            models.Unigram() if kind == "unigram" else models.BPE(unk_token=specials.roles["unk_token"])
-        )
         tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Replace(Regex(" {2,}"), " ")])
         tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme=prepend)
         tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme=prepend)
-        common = {"vocab_size": VOCAB_SIZE, "special_tokens": list(specials.tokens), "show_progress": False}
-        if kind == "unigram":
-            trainer = trainers.UnigramTrainer(
-                unk_token=specials.roles["unk_token"], initial_alphabet=ALPHABET, max_piece_length=12, **common
-            )
-        else:
-            trainer = trainers.BpeTrainer(initial_alphabet=ALPHABET, **common)
+    trainer = trainers.BpeTrainer(
+        vocab_size=VOCAB_SIZE // 2 if wordpiece else VOCAB_SIZE, special_tokens=list(specials.tokens),
+        initial_alphabet=ALPHABET, show_progress=False,
+    )
     tok.train_from_iterator(texts, trainer=trainer)
-    return tok
+    # Ids come out of a hash map; renumber canonically (specials first, then sorted) so that the same
+    # text always gives the same files. Neither model depends on the id order.
+    data = json.loads(tok.to_str())
+    pieces = [t for t in data["model"]["vocab"] if t not in specials.tokens]
+    if wordpiece:
+        pieces += ["##" + t for t in pieces]
+    vocab = {t: i for i, t in enumerate([*specials.tokens, *sorted(pieces)])}
+    assert all(a["id"] == vocab[a["content"]] for a in data["added_tokens"])
+    if wordpiece:
+        data["model"] = {
+            "type": "WordPiece", "unk_token": unk, "continuing_subword_prefix": "##",
+            "max_input_chars_per_word": 100, "vocab": vocab,
+        }
+    else:
+        data["model"]["vocab"] = vocab
+    return Tokenizer.from_str(json.dumps(data))
 
 
 def _template(tok: Tokenizer, single: str, pair: str) -> None:
@@ -126,12 +140,9 @@ def _wrap(tok: Tokenizer, specials: _Specials, **kwargs: Any) -> PreTrainedToken
     return PreTrainedTokenizerFast(tokenizer_object=tok, model_max_length=MAX_LEN, **specials.roles, **kwargs)
 
 
-@dataclass(frozen=True)
-class _TinySpec:
-    build: Callable[[Sequence[str]], tuple[PreTrainedTokenizerFast, PreTrainedModel]]
-
-
-TINY_ARCHS: Registry[_TinySpec] = Registry("tiny model architecture")
+Builder = Callable[[Sequence[str]], tuple["PreTrainedTokenizerFast", "PreTrainedModel"]]
+#: Architecture name -> function building (tokenizer, randomly initialised model) from training text.
+TINY_ARCHS: Registry[Builder] = Registry("tiny model architecture")
 
 
 def _ids(tok: PreTrainedTokenizerFast) -> dict[str, int]:
@@ -156,7 +167,7 @@ def _bert(texts: Sequence[str]) -> tuple[PreTrainedTokenizerFast, PreTrainedMode
     return fast, BertModel(config)
 
 
-def _roberta_like(model_type: str) -> Callable[[Sequence[str]], tuple[PreTrainedTokenizerFast, PreTrainedModel]]:
+def _roberta_like(model_type: str) -> Builder:
     def build(texts: Sequence[str]) -> tuple[PreTrainedTokenizerFast, PreTrainedModel]:
         from transformers import AutoConfig, AutoModel
 
@@ -166,7 +177,7 @@ def _roberta_like(model_type: str) -> Callable[[Sequence[str]], tuple[PreTrained
             {"bos_token": "<s>", "pad_token": "<pad>", "eos_token": "</s>", "unk_token": "<unk>",
              "cls_token": "<s>", "sep_token": "</s>", "mask_token": "<mask>"},
         )
-        tok = _train("unigram", texts, sp)
+        tok = _train("bpe", texts, sp)
         _template(tok, "<s> $A </s>", "<s> $A </s> </s> $B </s>")
         fast = _wrap(tok, sp)
         config = AutoConfig.for_model(
@@ -203,11 +214,11 @@ def _marian(texts: Sequence[str]) -> tuple[PreTrainedTokenizerFast, PreTrainedMo
     from transformers import MarianConfig, MarianMTModel
 
     sp = _Specials(("</s>", "<unk>", "<pad>"), {"eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>"})
-    tok = _train("unigram", texts, sp)
+    tok = _train("bpe", texts, sp)
     _template(tok, "$A </s>", "$A </s> $B </s>")
     fast = _wrap(tok, sp)
     ids = _ids(fast) | {"bos_token_id": None}
-    # Marian starts decoding from <pad> (whose embedding is trained like any other).
+    # Like the opus-mt checkpoints: decoding starts from <pad>, and there is no <s>.
     config = MarianConfig(
         vocab_size=len(fast), decoder_vocab_size=len(fast), d_model=HIDDEN, encoder_layers=2, decoder_layers=2,
         encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=2 * HIDDEN,
@@ -221,7 +232,7 @@ def _t5(texts: Sequence[str]) -> tuple[PreTrainedTokenizerFast, PreTrainedModel]
     from transformers import T5Config, T5ForConditionalGeneration
 
     sp = _Specials(("<pad>", "</s>", "<unk>"), {"pad_token": "<pad>", "eos_token": "</s>", "unk_token": "<unk>"})
-    tok = _train("unigram", texts, sp)
+    tok = _train("bpe", texts, sp)
     _template(tok, "$A </s>", "$A </s> $B </s>")
     fast = _wrap(tok, sp)
     config = T5Config(
@@ -236,7 +247,7 @@ for _name, _build in [
     ("bert", _bert), ("camembert", _roberta_like("camembert")), ("xlm-roberta", _roberta_like("xlm-roberta")),
     ("gemma", _gemma), ("marian", _marian), ("t5", _t5),
 ]:
-    TINY_ARCHS.add(_name, _TinySpec(_build))
+    TINY_ARCHS.add(_name, _build)
 
 
 def make_tiny_model(
@@ -262,10 +273,10 @@ def make_tiny_model(
     """
     import torch
 
-    spec = TINY_ARCHS.get(arch)
+    build = TINY_ARCHS.get(arch)
     corpus = list(texts) if texts is not None else default_texts()
     torch.manual_seed(seed)
-    tokenizer, model = spec.build(corpus)
+    tokenizer, model = build(corpus)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)

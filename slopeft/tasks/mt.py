@@ -78,12 +78,13 @@ class TranslationTask(LineSubmissionTask):
         from slopeft.evaluation.mt_metrics import mt_scores
 
         references, hypotheses = self.aligned(predictions, examples)
-        return mt_scores(hypotheses, references, self.target_language).metrics
+        scores = mt_scores(hypotheses, references, self.target_language)
+        # Which metrics could not be computed exactly is only known while scoring; keep it for the report.
+        self._unavailable = scores.unavailable
+        return scores.metrics
 
     def metric_notes(self) -> dict[str, str]:
-        from slopeft.evaluation.mt_metrics import unavailable_mt_metrics
-
-        return unavailable_mt_metrics(self.target_language)
+        return dict(getattr(self, "_unavailable", {}))
 
     def format_line(self, prediction: Any) -> str:
         return str(prediction).replace("\n", " ").replace("\r", " ")

@@ -1,0 +1,170 @@
+"""The trainer end to end on a tiny model: records, reproducibility, resume, failures, adapters."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+import torch
+
+from slopeft.config import RunConfig, TrainingConfig, load_run_config
+from slopeft.errors import ConfigError
+from slopeft.models.tiny import make_tiny_model
+from slopeft.training.run import load_run, predict_split, train_run
+from slopeft.training.trainer import TrainingError, length_grouped_batches
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory):
+    return make_tiny_model("bert", tmp_path_factory.mktemp("tiny") / "bert")
+
+
+def _config(tmp_path, model, **training) -> RunConfig:
+    settings = {"epochs": 1.0, "batch_size": 8, "max_length": 48, "max_train_examples": 32, "eval_batch_size": 16,
+                **training}
+    return RunConfig(task="slo-superglue/cb", model=str(model), method="lora", output=str(tmp_path / "run"),
+                     training=TrainingConfig(**settings))
+
+
+def test_record_has_config_versions_metrics_and_costs(real_data_env, tiny_bert, tmp_path):
+    record = train_run(_config(tmp_path, tiny_bert))
+    saved = json.loads((tmp_path / "run" / "record.json").read_text())
+    assert saved == json.loads(json.dumps(record, default=str))
+    assert record["status"] == "completed"
+    assert set(record["versions"]) >= {"slopeft", "torch", "transformers", "peft"}
+    assert len(record["data"]["fingerprint"]) == 64
+    assert record["data"]["train_examples"] == 32
+    assert record["metrics"]["main_metric"] == "average"
+    cost = record["cost"]
+    assert cost["trainable"] == cost["trainable_head"] + cost["trainable_without_head"]
+    assert cost["trainable_head"] == 64 * 3 + 3  # the classifier: hidden 64 → 3 CB classes
+    assert 0 < cost["trainable_share"] < 0.1
+    assert cost["adapter_bytes"] > 0 and cost["peak_rss_mb"] > 0 and cost["train_examples_per_s"] > 0
+    assert (tmp_path / "run" / "adapter" / "adapter_model.safetensors").is_file()
+    assert not (tmp_path / "run" / "checkpoint").exists()
+
+
+def test_same_seed_same_numbers(real_data_env, tiny_bert, tmp_path):
+    from safetensors.torch import load_file
+
+    first = train_run(_config(tmp_path / "a", tiny_bert))
+    second = train_run(_config(tmp_path / "b", tiny_bert))
+    assert [h["metrics"] for h in first["metrics"]["history"]] == [h["metrics"] for h in second["metrics"]["history"]]
+    weights_a = load_file(str(tmp_path / "a" / "run" / "adapter" / "adapter_model.safetensors"))
+    weights_b = load_file(str(tmp_path / "b" / "run" / "adapter" / "adapter_model.safetensors"))
+    assert weights_a.keys() == weights_b.keys()
+    assert all(torch.equal(weights_a[k], weights_b[k]) for k in weights_a)
+    other_seed = train_run(dataclasses.replace(_config(tmp_path / "c", tiny_bert), seed=7))
+    assert other_seed["cost"]["trainable"] == first["cost"]["trainable"]
+    weights_c = load_file(str(tmp_path / "c" / "run" / "adapter" / "adapter_model.safetensors"))
+    assert not all(torch.equal(weights_a[k], weights_c[k]) for k in weights_a)
+
+
+def test_saved_adapter_reloads_with_the_same_predictions(real_data_env, tiny_bert, tmp_path):
+    record = train_run(_config(tmp_path, tiny_bert))
+    parts, model, _ = load_run(tmp_path / "run")
+    predictions = predict_split(parts, model, "val", 16)
+    assert parts.task.metrics(predictions, parts.task.examples("val")) == pytest.approx(record["metrics"]["val"])
+
+
+def test_finished_run_is_never_retrained(real_data_env, tiny_bert, tmp_path):
+    first = train_run(_config(tmp_path, tiny_bert))
+    again = train_run(_config(tmp_path, tiny_bert))
+    assert again["finished_at"] == first["finished_at"]
+
+
+def test_interrupted_run_resumes_to_the_same_result(real_data_env, tiny_bert, tmp_path, monkeypatch):
+    reference = train_run(_config(tmp_path / "ref", tiny_bert, epochs=2.0))
+    from slopeft.training import trainer as trainer_module
+
+    calls = {"n": 0}
+    real_step = trainer_module.Trainer._optimizer_step
+
+    def interrupt_after_epoch_one(self, optimizers, schedulers):
+        calls["n"] += 1
+        if calls["n"] == 6:  # 4 steps per epoch: the first epoch's checkpoint exists
+            raise KeyboardInterrupt
+        real_step(self, optimizers, schedulers)
+
+    monkeypatch.setattr(trainer_module.Trainer, "_optimizer_step", interrupt_after_epoch_one)
+    config = _config(tmp_path / "killed", tiny_bert, epochs=2.0)
+    with pytest.raises(TrainingError, match="--resume"):
+        train_run(config)
+    with pytest.raises(ConfigError, match="unfinished run"):
+        train_run(config)
+    monkeypatch.setattr(trainer_module.Trainer, "_optimizer_step", real_step)
+    resumed = train_run(config, resume=True)
+    assert resumed["metrics"]["val"] == pytest.approx(reference["metrics"]["val"], abs=1e-6)
+
+
+def test_non_finite_loss_stops_with_the_step_and_causes(real_data_env, tiny_bert, tmp_path, monkeypatch):
+    from slopeft.training import trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module.Trainer, "_loss", lambda self, batch: torch.tensor(float("nan")))
+    with pytest.raises(TrainingError, match=r"loss became nan at step 1 .*learning rate"):
+        train_run(_config(tmp_path, tiny_bert))
+
+
+def test_adapter_on_a_different_base_is_a_clear_error(real_data_env, tiny_bert, tmp_path):
+    train_run(_config(tmp_path, tiny_bert))
+    other = make_tiny_model("xlm-roberta", tmp_path / "xlmr")
+    with pytest.raises(ConfigError, match="different shape|does not fit"):
+        load_run(tmp_path / "run", model_override=str(other))
+    meta = tmp_path / "run" / "adapter" / "slopeft_adapter.json"
+    data = json.loads(meta.read_text())
+    meta.write_text(json.dumps({**data, "format_version": 99}))
+    with pytest.raises(ConfigError, match="adapter format 99"):
+        load_run(tmp_path / "run")
+
+
+@pytest.mark.parametrize("method", ["full", "bitfit", "bitfit-subset", "dora"])
+def test_core_methods_train_and_reload(real_data_env, tiny_bert, tmp_path, method):
+    config = dataclasses.replace(_config(tmp_path, tiny_bert), method=method)
+    record = train_run(config)
+    parts, model, _ = load_run(tmp_path / "run")
+    predictions = predict_split(parts, model, "val", 16)
+    assert parts.task.metrics(predictions, parts.task.examples("val")) == pytest.approx(record["metrics"]["val"])
+
+
+def test_bitfit_subset_trains_only_query_and_intermediate_biases(real_data_env, tiny_bert, tmp_path):
+    record = train_run(dataclasses.replace(_config(tmp_path, tiny_bert), method="bitfit-subset"))
+    from safetensors.torch import load_file
+
+    names = set(load_file(str(tmp_path / "run" / "adapter" / "adapter_model.safetensors")))
+    assert names and all(n.endswith(("query.bias", "intermediate.dense.bias")) or n.startswith("classifier.")
+                         for n in names), names
+    config = json.loads((tiny_bert / "config.json").read_text())
+    per_layer = config["hidden_size"] + config["intermediate_size"]  # query bias + FFN-in bias
+    assert record["cost"]["trainable_without_head"] == config["num_hidden_layers"] * per_layer
+
+
+def test_class_weights_and_sparse_full_finetuning(real_data_env, tiny_bert, tmp_path):
+    weighted = train_run(_config(tmp_path / "w", tiny_bert, class_weights=True))
+    assert weighted["status"] == "completed"
+    sparse = RunConfig(**{**dataclasses.asdict(_config(tmp_path / "s", tiny_bert)), "method": "full",
+                          "training": _config(tmp_path / "s", tiny_bert).training,
+                          "method_options": {"sparse_embeddings": True}})
+    assert train_run(sparse)["status"] == "completed"
+
+
+def test_length_grouping_is_seeded_and_covers_every_example():
+    lengths = [5, 50, 7, 48, 6, 51, 9, 47] * 10
+    first = length_grouped_batches(lengths, 4, seed=1, group=True)
+    assert first == length_grouped_batches(lengths, 4, seed=1, group=True)
+    assert sorted(i for b in first for i in b) == list(range(len(lengths)))
+    spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in first)
+    plain = length_grouped_batches(lengths, 4, seed=1, group=False)
+    assert spread < sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in plain)
+
+
+def test_config_file_and_overrides(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("task: si-nli\nmethod: lora\ntraining:\n  epochs: 2\nlora:\n  r: 4\n")
+    config = load_run_config(path, ["lora.alpha=8", "training.learning_rate=1e-4"])
+    assert (config.task, config.training.epochs, config.training.learning_rate) == ("si-nli", 2.0, 1e-4)
+    assert config.method_options == {"r": 4, "alpha": 8}
+    with pytest.raises(ConfigError, match="Did you mean epochs"):
+        load_run_config(None, ["training.epoch=3"])
+    with pytest.raises(ConfigError, match="unknown section 'dora'"):
+        load_run_config(None, ["dora.r=3"])
