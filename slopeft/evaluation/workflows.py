@@ -210,7 +210,7 @@ def submit_workflow(
         raise ConfigError("Pass the six SuperGLUE runs, or exactly one SI-NLI or MT run.")
     files: dict[str, str] = {}
     messages = []
-    for task, run_dir in by_task.items():
+    for run_dir in by_task.values():
         folder = run_dir / "predictions" / "test"
         if not folder.is_dir():
             messages += predict_workflow(run_dir, "test", data_dir, batch_size).messages

@@ -8,7 +8,13 @@ import pytest
 
 from slopeft.evaluation.classification import cb_scores, multirc_scores, nli_scores, superglue_leaderboard
 from slopeft.tasks import get_tasks
-from slopeft.tasks.submission import parse_unit, read_prediction_files, score_unit, submission_files, write_zip
+from slopeft.tasks.submission import (
+    parse_unit,
+    read_prediction_files,
+    score_unit,
+    submission_files,
+    write_zip,
+)
 
 # The evaluator's README (eval_question_answering, "Reference output check") prints these for its
 # sample_submission.zip scored against sample_reference_dataset.zip.
