@@ -75,6 +75,18 @@ def _mount_models() -> None:
 _mount_models()
 
 
+def _mount_experiments() -> None:
+    from slopeft.experiments.cli import grid_app, results_app
+    from slopeft.reporting.cli import report
+
+    app.add_typer(grid_app, name="grid")
+    app.add_typer(results_app, name="results")
+    app.command("report")(report)
+
+
+_mount_experiments()
+
+
 @data_app.command("list")
 def data_list(data_dir: DataDir = None) -> None:
     """Every task, training set and split with its row count and source."""
@@ -269,6 +281,27 @@ def submit(
     from slopeft.evaluation.workflows import submit_workflow
 
     _print_result(submit_workflow(runs, out, data_dir, batch_size))
+
+
+@app.command()
+def quickstart(
+    model: Annotated[str, typer.Option(help="Model alias, Hub id or folder (e.g. sloberta with internet).")] = (
+        "e5-small-multilingual"
+    ),
+    task: Annotated[str, typer.Option(help="A small classification task.")] = "si-nli",
+    train_examples: Annotated[int, typer.Option(help="Training rows used.")] = 800,
+    eval_examples: Annotated[int, typer.Option(help="Held-out validation rows scored.")] = 220,
+    epochs: float = 2.0,
+    output: Annotated[Path, typer.Option(help="Where the run folders go.")] = Path("runs/quickstart"),
+    data_dir: DataDir = None,
+) -> None:
+    """The main job: LoRA and BitFit next to the majority baseline, with their costs, on one small task."""
+    from slopeft.quickstart import QuickstartConfig
+    from slopeft.quickstart import quickstart as run_quickstart
+
+    run_quickstart(QuickstartConfig(model=model, task=task, train_examples=train_examples,
+                                    eval_examples=eval_examples, epochs=epochs, output=output,
+                                    data_dir=str(data_dir) if data_dir else None), _console())
 
 
 @app.command()
