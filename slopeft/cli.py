@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +12,9 @@ import typer
 from rich.console import Console
 
 from slopeft.errors import SlopeftError
+
+# transformers 5 warns about its own deprecated call inside PEFT; it says nothing to a slopeft user.
+warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated")
 
 app = typer.Typer(
     help="Parameter-efficient fine-tuning for Slovene, measured on SloBench.",
