@@ -161,8 +161,9 @@ _LAYER_NAMES = {
 def bert_state_dict(f: E5S1, advance: Callable[[], None] | None = None) -> dict[str, torch.Tensor]:
     """The fp32 ``BertModel`` state dict of an E5S1 file.
 
-    E5S1 stores no pooler; the pooler is set to identity weights and zero bias, so that
-    ``pooler_output = tanh(hidden state of <s>)`` is deterministic rather than random.
+    E5S1 stores no pooler (e5 pools by averaging), and none is invented here: a classifier built on
+    the folder gets a freshly initialised pooler, which slopeft detects as part of the task head and
+    trains and saves with every method (as BitFit's reference code trains pooler and classifier).
 
     Args:
         f: the parsed file.
@@ -188,8 +189,6 @@ def bert_state_dict(f: E5S1, advance: Callable[[], None] | None = None) -> dict[
         "embeddings.token_type_embeddings.weight": type_rows,
         "embeddings.LayerNorm.weight": get("emb.ln.w", (h,)),
         "embeddings.LayerNorm.bias": get("emb.ln.b", (h,)),
-        "pooler.dense.weight": torch.eye(h),
-        "pooler.dense.bias": torch.zeros(h),
     }
     for i in range(f.layers):
         for short, target in _LAYER_NAMES.items():
@@ -270,7 +269,7 @@ def convert_e5s1(src: str | Path, out_dir: str | Path, advance: Callable[[], Non
     )
     sd = bert_state_dict(f, advance)
     torch.manual_seed(0)
-    model = BertModel(config)
+    model = BertModel(config, add_pooling_layer=False)
     model.load_state_dict(sd, strict=True)
     model.save_pretrained(out)
     if advance:
