@@ -76,9 +76,16 @@ class Head(abc.ABC):
             yield items[start : start + batch_size]
 
 
+PAD_MULTIPLE = 8
+
+
 def pad(rows: Sequence[Sequence[int]], value: int, left: bool = False) -> torch.Tensor:
-    """Pads integer rows to the longest; ``left`` pads in front (for batched causal generation)."""
-    width = max(len(r) for r in rows)
+    """Pads integer rows to the longest, rounded up to a multiple of 8; ``left`` pads in front.
+
+    Rounding keeps the number of distinct batch shapes small: CPU kernels (oneDNN) and the
+    allocator cache per shape, and dozens of one-off shapes cost time and resident memory.
+    """
+    width = -(-max(len(r) for r in rows) // PAD_MULTIPLE) * PAD_MULTIPLE
     padded = [
         ([value] * (width - len(r)) + list(r)) if left else (list(r) + [value] * (width - len(r)))
         for r in rows
