@@ -1,0 +1,1 @@
+"""Tests of the fine-tuning methods."""

@@ -1,0 +1,89 @@
+"""QLoRA: without a usable bitsandbytes, a ConfigError that points to qa-lora; with it, LoRA on an NF4 base trains."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import torch
+
+from slopeft.errors import ConfigError
+from slopeft.methods import METHODS, MethodContext
+from slopeft.methods import qlora as qlora_module
+from tests.methods._tiny import classifier, logits, token_batch, train_loop, trainer_two_steps
+
+CONTEXT = MethodContext("encoder", "bert", ["classifier"], "SEQ_CLS")
+
+
+def _bitsandbytes_usable() -> bool:
+    return qlora_module.bitsandbytes_problem(qlora_module.training_device()) is None
+
+
+def test_without_bitsandbytes_the_error_names_the_cpu_route(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *args: None if name == "bitsandbytes" else real(name, *args)
+    )
+    with pytest.raises(ConfigError) as err:
+        METHODS.get("qlora")({}).check(CONTEXT)
+    message = str(err.value)
+    assert "bitsandbytes is not installed" in message
+    assert "pip install bitsandbytes" in message
+    assert "--method qa-lora" in message
+
+
+def test_a_bitsandbytes_that_cannot_do_nf4_here_is_a_config_error(monkeypatch):
+    monkeypatch.setattr(qlora_module, "bitsandbytes_problem", lambda device: f"no NF4 kernel for {device}")
+    with pytest.raises(ConfigError, match=r"no NF4 kernel for (cpu|cuda).*qa-lora"):
+        METHODS.get("qlora")({}).check(CONTEXT)
+
+
+def test_this_machines_status_is_reported_consistently():
+    """Here (no bitsandbytes in the venv) check() fails with the qa-lora hint; with a working bitsandbytes it passes."""
+    method = METHODS.get("qlora")({})
+    if _bitsandbytes_usable():
+        method.check(CONTEXT)
+    else:
+        with pytest.raises(ConfigError, match="qa-lora"):
+            method.check(CONTEXT)
+
+
+@pytest.mark.parametrize("options", [{"quant_type": "int4"}, {"compute_dtype": "float64"}])
+def test_bad_options_are_config_errors(options):
+    with pytest.raises(ConfigError):
+        METHODS.get("qlora")(options)
+
+
+needs_bitsandbytes = pytest.mark.skipif(
+    importlib.util.find_spec("bitsandbytes") is None or not _bitsandbytes_usable(),
+    reason="bitsandbytes is not installed or cannot do NF4 on this device (pip install bitsandbytes to run these)",
+)
+
+
+@needs_bitsandbytes
+@pytest.mark.parametrize("arch", ["bert", "gemma"])
+def test_two_trainer_steps_on_an_nf4_base(run_parts, tmp_path, arch):
+    steps, _ = trainer_two_steps(run_parts, arch, "qlora", tmp_path)
+    assert steps == 2
+
+
+@needs_bitsandbytes
+def test_nf4_base_save_load_and_merge(tiny_models, tmp_path):
+    import bitsandbytes as bnb
+
+    method = METHODS.get("qlora")({})
+    model, context = classifier(tiny_models)
+    model = method.apply(model, context)
+    linear4 = [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]
+    assert len(linear4) >= 12 and all(m.weight.quant_type == "nf4" for m in linear4)
+    train_loop(method, model, steps=2)
+    batch = token_batch(model)
+    expected = logits(model, batch)
+    method.save(model, tmp_path)
+    base, context = classifier(tiny_models)
+    fresh = METHODS.get("qlora")(method.options_dict())
+    loaded = fresh.load(base, tmp_path, context)
+    torch.testing.assert_close(logits(loaded, batch), expected, atol=1e-6, rtol=0)
+    merged = fresh.merge(loaded)
+    assert not any(isinstance(m, bnb.nn.Linear4bit) for m in merged.modules())
+    torch.testing.assert_close(logits(merged, batch), expected, atol=1e-5, rtol=0)
