@@ -87,6 +87,10 @@ class Method(abc.ABC):
         """A method-specific optimiser (or list of optimisers); None lets the trainer build AdamW."""
         return None
 
+    def cost_report(self, model: nn.Module) -> dict[str, Any]:
+        """Method-specific costs for the run record (effective ranks, quantised bytes ...); empty by default."""
+        return {}
+
     def state_dict(self) -> dict[str, Any]:
         """Method state a resumed run needs (importance scores, rank schedules); tensors and JSON values."""
         return {}

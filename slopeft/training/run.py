@@ -28,6 +28,7 @@ from slopeft.training.record import (
 ADAPTER_DIR = "adapter"
 ADAPTER_META = "slopeft_adapter.json"
 ADAPTER_FORMAT = 1
+VAL_PREDICTIONS = "val_predictions.json"  # idx → predicted label on the validation examples scored
 
 
 def _limit(examples: list, n: int) -> list:
@@ -104,10 +105,20 @@ def train_run(
     wall = time.perf_counter() - started
     truncated_train = trainer.truncated_train
 
-    final_metrics, inference_speed = trainer.evaluate(val)
+    # Predict once and score those predictions: the per-example predictions are kept for statistics.
+    eval_started = time.perf_counter()
+    val_predictions = parts.head.predict(
+        trainer.accelerator.unwrap_model(trainer.model), val, batch_size=config.training.eval_batch_size
+    )
+    inference_speed = len(val) / max(time.perf_counter() - eval_started, 1e-9)
+    final_metrics = parts.task.metrics(val_predictions, val)
     truncated_val = parts.head.truncated
     adapter_dir = run_dir / ADAPTER_DIR
-    _save_adapter(parts, trainer.accelerator.unwrap_model(trainer.model), context, adapter_dir)
+    main_process = trainer.accelerator.is_main_process  # several processes (accelerate launch): one writer
+    if main_process:
+        _save_adapter(parts, trainer.accelerator.unwrap_model(trainer.model), context, adapter_dir)
+        write_json_atomic(run_dir / VAL_PREDICTIONS, {str(k): v for k, v in val_predictions.items()})
+    trainer.accelerator.wait_for_everyone()
 
     record = {
         "run_id": run_dir.name,
@@ -154,11 +165,13 @@ def train_run(
             "peak_gpu_mb": result.peak_gpu_mb,
             "steps": result.state.step,
             "stopped_early": result.stopped_early,
+            "method": parts.method.cost_report(trainer.accelerator.unwrap_model(trainer.model)),
         },
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    write_json_atomic(run_dir / RECORD, record)
-    shutil.rmtree(run_dir / "checkpoint", ignore_errors=True)
+    if main_process:
+        write_json_atomic(run_dir / RECORD, record)
+        shutil.rmtree(run_dir / "checkpoint", ignore_errors=True)
     return record
 
 
