@@ -55,11 +55,6 @@ def prepare_parts(config: RunConfig, task_options: dict | None = None) -> RunPar
 
 def load_base(parts: RunParts) -> tuple[nn.Module, MethodContext]:
     """Loads the base model with the task's head; the context lists the randomly initialised head modules."""
-    import transformers
-
-    # slopeft reports the new head modules itself; transformers' load table and bars are noise here.
-    transformers.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
     try:
         model, info = parts.head.load_model(parts.model_path, output_loading_info=True)
     except (OSError, ValueError) as err:

@@ -54,6 +54,9 @@ class Head(abc.ABC):
     def load_model(self, path: str, **kwargs: Any) -> PreTrainedModel:
         import transformers
 
+        # slopeft reports new head modules itself; transformers' load table and bars are noise here.
+        transformers.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
         auto = getattr(transformers, self.auto_class)
         return auto.from_pretrained(path, **self.model_kwargs(), **kwargs)
 
