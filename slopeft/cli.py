@@ -346,7 +346,10 @@ def _print_result(result) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: runs the CLI and turns user errors into one paragraph and exit status 2."""
     try:
-        app(args=argv, standalone_mode=False)
+        # Without standalone mode click returns a command's exit code (typer.Exit(n)) instead of exiting.
+        code = app(args=argv, standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except SlopeftError as err:
         Console(stderr=True).print(f"[bold red]Error:[/bold red] {err}", highlight=False)
         sys.exit(2)

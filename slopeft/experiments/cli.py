@@ -1,0 +1,152 @@
+"""`slopeft grid run|status` and `slopeft results export`: flags in, functions of this package out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+grid_app = typer.Typer(
+    help="Run grids of experiments (configs/grids/*.yaml) and follow them.", no_args_is_help=True
+)
+results_app = typer.Typer(help="The results store of a grid.", no_args_is_help=True)
+
+GridFile = Annotated[Path, typer.Argument(help="A grid file, e.g. configs/grids/smoke.yaml.")]
+OutDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--out", help="The grid's output folder [default: the grid's out:, else outputs/grids/<name>]."
+    ),
+]
+
+
+@grid_app.command("run")
+def grid_run(
+    grid: GridFile,
+    workers: Annotated[
+        int, typer.Option("--workers", "-j", help="Runs at the same time (local backend).")
+    ] = 1,
+    out: OutDir = None,
+    backend: Annotated[str, typer.Option(help="local (subprocesses here) or ray (a Ray cluster).")] = "local",
+    address: Annotated[
+        str | None, typer.Option(help="Ray: the cluster's head, HOST:PORT (or 'auto').", show_default=False)
+    ] = None,
+    retry_failed: Annotated[bool, typer.Option(help="Rerun runs that failed before.")] = True,
+    isolation: Annotated[
+        str,
+        typer.Option(
+            help="Local backend: fork (each run a process forked from a server that imported torch once) "
+            "or spawn (a fresh interpreter per run)."
+        ),
+    ] = "fork",
+) -> None:
+    """Run every unfinished run of a grid; finished runs are skipped, interrupted ones resume."""
+    from slopeft.experiments.grid import load_grid
+    from slopeft.experiments.runner import run_grid
+
+    try:
+        summary = run_grid(
+            load_grid(grid, out),
+            workers=workers,
+            backend=backend,
+            address=address,
+            retry_failed=retry_failed,
+            isolation=isolation,
+        )
+    except KeyboardInterrupt:
+        Console(stderr=True).print(
+            "Interrupted: runs in flight saved checkpoints; rerun the same command to resume."
+        )
+        raise typer.Abort() from None  # exit status 130
+    if not summary.ok:
+        from slopeft.errors import SlopeftError
+
+        problems = [f"{len(summary.failed)} failed"] if summary.failed else []
+        problems += [f"{len(summary.interrupted)} interrupted"] if summary.interrupted else []
+        raise SlopeftError(
+            f"Grid {grid}: {', '.join(problems)} ({', '.join((summary.failed + summary.interrupted)[:5])}"
+            f"{' ...' if len(summary.failed) + len(summary.interrupted) > 5 else ''}). "
+            "See each run's log under logs/ and `slopeft grid status`; rerunning the grid retries them."
+        )
+
+
+@grid_app.command("status")
+def grid_status(
+    grid: GridFile,
+    out: OutDir = None,
+    all_runs: Annotated[
+        bool, typer.Option("--all", help="List every run, not only unfinished ones.")
+    ] = False,
+) -> None:
+    """Done / running / failed / pending runs of a grid, with a progress bar."""
+    from rich.progress_bar import ProgressBar
+    from rich.table import Table
+
+    from slopeft.experiments.grid import load_grid
+    from slopeft.experiments.runner import grid_status as status_of
+
+    loaded = load_grid(grid, out)
+    states, expansion = status_of(loaded)
+    console = Console()
+    counts = {name: sum(s.state == name for s in states) for name in ("done", "running", "failed", "pending")}
+    total = len(states)
+    console.print(f"Grid [bold]{loaded.name}[/bold] ({loaded.out}): {total} runs", highlight=False)
+    bar = Table.grid(padding=(0, 1))
+    bar.add_row(
+        ProgressBar(total=max(total, 1), completed=counts["done"], width=40),
+        f"{counts['done']}/{total} done · {counts['running']} running · "
+        f"{counts['failed']} failed · {counts['pending']} pending",
+    )
+    console.print(bar)
+    shown = [s for s in states if all_runs or s.state != "done"]
+    if shown:
+        table = Table(title_justify="left")
+        for column in ("state", "run", "task", "model", "method", "seed", "note"):
+            table.add_column(column)
+        colours = {"done": "green", "running": "cyan", "failed": "red", "pending": "white"}
+        for s in shown:
+            table.add_row(
+                f"[{colours[s.state]}]{s.state}[/]",
+                s.run.run_id,
+                s.run.task,
+                s.run.model,
+                s.run.method,
+                str(s.run.seed),
+                s.note[:80],
+            )
+        console.print(table)
+    if expansion.skipped:
+        console.print(f"[dim]{len(expansion.skipped)} combinations skipped as incompatible[/dim]")
+
+
+@results_app.command("export")
+def results_export(
+    grid: Annotated[Path | None, typer.Option("--grid", help="A grid file: export its store.")] = None,
+    store: Annotated[
+        Path | None, typer.Option("--store", help="A results.sqlite file (instead of --grid).")
+    ] = None,
+    out_dir: OutDir = None,
+    fmt: Annotated[
+        str, typer.Option("--format", help="csv, parquet or json (json keeps full records).")
+    ] = "csv",
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="File to write [default: <grid out>/results.<format>]."),
+    ] = None,
+) -> None:
+    """Export one row per run: config, versions, commit, data fingerprint, metrics, costs, status, error."""
+    from slopeft.errors import ConfigError
+    from slopeft.experiments.grid import load_grid
+    from slopeft.experiments.store import export, open_store
+
+    if (grid is None) == (store is None):
+        raise ConfigError("Pass --grid GRID.yaml or --store results.sqlite (one of them).")
+    if grid is not None:
+        loaded = load_grid(grid, out_dir)
+        store = loaded.store_path
+    assert store is not None
+    target = output or store.parent / f"results.{fmt}"
+    written = export(open_store(store), target, fmt)
+    Console().print(f"Wrote {written}", highlight=False)

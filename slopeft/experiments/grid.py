@@ -1,0 +1,532 @@
+"""A grid file and its expansion into runs with deterministic ids.
+
+A grid is YAML (``configs/grids/NAME.yaml``)::
+
+    name: smoke                      # default: the file's stem
+    out: outputs/grids/smoke         # default: outputs/grids/<name>; `--out` overrides
+    models: [tiny:bert, sloberta]    # aliases, Hub ids, folders, or tiny:ARCH (built on the fly)
+    tasks: [slo-superglue, si-nli]   # task names or groups
+    methods:                         # registered names, "all", or variants
+      - lora
+      - {label: lora-r16, method: lora, options: {r: 16}, training: {learning_rate: 3e-4}}
+    seeds: [1, 2, 3]
+    train_set: human                 # optional
+    training: {epochs: 3}            # every run
+    method_options: {lora: {r: 8}}   # per registered method
+    baselines: [majority]            # model-free rows, one per task (× seed for seeded strategies)
+    overrides:                       # in order, for the runs matching every key (fnmatch patterns)
+      - match: {model: tiny:gemma, task: "slo-superglue/*"}
+        training: {max_length: 64}
+        method_options: {r: 4}
+    exclude:                         # runs matching every key are dropped
+      - {model: sloberta, method: full}
+    resources: {num_cpus: 1, num_gpus: 0}   # per run, for the Ray backend
+
+Runs a model family cannot do (an encoder has no head for translation, a method that does not
+apply to the family) are skipped with the reason, not failed. A run's id is readable
+(``cb-tiny-bert-lora-s1-<hash>``) and ends in a hash of its full configuration (task, model,
+method, options, seed, training set and every training setting, defaults included), so the same
+configuration always gets the same id and folder, and any change gets a new one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from slopeft.errors import ConfigError
+
+TINY_PREFIX = "tiny:"
+#: Family of each tiny architecture (see :mod:`slopeft.models.tiny`).
+TINY_FAMILIES = {
+    "bert": "encoder",
+    "camembert": "encoder",
+    "xlm-roberta": "encoder",
+    "gemma": "causal",
+    "marian": "seq2seq",
+    "t5": "seq2seq",
+}
+#: Baseline strategies whose predictions do not depend on the seed: one row per task.
+SEEDLESS_BASELINES = {"majority", "copy-source", "zero-shot", "few-shot"}
+BASELINE_MODEL = "baseline"
+
+_GRID_KEYS = {
+    "name": "the grid's name (default: the file name)",
+    "description": "free text shown in reports",
+    "out": "output folder (default outputs/grids/<name>)",
+    "models": "model aliases, Hub ids, folders or tiny:ARCH",
+    "tasks": "task names or groups",
+    "methods": "method names, 'all', or {label, method, options, training} variants",
+    "seeds": "list of seeds",
+    "train_set": "training set (human, machine, combined; a folder for MT)",
+    "data_dir": "data root (else $SLOPEFT_DATA)",
+    "training": "training settings for every run",
+    "method_options": "per-method options: {lora: {r: 8}}",
+    "baselines": "model-free baseline strategies (majority, random, stratified, copy-source)",
+    "overrides": "list of {match, training, method_options}",
+    "exclude": "list of {model, task, method, seed} patterns",
+    "resources": "per-run resource request for the Ray backend: {num_cpus, num_gpus, memory}",
+    "estimate": "free-form notes on how long the grid takes (ignored by the runner)",
+}
+_MATCH_KEYS = ("model", "task", "method", "seed", "kind")
+
+
+@dataclass(frozen=True)
+class MethodVariant:
+    """One entry of ``methods:``: a registered method under a label, with its own options/settings."""
+
+    label: str
+    method: str
+    options: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Override:
+    match: dict[str, str]
+    training: dict[str, Any] = field(default_factory=dict)
+    method_options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Grid:
+    """A parsed grid file (see the module docstring for the YAML layout)."""
+
+    name: str
+    out: Path
+    models: list[str]
+    tasks: list[str]
+    methods: list[MethodVariant]
+    seeds: list[int]
+    description: str = ""
+    train_set: str | None = None
+    data_dir: str | None = None
+    training: dict[str, Any] = field(default_factory=dict)
+    method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    baselines: list[str] = field(default_factory=list)
+    overrides: list[Override] = field(default_factory=list)
+    exclude: list[dict[str, str]] = field(default_factory=list)
+    resources: dict[str, float] = field(default_factory=dict)
+    source: Path | None = None
+
+    @property
+    def store_path(self) -> Path:
+        return self.out / "results.sqlite"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.out / "runs"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.out / "models"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of a grid: what the worker executes and what the store keys.
+
+    Attributes:
+        run_id: readable prefix + configuration hash; also the run folder's name.
+        kind: ``train`` or ``baseline``.
+        task: task name.
+        model: the model as the grid names it (``tiny:bert``, ``sloberta``); ``baseline`` for baselines.
+        method: the method's label in the grid (a variant label or the registered name).
+        method_name: the registered method (or the baseline strategy).
+        seed: the seed.
+        config: the run configuration (``RunConfig.to_dict()`` without output and data folder).
+        config_hash: sha256 of the canonical configuration.
+        resources: the per-run resource request (Ray backend).
+    """
+
+    run_id: str
+    kind: str
+    task: str
+    model: str
+    method: str
+    method_name: str
+    seed: int
+    config: dict[str, Any]
+    config_hash: str
+    resources: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunSpec:
+        return cls(**data)
+
+
+@dataclass
+class Expansion:
+    runs: list[RunSpec]
+    skipped: list[tuple[str, str]]  # (what, why)
+
+
+def _as_list(value: Any, key: str, where: str) -> list:
+    if value is None:
+        return []
+    if isinstance(value, str | int):
+        return [value]
+    if not isinstance(value, list):
+        raise ConfigError(f"{where}: {key} must be a list, not {type(value).__name__}.")
+    return value
+
+
+def _mapping(value: Any, key: str, where: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: {key} must be a mapping (key: value), not {value!r}.")
+    return dict(value)
+
+
+def _check_keys(data: dict, known: dict | tuple, where: str) -> None:
+    import difflib
+
+    for key in data:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), list(known), n=2)
+            hint = f" Did you mean {' or '.join(close)}?" if close else ""
+            raise ConfigError(f"{where}: unknown key {key!r}.{hint} Known: {', '.join(known)}.")
+
+
+def load_grid(path: Path | str, out: Path | str | None = None) -> Grid:
+    """Reads and validates a grid file; ``out`` replaces the grid's output folder."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"Cannot read grid {path}: {err}. Fix the YAML or the path.") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping (models:, tasks:, methods:, seeds: ...).")
+    grid = grid_from_dict(data, str(path), default_name=path.stem)
+    grid.source = path
+    if out is not None:
+        grid.out = Path(out)
+    return grid
+
+
+def grid_from_dict(data: dict[str, Any], where: str = "grid", default_name: str = "grid") -> Grid:
+    """A :class:`Grid` from the mapping a grid file holds."""
+    from slopeft.methods import METHODS
+    from slopeft.tasks import expand_task_names
+
+    _check_keys(data, _GRID_KEYS, where)
+    name = str(data.get("name") or default_name)
+    if not re.fullmatch(r"[\w.-]+", name):
+        raise ConfigError(f"{where}: name {name!r} may hold only letters, digits, '.', '_' and '-'.")
+    models = [str(m) for m in _as_list(data.get("models"), "models", where)]
+    tasks: list[str] = []
+    for task in _as_list(data.get("tasks"), "tasks", where):
+        tasks += [t for t in expand_task_names(str(task)) if t not in tasks]
+    methods = _method_variants(data.get("methods"), where, METHODS)
+    seeds = []
+    for seed in _as_list(data.get("seeds", [42]), "seeds", where):
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise ConfigError(f"{where}: seeds must be integers, not {seed!r}.")
+        seeds.append(seed)
+    baselines = [str(b) for b in _as_list(data.get("baselines"), "baselines", where)]
+    if not tasks:
+        raise ConfigError(f"{where}: list at least one task under tasks:.")
+    if (models and not methods) or (methods and not models):
+        raise ConfigError(f"{where}: give both models: and methods: (or neither, for a baselines-only grid).")
+    if not methods and not baselines:
+        raise ConfigError(f"{where}: nothing to run; list models: and methods:, or baselines:.")
+    method_options = _mapping(data.get("method_options"), "method_options", where)
+    for method, options in method_options.items():
+        METHODS.get(method)
+        _mapping(options, f"method_options.{method}", where)
+    overrides = []
+    for i, item in enumerate(_as_list(data.get("overrides"), "overrides", where)):
+        item = _mapping(item, f"overrides[{i}]", where)
+        _check_keys(item, ("match", "training", "method_options"), f"{where}: overrides[{i}]")
+        match = {k: str(v) for k, v in _mapping(item.get("match"), "match", where).items()}
+        _check_keys(match, _MATCH_KEYS, f"{where}: overrides[{i}].match")
+        overrides.append(
+            Override(
+                match,
+                _mapping(item.get("training"), "training", where),
+                _mapping(item.get("method_options"), "method_options", where),
+            )
+        )
+    exclude = []
+    for i, item in enumerate(_as_list(data.get("exclude"), "exclude", where)):
+        item = {k: str(v) for k, v in _mapping(item, f"exclude[{i}]", where).items()}
+        _check_keys(item, _MATCH_KEYS, f"{where}: exclude[{i}]")
+        exclude.append(item)
+    resources = _mapping(data.get("resources"), "resources", where)
+    _check_keys(resources, ("num_cpus", "num_gpus", "memory"), f"{where}: resources")
+    return Grid(
+        name=name,
+        out=Path(data.get("out") or Path("outputs") / "grids" / name),
+        models=models,
+        tasks=tasks,
+        methods=methods,
+        seeds=seeds,
+        description=str(data.get("description") or ""),
+        train_set=data.get("train_set"),
+        data_dir=data.get("data_dir"),
+        training=_mapping(data.get("training"), "training", where),
+        method_options=method_options,
+        baselines=baselines,
+        overrides=overrides,
+        exclude=exclude,
+        resources={k: float(v) for k, v in resources.items()},
+    )
+
+
+def _method_variants(value: Any, where: str, methods) -> list[MethodVariant]:
+    variants: list[MethodVariant] = []
+    for item in _as_list(value, "methods", where):
+        if item == "all":
+            variants += [MethodVariant(name, name) for name in methods.names()]
+            continue
+        if isinstance(item, str):
+            methods.get(item)
+            variants.append(MethodVariant(item, item))
+            continue
+        item = _mapping(item, "methods[]", where)
+        _check_keys(item, ("label", "method", "options", "training"), f"{where}: methods entry")
+        if "method" not in item:
+            raise ConfigError(f"{where}: a methods entry as a mapping needs method: (and usually label:).")
+        method = str(item["method"])
+        methods.get(method)
+        label = str(item.get("label") or method)
+        variants.append(
+            MethodVariant(
+                label,
+                method,
+                _mapping(item.get("options"), "options", where),
+                _mapping(item.get("training"), "training", where),
+            )
+        )
+    labels = [v.label for v in variants]
+    duplicates = sorted({label for label in labels if labels.count(label) > 1})
+    if duplicates:
+        raise ConfigError(
+            f"{where}: method label(s) {', '.join(duplicates)} appear twice; give variants a label:."
+        )
+    return variants
+
+
+def _matches(pattern: dict[str, str], values: dict[str, Any]) -> bool:
+    return all(fnmatch.fnmatchcase(str(values.get(key, "")), glob) for key, glob in pattern.items())
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """sha256 of the canonical JSON of a run configuration."""
+    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "x"
+
+
+def short_task(task: str) -> str:
+    return task.removeprefix("slo-superglue/").replace("/", "-")
+
+
+def short_model(model: str) -> str:
+    if model.startswith(TINY_PREFIX):
+        return "tiny-" + model[len(TINY_PREFIX) :]
+    return _slug(Path(model).name if ("/" in model or Path(model).exists()) else model)
+
+
+def make_run_id(task: str, model: str, method: str, seed: int, digest: str) -> str:
+    """``<task>-<model>-<method>-s<seed>-<hash>``: readable, and unique through the hash."""
+    return f"{short_task(task)}-{short_model(model)}-{_slug(method)}-s{seed}-{digest[:10]}"
+
+
+def model_family(model: str) -> str | None:
+    """The family of a grid's model entry without loading it (None when it cannot be told offline)."""
+    from slopeft.models.sources import resolve_model
+
+    if model.startswith(TINY_PREFIX):
+        arch = model[len(TINY_PREFIX) :]
+        if arch not in TINY_FAMILIES:
+            raise ConfigError(
+                f"Unknown tiny architecture {arch!r} in {model!r}; use one of {', '.join(TINY_FAMILIES)}."
+            )
+        return TINY_FAMILIES[arch]
+    return resolve_model(model).family
+
+
+def _incompatible(
+    task: str, model: str, family: str | None, method: str, options: dict[str, Any]
+) -> str | None:
+    """Why ``method`` cannot run ``task`` on ``model`` (the method's own check, made before any run), or None."""
+    from slopeft.methods import METHODS, MethodContext
+    from slopeft.models.heads import HEADS
+    from slopeft.tasks import TASKS
+    from slopeft.training.build import TASK_TYPES
+
+    if family is None:
+        return None
+    kind = TASKS.get(task).spec.kind
+    if (kind, family) not in HEADS:
+        return f"{kind} has no head for {family} models"
+    head = HEADS[(kind, family)]
+    # The context load_base builds, minus the head modules (known only once the model is loaded).
+    context = MethodContext(
+        family,
+        _architecture(model) or "unknown",
+        [],
+        TASK_TYPES.get(head.__name__) or TASK_TYPES.get(family),
+    )
+    try:
+        METHODS.get(method)(options).check(context)
+    except ConfigError as err:
+        return str(err)
+    return None
+
+
+def _architecture(model: str) -> str | None:
+    from slopeft.models.sources import resolve_model
+
+    if model.startswith(TINY_PREFIX):
+        return {"gemma": "gemma3_text"}.get(model[len(TINY_PREFIX) :], model[len(TINY_PREFIX) :])
+    return resolve_model(model).architecture
+
+
+def expand(grid: Grid) -> Expansion:
+    """Every run of ``grid`` (baselines first), validated; incompatible combinations are skipped with a reason."""
+    from slopeft.config import RunConfig, TrainingConfig, update_dataclass
+    from slopeft.methods import METHODS
+    from slopeft.tasks import TASKS
+
+    runs: list[RunSpec] = []
+    skipped: list[tuple[str, str]] = []
+    from slopeft.evaluation.baselines import BASELINES
+
+    for strategy in grid.baselines:
+        if strategy in ("zero-shot", "few-shot"):
+            raise ConfigError(
+                "Prompting baselines need a model; a grid's baselines: takes model-free strategies "
+                "(majority, random, stratified, copy-source)."
+            )
+        BASELINES.get(strategy)
+        for task in grid.tasks:
+            kind = TASKS.get(task).spec.kind
+            if (kind == "translation") != (strategy == "copy-source"):
+                continue  # label baselines for classification, copy-source for translation: by design
+            for seed in [0] if strategy in SEEDLESS_BASELINES else grid.seeds:
+                values = {
+                    "model": BASELINE_MODEL,
+                    "task": task,
+                    "method": strategy,
+                    "seed": seed,
+                    "kind": "baseline",
+                }
+                if any(_matches(pattern, values) for pattern in grid.exclude):
+                    continue
+                training = _training_for(grid, values, {})
+                training = dataclasses.asdict(update_dataclass(TrainingConfig(), training, "training"))
+                config = {
+                    "kind": "baseline",
+                    "task": task,
+                    "strategy": strategy,
+                    "seed": seed,
+                    "train_set": grid.train_set,
+                    # only these two limits change a baseline's numbers
+                    "max_train_examples": training["max_train_examples"],
+                    "max_eval_examples": training["max_eval_examples"],
+                }
+                digest = config_hash(config)
+                runs.append(
+                    RunSpec(
+                        make_run_id(task, BASELINE_MODEL, strategy, seed, digest),
+                        "baseline",
+                        task,
+                        BASELINE_MODEL,
+                        strategy,
+                        strategy,
+                        seed,
+                        config,
+                        digest,
+                        {"num_cpus": 1.0},
+                    )
+                )
+    families = {model: model_family(model) for model in grid.models}
+    for model in grid.models:
+        for task in grid.tasks:
+            for variant in grid.methods:
+                checked: dict[str, str | None] = {}
+                for seed in grid.seeds:
+                    values = {
+                        "model": model,
+                        "task": task,
+                        "method": variant.label,
+                        "seed": seed,
+                        "kind": "train",
+                    }
+                    if any(_matches(pattern, values) for pattern in grid.exclude):
+                        continue
+                    options = {**grid.method_options.get(variant.method, {}), **variant.options}
+                    for override in grid.overrides:
+                        if _matches(override.match, values):
+                            options.update(override.method_options)
+                    METHODS.get(variant.method)(options)  # validates the options now, not mid-grid
+                    key = json.dumps(options, sort_keys=True, default=str)
+                    if key not in checked:
+                        checked[key] = _incompatible(task, model, families[model], variant.method, options)
+                        if checked[key]:
+                            skipped.append((f"{variant.label} on {task} with {model}", checked[key]))
+                    if checked[key]:
+                        continue
+                    training = update_dataclass(
+                        TrainingConfig(), _training_for(grid, values, variant.training), "training"
+                    )
+                    run_config = RunConfig(
+                        task=task,
+                        model=model,
+                        method=variant.method,
+                        train_set=grid.train_set,
+                        seed=seed,
+                        training=training,
+                        method_options=options,
+                    ).to_dict()
+                    for machine_specific in ("output", "data_dir"):
+                        run_config.pop(machine_specific)
+                    digest = config_hash({"kind": "train", **run_config})
+                    runs.append(
+                        RunSpec(
+                            make_run_id(task, model, variant.label, seed, digest),
+                            "train",
+                            task,
+                            model,
+                            variant.label,
+                            variant.method,
+                            seed,
+                            run_config,
+                            digest,
+                            dict(grid.resources),
+                        )
+                    )
+    seen: dict[str, RunSpec] = {}
+    for run in runs:
+        if run.config_hash in seen:
+            raise ConfigError(
+                f"Two entries of the grid give the same run ({run.run_id}): {seen[run.config_hash].method} and "
+                f"{run.method} have identical settings. Remove one or change its options."
+            )
+        seen[run.config_hash] = run
+    return Expansion(runs, skipped)
+
+
+def _training_for(grid: Grid, values: dict[str, Any], variant_training: dict[str, Any]) -> dict[str, Any]:
+    training = {**grid.training, **variant_training}
+    for override in grid.overrides:
+        if _matches(override.match, values):
+            training.update(override.training)
+    return training

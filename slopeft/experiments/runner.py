@@ -1,0 +1,463 @@
+"""Executing a grid: locally N runs at a time, each in its own subprocess, or as Ray tasks on a cluster.
+
+The runner is idempotent. Before scheduling it syncs every completed record on disk into the
+store (a worker killed between writing its record and its store row loses nothing), skips
+finished runs, and starts the rest through :mod:`~slopeft.experiments.worker`, which resumes an
+interrupted run from its checkpoint. A run another process is working on (its lock is held) is
+retried later instead of being started twice. Folders of a grid's output::
+
+    <out>/grid.json            the expanded grid (what was asked, for reports)
+    <out>/results.sqlite       the results store (WAL)
+    <out>/runs/<run_id>/       one run: record.json, val_predictions.json, adapter/, checkpoint/
+    <out>/jobs/<run_id>.json   the job a worker executes
+    <out>/logs/<run_id>.log    the worker's output (appended across attempts)
+    <out>/locks/<run_id>.lock  held by the process running the run
+    <out>/models/tiny-ARCH/    tiny models built on the fly for ``tiny:ARCH`` entries
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from slopeft.errors import ConfigError
+from slopeft.experiments.grid import Expansion, Grid, RunSpec, expand
+from slopeft.experiments.store import ResultsStore
+from slopeft.experiments.worker import BUSY, INTERRUPTED, RunLock, completed_record
+from slopeft.training.record import write_json_atomic
+
+RETRY_BUSY_SECONDS = 2.0
+POLL_SECONDS = 0.2
+
+
+@dataclass
+class RunSummary:
+    total: int
+    already_done: int = 0
+    completed: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    interrupted: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.interrupted
+
+
+def job_for(grid: Grid, run: RunSpec) -> dict[str, Any]:
+    """What a worker needs to execute ``run`` (all paths absolute: a worker may run elsewhere)."""
+    out = grid.out.resolve()
+    return {
+        "spec": run.to_dict(),
+        "grid": grid.name,
+        "run_dir": str(out / "runs" / run.run_id),
+        "store": str(out / "results.sqlite"),
+        "lock": str(out / "locks" / f"{run.run_id}.lock"),
+        "models_dir": str(out / "models"),
+        "data_dir": str(Path(grid.data_dir).resolve()) if grid.data_dir else None,
+    }
+
+
+def prepare(grid: Grid, expansion: Expansion) -> ResultsStore:
+    """Creates the grid's folders, writes the expanded grid and the jobs; opens the store."""
+    for sub in ("runs", "jobs", "logs", "locks"):
+        (grid.out / sub).mkdir(parents=True, exist_ok=True)
+    write_json_atomic(grid.out / "grid.json", grid_description(grid, expansion))
+    for run in expansion.runs:
+        path = grid.out / "jobs" / f"{run.run_id}.json"
+        job = job_for(grid, run)
+        if not path.is_file() or json.loads(path.read_text()) != job:
+            write_json_atomic(path, job)
+    return ResultsStore(grid.store_path)
+
+
+def grid_description(grid: Grid, expansion: Expansion) -> dict[str, Any]:
+    return {
+        "name": grid.name,
+        "description": grid.description,
+        "source": str(grid.source) if grid.source else None,
+        "models": grid.models,
+        "tasks": grid.tasks,
+        "methods": [m.label for m in grid.methods],
+        "seeds": grid.seeds,
+        "baselines": grid.baselines,
+        "data_dir": grid.data_dir,
+        "runs": [r.run_id for r in expansion.runs],
+        "skipped": [{"what": what, "why": why} for what, why in expansion.skipped],
+    }
+
+
+def sync_from_disk(grid: Grid, runs: list[RunSpec], store: ResultsStore) -> int:
+    """Upserts every completed record found on disk whose store row is not completed; returns how many."""
+    statuses = store.statuses()
+    synced = 0
+    for run in runs:
+        if statuses.get(run.run_id) == "completed":
+            continue
+        run_dir = grid.runs_dir / run.run_id
+        record = completed_record(run_dir)
+        if record is not None:
+            store.upsert(run.to_dict(), "completed", record=record, run_dir=run_dir.resolve(), grid=grid.name)
+            synced += 1
+    return synced
+
+
+def _worker_env(workers: int) -> dict[str, str]:
+    env = dict(os.environ)
+    env["SLOPEFT_PARENT_PID"] = str(os.getpid())
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # N runs share the machine's cores instead of each starting one thread per core.
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // max(workers, 1))))
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def run_grid(
+    grid: Grid,
+    workers: int = 1,
+    backend: str = "local",
+    address: str | None = None,
+    console: Console | None = None,
+    retry_failed: bool = True,
+    isolation: str = "fork",
+) -> RunSummary:
+    """Runs every unfinished run of ``grid``; see the module docstring.
+
+    Args:
+        grid: the loaded grid.
+        workers: runs at the same time (local backend).
+        backend: ``local`` (subprocesses here) or ``ray`` (Ray tasks on the cluster at ``address``).
+        address: the Ray cluster (``127.0.0.1:6379``; ``auto`` finds a local one).
+        console: where progress goes.
+        retry_failed: also rerun runs that failed before (else they stay failed).
+        isolation: local backend: ``fork`` (each run forked from a server that imported torch once)
+            or ``spawn`` (a fresh interpreter per run).
+    """
+    console = console or Console(stderr=True)
+    if workers < 1:
+        raise ConfigError("--workers must be at least 1.")
+    expansion = expand(grid)
+    store = prepare(grid, expansion)
+    sync_from_disk(grid, expansion.runs, store)
+    statuses = store.statuses()
+    summary = RunSummary(total=len(expansion.runs), skipped=expansion.skipped)
+    todo = []
+    for run in expansion.runs:
+        if statuses.get(run.run_id) == "completed":
+            summary.already_done += 1
+        elif statuses.get(run.run_id) == "failed" and not retry_failed:
+            summary.failed.append(run.run_id)
+        else:
+            todo.append(run)
+    console.print(
+        f"Grid [bold]{grid.name}[/bold]: {summary.total} runs, {summary.already_done} already done, "
+        f"{len(todo)} to run ({backend}{f', {workers} at a time' if backend == 'local' else ''}); "
+        f"results in {grid.store_path}",
+        highlight=False,
+    )
+    for what, why in expansion.skipped:
+        reason = why.split(". ")[0].split(": ")[0]  # the first clause; grid.json keeps the whole reason
+        console.print(f"[dim]skipped {what}: {reason}[/dim]", highlight=False)
+    if todo:
+        if backend == "local":
+            _run_local(grid, todo, workers, store, console, summary, isolation)
+        elif backend == "ray":
+            from slopeft.experiments.ray_backend import run_with_ray
+
+            run_with_ray(grid, todo, address, store, console, summary)
+        else:
+            raise ConfigError(f"--backend must be local or ray, not {backend!r}.")
+    console.print(
+        f"Grid {grid.name}: {summary.already_done + len(summary.completed)}/{summary.total} done, "
+        f"{len(summary.failed)} failed, {len(summary.interrupted)} interrupted.",
+        highlight=False,
+    )
+    return summary
+
+
+def _log_timing(grid: Grid, run: RunSpec, code: int, wall: float, cpu: float | None) -> None:
+    """Appends the run's wall and CPU seconds to <out>/timings.jsonl (for sizing grids)."""
+    line = {"run_id": run.run_id, "task": run.task, "model": run.model, "method": run.method, "exit": code}
+    line.update(wall_s=round(wall, 2), cpu_s=None if cpu is None else round(cpu, 2))
+    with open(grid.out / "timings.jsonl", "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(line) + "\n")
+
+
+def report_exit(
+    run: RunSpec,
+    code: int,
+    grid: Grid,
+    store: ResultsStore,
+    console: Console,
+    summary: RunSummary,
+    cpu: float | None = None,
+) -> bool:
+    """Books a finished worker; returns False when the run must be retried later (it was busy elsewhere)."""
+    if code == BUSY:
+        return False
+    if code == 0:
+        row = store.get(run.run_id) or {}
+        score = f"{row.get('main_metric')} {row['main']:.4f}" if row.get("main") is not None else ""
+        used = f" ({cpu:.1f} CPU s)" if cpu is not None else ""
+        console.print(f"[green]✓[/green] {run.run_id} {score}{used}", highlight=False)
+        summary.completed.append(run.run_id)
+    elif code == INTERRUPTED:
+        console.print(f"[yellow]⏸[/yellow] {run.run_id} interrupted (resumable)", highlight=False)
+        summary.interrupted.append(run.run_id)
+    else:
+        row = store.get(run.run_id) or {}
+        log = grid.out / "logs" / f"{run.run_id}.log"
+        console.print(
+            f"[red]✗[/red] {run.run_id} failed (exit {code}): {row.get('error') or 'see the log'}; log: {log}",
+            highlight=False,
+        )
+        summary.failed.append(run.run_id)
+    return True
+
+
+class SpawnLauncher:
+    """One ``python -m slopeft.experiments.worker JOB`` per run (``--isolation spawn``)."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+        self.env = env
+        self.active: dict[int, tuple[subprocess.Popen, Any]] = {}
+
+    def start(self, job_path: Path, log_path: Path) -> int:
+        log = open(log_path, "ab")  # noqa: SIM115  (closed when the run ends)
+        log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} runner pid {os.getpid()}\n".encode())
+        log.flush()
+        # Called from the main thread only: PR_SET_PDEATHSIG fires when the creating thread exits.
+        process = subprocess.Popen(
+            [sys.executable, "-m", "slopeft.experiments.worker", str(job_path)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=self.env,
+        )
+        self.active[process.pid] = (process, log)
+        return process.pid
+
+    def finished(self) -> list[tuple[int, int, float | None]]:
+        """(pid, exit code, CPU seconds or None) of the runs that ended since the last call."""
+        done = []
+        for pid, (process, log) in list(self.active.items()):
+            code = process.poll()
+            if code is not None:
+                log.close()
+                del self.active[pid]
+                done.append((pid, code, None))
+        return done
+
+    def close(self) -> None:
+        for process, log in self.active.values():
+            process.terminate()
+            process.wait()
+            log.close()
+
+
+#: Imported by the runner before it forks runs, so each run starts with them loaded.
+PRELOAD = (
+    "torch",
+    "transformers",
+    "peft",
+    "accelerate",
+    "slopeft.methods",
+    "slopeft.tasks",
+    "slopeft.models.heads",
+    "slopeft.training.run",
+    "slopeft.training.trainer",
+    "slopeft.evaluation.baselines",
+)
+
+
+class ForkLauncher:
+    """Each run a child forked from this runner after it imported torch & co. once (``--isolation fork``).
+
+    Importing torch, transformers and peft costs several CPU seconds per process; a grid of small
+    runs (CI's smoke grid: dozens of runs of a few steps) would spend most of its time importing.
+    The runner never trains or touches a tensor itself, runs no threads (its progress display is
+    refreshed by hand) and holds no open database connection, so a forked child starts clean: its
+    own process, memory and crash, like a fresh interpreter, without the import time.
+    """
+
+    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+        import importlib
+
+        self.env = env
+        for module in PRELOAD:
+            importlib.import_module(module)
+        self.active: set[int] = set()
+
+    def start(self, job_path: Path, log_path: Path) -> int:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            _forked_run(job_path, log_path, self.env)  # never returns
+        self.active.add(pid)
+        return pid
+
+    def finished(self) -> list[tuple[int, int, float | None]]:
+        """(pid, exit code, CPU seconds) of the runs that ended since the last call."""
+        done = []
+        for pid in list(self.active):
+            waited, status, usage = os.wait4(pid, os.WNOHANG)
+            if waited:
+                self.active.discard(pid)
+                done.append((pid, os.waitstatus_to_exitcode(status), usage.ru_utime + usage.ru_stime))
+        return done
+
+    def close(self) -> None:
+        for pid in self.active:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)  # the trainer saves a checkpoint on SIGTERM
+        for pid in self.active:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+        self.active.clear()
+
+
+def _forked_run(job_path: Path, log_path: Path, env: dict[str, str]) -> None:
+    """In a forked child: own output and environment, die with the runner, run the job, exit."""
+    code = 1
+    try:
+        log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.close(log)
+        os.close(null)
+        # Whatever the parent had bound to sys.stdout/stderr (a capture, a proxy), this run writes to its log.
+        sys.stdout = open(1, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115
+        sys.stderr = open(2, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115
+        os.environ.clear()
+        os.environ.update(env)
+        os.write(1, f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} forked run pid {os.getpid()}\n".encode())
+        import torch
+
+        # OMP_NUM_THREADS was read when torch was loaded in the runner; apply this run's share now.
+        torch.set_num_threads(int(env.get("OMP_NUM_THREADS", "1")))
+        from slopeft.experiments import worker
+
+        code = worker.run_job_file(str(job_path))
+    except SystemExit as done:
+        code = done.code if isinstance(done.code, int) else 1
+    except BaseException:  # noqa: BLE001
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+
+
+def _run_local(
+    grid: Grid,
+    todo: list[RunSpec],
+    workers: int,
+    store: ResultsStore,
+    console: Console,
+    summary: RunSummary,
+    isolation: str = "fork",
+) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    queue: deque[tuple[float, RunSpec]] = deque((0.0, run) for run in todo)
+    active: dict[int, tuple[RunSpec, float]] = {}
+    env = _worker_env(workers)
+    if isolation == "fork" and not hasattr(os, "fork"):
+        isolation = "spawn"
+    launcher_class = {"fork": ForkLauncher, "spawn": SpawnLauncher}.get(isolation)
+    if launcher_class is None:
+        raise ConfigError(f"--isolation must be fork or spawn, not {isolation!r}.")
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[running]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        auto_refresh=False,  # no refresh thread: the fork launcher forks from this process
+        redirect_stdout=False,
+        redirect_stderr=False,
+    )
+    launcher = launcher_class(env, grid.out / "logs")
+    try:
+        with progress:
+            bar = progress.add_task(grid.name, total=len(todo), running="")
+            while queue or active:
+                now = time.monotonic()
+                for _ in range(len(queue)):
+                    if len(active) >= workers:
+                        break
+                    not_before, run = queue.popleft()
+                    if not_before > now:
+                        queue.append((not_before, run))
+                        continue
+                    pid = launcher.start(
+                        (grid.out / "jobs" / f"{run.run_id}.json").resolve(),
+                        (grid.out / "logs" / f"{run.run_id}.log").resolve(),
+                    )
+                    active[pid] = (run, time.monotonic())
+                for pid, code, cpu in launcher.finished():
+                    run, started = active.pop(pid, (None, 0.0))
+                    if run is None:
+                        continue
+                    _log_timing(grid, run, code, time.monotonic() - started, cpu)
+                    if report_exit(run, code, grid, store, console, summary, cpu):
+                        progress.advance(bar)
+                    else:
+                        queue.append((time.monotonic() + RETRY_BUSY_SECONDS, run))
+                names = [r.run_id for r, _ in active.values()]
+                progress.update(bar, running=", ".join(names) if len(names) <= 2 else f"{len(names)} running")
+                progress.refresh()
+                time.sleep(POLL_SECONDS)
+    finally:
+        launcher.close()
+
+
+# -- status -------------------------------------------------------------------------------------
+@dataclass
+class RunState:
+    run: RunSpec
+    state: str  # done | running | failed | pending
+    note: str = ""
+
+
+def grid_status(grid: Grid) -> tuple[list[RunState], Expansion]:
+    """Each run's state: done (completed record), running (its lock is held), failed, or pending."""
+    expansion = expand(grid)
+    rows = {}
+    if grid.store_path.is_file():
+        rows = {row["run_id"]: row for row in ResultsStore(grid.store_path).rows()}
+    states = []
+    for run in expansion.runs:
+        row = rows.get(run.run_id) or {}
+        run_dir = grid.runs_dir / run.run_id
+        if row.get("status") == "completed" or completed_record(run_dir) is not None:
+            states.append(
+                RunState(run, "done", f"{row.get('main_metric') or ''} {row.get('main') or ''}".strip())
+            )
+        elif RunLock(grid.out / "locks" / f"{run.run_id}.lock").held_elsewhere():
+            states.append(RunState(run, "running", f"attempt {row.get('attempts') or 1}"))
+        elif row.get("status") == "failed":
+            states.append(RunState(run, "failed", row.get("error") or ""))
+        else:
+            resumable = (run_dir / "checkpoint").exists() or (run_dir / "checkpoint.old").exists()
+            states.append(RunState(run, "pending", "resumes from its checkpoint" if resumable else ""))
+    return states, expansion

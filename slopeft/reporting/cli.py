@@ -1,0 +1,35 @@
+"""`slopeft report`: flags in, :func:`slopeft.reporting.report.report_for_grid` out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+
+def report(
+    grid: Annotated[Path, typer.Option("--grid", help="The grid file (configs/grids/NAME.yaml).")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for report.md, report.html and plots/.")],
+    grid_out: Annotated[
+        Path | None,
+        typer.Option("--grid-out", help="The grid's output folder, when it was run with `grid run --out`."),
+    ] = None,
+    draws: Annotated[int, typer.Option(help="Bootstrap draws per interval.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap draws.")] = 0,
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="Data root (else $SLOPEFT_DATA).", show_default=False)
+    ] = None,
+) -> None:
+    """Write a grid's report: Markdown, a standalone HTML page and plots (PNG and SVG)."""
+    from slopeft.experiments.grid import load_grid
+    from slopeft.reporting.report import report_for_grid
+
+    loaded = load_grid(grid, grid_out)
+    files = report_for_grid(loaded.out, out, str(data_dir) if data_dir else None, draws=draws, seed=seed)
+    console = Console()
+    console.print(f"Wrote {files.markdown}", highlight=False)
+    console.print(f"Wrote {files.html}", highlight=False)
+    for plot in files.plots:
+        console.print(f"Wrote {plot.png} and {plot.svg}", highlight=False)

@@ -1,0 +1,245 @@
+"""Report plots with matplotlib's object API on the Agg canvas (no pyplot state, no display needed).
+
+Three figures, each written as PNG and SVG:
+
+- ``pareto``: score against trainable parameters per task, one point per (model, method) with its
+  95% interval, the Pareto front (fewest parameters for the best score) as a step line and the
+  majority baseline as a dashed line;
+- ``methods``: per task, one bar per (model, method) with its interval; degenerate groups hatched;
+- ``costs``: per (model, method), mean train time, adapter size and peak memory across tasks.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from slopeft.reporting.results import Group, Results
+
+PALETTE = ["#1b6ca8", "#d1495b", "#2a9d8f", "#e9a03b", "#6a4c93", "#8d6e63", "#00798c", "#c44536", "#5c946e"]
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "h"]
+
+
+@dataclass
+class Plot:
+    name: str
+    title: str
+    png: Path
+    svg: Path
+    alt: str
+
+
+def _figure(width: float, height: float):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=110, layout="constrained")
+
+
+def _save(fig, out_dir: Path, name: str) -> tuple[Path, Path]:
+    import matplotlib
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    png, svg = out_dir / f"{name}.png", out_dir / f"{name}.svg"
+    with matplotlib.rc_context({"svg.hashsalt": "slopeft", "svg.fonttype": "path"}):
+        fig.savefig(png, format="png", metadata={"Software": None})
+        fig.savefig(svg, format="svg", metadata={"Date": None, "Creator": None})
+    return png, svg
+
+
+def _grid_shape(n: int, cols: int = 3) -> tuple[int, int]:
+    cols = min(cols, max(n, 1))
+    return math.ceil(max(n, 1) / cols), cols
+
+
+def _short(task: str) -> str:
+    return task.removeprefix("slo-superglue/")
+
+
+def _interval(group: Group) -> tuple[float, float] | None:
+    if group.ci is None or group.main_metric not in group.ci.low:
+        return None
+    return group.ci.low[group.main_metric], group.ci.high[group.main_metric]
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The points no other point beats on both axes (fewer parameters, higher score), by parameters."""
+    front: list[tuple[float, float]] = []
+    for x, y in sorted(points, key=lambda p: (p[0], -p[1])):
+        if not front or y > front[-1][1]:
+            front.append((x, y))
+    return front
+
+
+def _styles(results: Results) -> tuple[dict[str, str], dict[str, str]]:
+    """A colour per method (what the plots compare) and a marker per model."""
+    from matplotlib import colormaps
+
+    models = sorted({g.model for g in results.groups if g.kind == "train"})
+    methods = sorted({g.method for g in results.groups if g.kind == "train"})
+    table = colormaps["tab20"].colors if len(methods) > len(PALETTE) else PALETTE
+    colours = {m: _hex(table[i % len(table)]) for i, m in enumerate(methods)}
+    markers = {m: MARKERS[i % len(MARKERS)] for i, m in enumerate(models)}
+    return colours, markers
+
+
+def _hex(colour) -> str:
+    if isinstance(colour, str):
+        return colour
+    return "#" + "".join(f"{round(c * 255):02x}" for c in colour[:3])
+
+
+def plot_pareto(results: Results, out_dir: Path) -> Plot:
+    tasks = results.tasks()
+    rows, cols = _grid_shape(len(tasks))
+    fig = _figure(4.2 * cols, 3.4 * rows)
+    axes = fig.subplots(rows, cols, squeeze=False)
+    colours, markers = _styles(results)
+    for ax in axes.flat[len(tasks) :]:
+        ax.set_visible(False)
+    for ax, task in zip(axes.flat, tasks, strict=False):
+        groups = results.by_task(task)
+        points = []
+        for g in groups:
+            if g.kind == "baseline":
+                ax.axhline(g.mean, color="#777777", linestyle="--", linewidth=1, label=f"{g.method} baseline")
+                continue
+            x = g.cost("trainable")
+            if not x:
+                continue
+            interval = _interval(g)
+            yerr = [[g.mean - interval[0]], [interval[1] - g.mean]] if interval else None
+            ax.errorbar(
+                [x],
+                [g.mean],
+                yerr=yerr,
+                fmt=markers[g.model],
+                color=colours[g.method],
+                mfc="white" if g.degenerate_runs else colours[g.method],
+                capsize=3,
+                label=g.label,
+            )
+            points.append((x, g.mean))
+        front = pareto_front(points)
+        if len(front) > 1:
+            ax.step(
+                *zip(*front, strict=True),
+                where="post",
+                color="#222222",
+                linewidth=1,
+                alpha=0.7,
+                label="Pareto front",
+            )
+        elif front:
+            ax.plot(*front[0], marker="o", markersize=14, mfc="none", color="#222222", label="Pareto front")
+        ax.set_xscale("log")
+        ax.set_title(_short(task), fontsize=10)
+        ax.set_xlabel("trainable parameters (log)")
+        ax.set_ylabel(groups[0].main_metric if groups else "score")
+        ax.grid(True, alpha=0.3)
+    handles, labels = [], []
+    for ax in axes.flat:
+        for h, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            if label not in labels:
+                handles.append(h)
+                labels.append(label)
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncols=min(4, len(labels)), fontsize=8)
+    fig.suptitle("Score vs trainable parameters (hollow: degenerate runs)", fontsize=11)
+    png, svg = _save(fig, out_dir, "pareto")
+    return Plot(
+        "pareto",
+        "Score vs trainable parameters, Pareto front per task",
+        png,
+        svg,
+        "Scatter plots of validation score against trainable parameters per task",
+    )
+
+
+def plot_methods(results: Results, out_dir: Path) -> Plot:
+    tasks = results.tasks()
+    rows, cols = _grid_shape(len(tasks))
+    width = max(4.2, 0.45 * max((len(results.by_task(t)) for t in tasks), default=1) + 1.5)
+    fig = _figure(width * cols, 3.6 * rows)
+    axes = fig.subplots(rows, cols, squeeze=False)
+    colours, _ = _styles(results)
+    for ax in axes.flat[len(tasks) :]:
+        ax.set_visible(False)
+    for ax, task in zip(axes.flat, tasks, strict=False):
+        groups = results.by_task(task)
+        for i, g in enumerate(groups):
+            interval = _interval(g)
+            yerr = [[g.mean - interval[0]], [interval[1] - g.mean]] if interval else None
+            ax.bar(
+                [i],
+                [g.mean],
+                yerr=yerr,
+                capsize=3,
+                color="#bbbbbb" if g.kind == "baseline" else colours.get(g.method, PALETTE[0]),
+                hatch="//" if g.degenerate_runs else None,
+                edgecolor="#333333",
+                linewidth=0.6,
+            )
+        ax.set_xticks(range(len(groups)))
+        ax.set_xticklabels(
+            [f"{g.method}{' †' if g.degenerate_runs else ''}\n{g.model}" for g in groups],
+            rotation=60,
+            ha="right",
+            fontsize=7,
+        )
+        ax.set_title(_short(task), fontsize=10)
+        ax.set_ylabel(groups[0].main_metric if groups else "score")
+        ax.grid(True, axis="y", alpha=0.3)
+    fig.suptitle("Validation score with 95% bootstrap interval († hatched: degenerate runs)", fontsize=11)
+    png, svg = _save(fig, out_dir, "methods")
+    return Plot(
+        "methods", "Methods per task with 95% intervals", png, svg, "Bar charts of score per method and task"
+    )
+
+
+def plot_costs(results: Results, out_dir: Path) -> Plot:
+    systems: dict[tuple[str, str], list[Group]] = {}
+    for g in results.groups:
+        if g.kind == "train":
+            systems.setdefault((g.model, g.method), []).append(g)
+    names = [f"{method} · {model}" for model, method in systems]
+    colours, _ = _styles(results)
+    metrics = [
+        ("train_seconds", "train time (s, mean per run)", 1.0, "mean"),
+        ("adapter_bytes", "adapter size (MB)", 2**-20, "mean"),
+        ("peak_rss_mb", "peak memory (RSS MB, max)", 1.0, "max"),
+    ]
+    fig = _figure(12, max(2.5, 0.35 * len(names) + 1.4))
+    axes = fig.subplots(1, len(metrics), squeeze=False)[0]
+    for ax, (key, title, scale, how) in zip(axes, metrics, strict=True):
+        values = []
+        for groups in systems.values():
+            per_task = [v for g in groups if (v := g.cost(key, how)) is not None]
+            if not per_task:
+                values.append(0.0)
+            else:
+                values.append((max(per_task) if how == "max" else sum(per_task) / len(per_task)) * scale)
+        ax.barh(range(len(names)), values, color=[colours.get(m, PALETTE[0]) for _, m in systems])
+        ax.set_yticks(range(len(names)))
+        ax.set_yticklabels(names if ax is axes[0] else [""] * len(names), fontsize=8)
+        ax.invert_yaxis()
+        ax.set_title(title, fontsize=10)
+        ax.grid(True, axis="x", alpha=0.3)
+    fig.suptitle("What each method costs (averaged over tasks)", fontsize=11)
+    png, svg = _save(fig, out_dir, "costs")
+    return Plot(
+        "costs",
+        "Cost per method: train time, adapter size, peak memory",
+        png,
+        svg,
+        "Horizontal bar charts of train time, adapter size and peak memory per method",
+    )
+
+
+def make_plots(results: Results, out_dir: Path) -> list[Plot]:
+    """Writes the three figures as PNG and SVG into ``out_dir``."""
+    out_dir = Path(out_dir)
+    plots = [plot_pareto(results, out_dir), plot_methods(results, out_dir)]
+    if any(g.kind == "train" for g in results.groups):
+        plots.append(plot_costs(results, out_dir))
+    return plots

@@ -1,0 +1,484 @@
+"""The grid report: one document model rendered as Markdown and as a standalone HTML page.
+
+``build_report`` reads a grid's results store, summarises it (:mod:`slopeft.reporting.results`),
+draws the plots (:mod:`slopeft.reporting.plots`) and writes into the output folder::
+
+    report.md      Markdown (plots linked as PNG)
+    report.html    one self-contained page: CSS inline, plots embedded as SVG data URIs, no scripts
+    plots/*.png, plots/*.svg
+    summary.json   the table numbers, for other tools
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from slopeft.reporting.plots import Plot, make_plots
+from slopeft.reporting.references import compare_with_references
+from slopeft.reporting.results import SUPERGLUE, Group, Results, summarise
+from slopeft.reporting.stats import DEFAULT_DRAWS, TRANSLATION_DRAWS
+
+DEGENERATE_MARK = "†"
+
+
+@dataclass
+class Table:
+    columns: list[str]
+    rows: list[list[str]]
+    caption: str = ""
+
+
+@dataclass
+class Section:
+    title: str
+    blocks: list[Any] = field(default_factory=list)  # str (paragraph) | Table | Plot
+
+
+@dataclass
+class ReportFiles:
+    markdown: Path
+    html: Path
+    plots: list[Plot]
+    summary: Path
+
+
+# -- formatting ---------------------------------------------------------------------------------
+def _num(value: float | None, digits: int = 3) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def _score(group: Group) -> str:
+    text = _num(group.mean)
+    return text if group.std is None else f"{text} ± {_num(group.std)}"
+
+
+def _ci(group: Group) -> str:
+    if group.ci is None or group.main_metric not in group.ci.low:
+        return "—"
+    return f"[{_num(group.ci.low[group.main_metric])}, {_num(group.ci.high[group.main_metric])}]"
+
+
+def _vs_best(group: Group) -> str:
+    if group.kind != "train":
+        return ""
+    if group.best_method == group.method:
+        return "best"
+    if group.vs_best is None:
+        return "—"
+    t = group.vs_best
+    return f"{t.delta:+.3f} [{t.low:+.3f}, {t.high:+.3f}], p={t.p_value:.3f}"
+
+
+def _count(value: float | None) -> str:
+    if value is None:
+        return "—"
+    value = int(round(value))
+    return f"{value / 1e6:.2f}M" if value >= 1e6 else f"{value:,}"
+
+
+def _flags(group: Group) -> str:
+    flags = []
+    if group.degenerate_runs:
+        flags.append(f"{DEGENERATE_MARK} degenerate {group.degenerate_runs}/{group.seeds}")
+    unknown = sum(r.degenerate is None for r in group.runs)
+    if unknown:
+        flags.append(f"no predictions saved for {unknown}")
+    flags += group.notes
+    return "; ".join(flags)
+
+
+def _mark(name: str, degenerate: int) -> str:
+    return f"{name} {DEGENERATE_MARK}" if degenerate else name
+
+
+# -- the document -------------------------------------------------------------------------------
+def task_table(groups: list[Group]) -> Table:
+    rows = []
+    for g in groups:
+        share = g.cost("trainable_share")
+        adapter = g.cost("adapter_bytes")
+        rows.append(
+            [
+                g.model,
+                _mark(g.method, g.degenerate_runs),
+                str(g.seeds),
+                _score(g),
+                _ci(g),
+                _vs_best(g),
+                _count(g.cost("trainable")),
+                "—" if share is None else f"{share:.3%}",
+                "—" if adapter is None else f"{adapter / 2**20:.2f}",
+                _num(g.cost("train_seconds"), 1),
+                _num(g.cost("peak_rss_mb", "max"), 0),
+                _flags(g),
+            ]
+        )
+    metric = groups[0].main_metric if groups else "score"
+    return Table(
+        [
+            "model",
+            "method",
+            "seeds",
+            f"{metric} (mean ± std)",
+            "95% CI",
+            "Δ vs best [95% CI], p",
+            "trainable",
+            "share of base",
+            "adapter MB",
+            "train s",
+            "peak RSS MB",
+            "flags",
+        ],
+        rows,
+    )
+
+
+def build_document(results: Results, plots: list[Plot], meta: dict[str, Any]) -> tuple[str, list[Section]]:
+    title = f"slopeft report · grid {results.grid}"
+    sections: list[Section] = []
+    done = len({r.run_id for g in results.groups for r in g.runs})
+    failed = [r for r in results.failed if r["status"] == "failed"]
+    expected = meta.get("expected_runs")
+    overview = Section("Overview")
+    overview.blocks.append(
+        f"Generated {meta['generated']}. {done} runs completed"
+        + (f" of {expected} in the grid" if expected else "")
+        + f", {len(failed)} failed"
+        + (f", {max(expected - done - len(failed), 0)} not finished" if expected else "")
+        + f". Results store: {meta['store']}."
+    )
+    if meta.get("description"):
+        overview.blocks.append(str(meta["description"]))
+    overview.blocks.append(
+        "Scores are on the validation set (SloBench withholds test labels). Mean ± sample standard "
+        "deviation over seeds; 95% confidence intervals by percentile bootstrap over validation examples "
+        f"({results.draws} draws, {TRANSLATION_DRAWS} for translation), each draw scored with the task's own "
+        "metric function and averaged over seeds; MultiRC is resampled by question. "
+        "“Δ vs best” is a paired bootstrap test (same draws for both systems, two-sided p-value from the "
+        "null-shifted differences) of each method against the best method of the same model and task. "
+        f"{DEGENERATE_MARK} marks degenerate runs: every validation prediction is the same label."
+    )
+    sections.append(overview)
+    for task in results.tasks():
+        groups = results.by_task(task)
+        section = Section(f"Task {task}")
+        section.blocks.append(task_table(groups))
+        sections.append(section)
+    averages = Section("SloBench SuperGLUE average")
+    if results.averages:
+        averages.blocks.append(
+            "The leaderboard's average: mean of BoolQ, CB average, COPA, MultiRC average, RTE and WSC (validation)."
+        )
+        rows = [
+            [
+                a.model,
+                _mark(a.method, a.degenerate_runs),
+                str(a.seeds),
+                _num(a.mean) if a.std is None else f"{_num(a.mean)} ± {_num(a.std)}",
+                "—" if a.low is None else f"[{_num(a.low)}, {_num(a.high)}]",
+                f"{DEGENERATE_MARK} {a.degenerate_runs} degenerate task runs" if a.degenerate_runs else "",
+            ]
+            for a in sorted(results.averages, key=lambda a: -a.mean)
+        ]
+        averages.blocks.append(
+            Table(["model", "method", "seeds", "average (mean ± std)", "95% CI", "flags"], rows)
+        )
+    else:
+        present = [t for t in SUPERGLUE if t in results.tasks()]
+        averages.blocks.append(
+            f"Not computed: it needs all six SuperGLUE tasks for a system; this grid has {len(present)} "
+            f"({', '.join(t.split('/')[-1] for t in present) or 'none'})."
+        )
+    sections.append(averages)
+    reference = Section("Published reference points")
+    reference.blocks.append(
+        "From docs/slobench.md, shipped with their sources in slopeft/resources/reference_points.csv. "
+        "“ours” is the best system of this grid on the same task and metric (our majority baseline for "
+        "the majority rows)."
+    )
+    reference.blocks.append(
+        Table(
+            [
+                "board",
+                "split",
+                "system",
+                "task",
+                "metric",
+                "published",
+                "ours",
+                "Δ",
+                "ours by",
+                "note",
+                "source",
+            ],
+            [
+                [
+                    c.reference.board,
+                    c.reference.split,
+                    c.reference.system,
+                    c.reference.task,
+                    c.reference.metric,
+                    _num(c.reference.value),
+                    _num(c.ours),
+                    "—" if c.delta is None else f"{c.delta:+.3f}",
+                    c.by,
+                    c.note,
+                    c.reference.source,
+                ]
+                for c in compare_with_references(results)
+            ],
+        )
+    )
+    sections.append(reference)
+    figures = Section("Plots")
+    figures.blocks += plots
+    sections.append(figures)
+    if results.failed:
+        failures = Section("Runs not completed")
+        failures.blocks.append(
+            Table(
+                ["run", "status", "error"],
+                [[r["run_id"], r["status"], (r.get("error") or "")[:300]] for r in results.failed],
+            )
+        )
+        sections.append(failures)
+    if meta.get("skipped"):
+        skipped = Section("Combinations not run")
+        skipped.blocks.append(
+            "Skipped when the grid was expanded, each with the model's or method's own reason."
+        )
+        skipped.blocks.append(
+            Table(["run", "why"], [[item["what"], item["why"]] for item in meta["skipped"]])
+        )
+        sections.append(skipped)
+    provenance = Section("Provenance")
+    provenance.blocks.append(Table(["what", "values"], [[k, v] for k, v in meta["provenance"].items()]))
+    sections.append(provenance)
+    return title, sections
+
+
+# -- rendering ----------------------------------------------------------------------------------
+def _md_cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(title: str, sections: list[Section], out_dir: Path) -> str:
+    lines = [f"# {title}", ""]
+    for section in sections:
+        lines += [f"## {section.title}", ""]
+        for block in section.blocks:
+            if isinstance(block, Table):
+                lines.append("| " + " | ".join(_md_cell(c) for c in block.columns) + " |")
+                lines.append("|" + "|".join(" --- " for _ in block.columns) + "|")
+                lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in block.rows]
+            elif isinstance(block, Plot):
+                png = block.png.relative_to(out_dir).as_posix()
+                svg = block.svg.relative_to(out_dir).as_posix()
+                lines.append(f"![{block.alt}]({png})")
+                lines.append("")
+                lines.append(f"*{block.title}* ([SVG]({svg}))")
+            else:
+                lines.append(str(block))
+            lines.append("")
+    return "\n".join(lines)
+
+
+_CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2rem auto;
+       max-width: 1200px; padding: 0 1rem; color: #222; line-height: 1.45; }
+h1 { font-size: 1.6rem; } h2 { font-size: 1.25rem; margin-top: 2rem; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; margin: 0.8rem 0; font-size: 0.85rem; display: block; overflow-x: auto; }
+th, td { border: 1px solid #d0d0d0; padding: 0.25rem 0.5rem; text-align: left; vertical-align: top; }
+th { background: #f3f5f7; } tr:nth-child(even) td { background: #fafafa; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td:first-child, td:nth-child(2) { white-space: nowrap; } td:last-child { min-width: 10rem; }
+figure { margin: 1rem 0; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
+figcaption { font-size: 0.85rem; color: #555; }
+.degenerate { color: #b00020; }
+"""
+
+
+def _html_cell(text: str, header: bool = False) -> str:
+    text = str(text)
+    tag = "th" if header else "td"
+    numeric = not header and (text[:1].isdigit() or text.startswith(("+", "-", "−", "[")))
+    cls = ' class="num"' if numeric else ""
+    body = html.escape(text)
+    if DEGENERATE_MARK in text and not header:
+        body = body.replace(
+            DEGENERATE_MARK, f'<span class="degenerate" title="degenerate">{DEGENERATE_MARK}</span>'
+        )
+    return f"<{tag}{cls}>{body}</{tag}>"
+
+
+def render_html(title: str, sections: list[Section]) -> str:
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        "<head>",
+        '<meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{html.escape(title)}</title>",
+        # Standalone: nothing is fetched (no favicon request either).
+        '<link rel="icon" href="data:,">',
+        f"<style>{_CSS}</style>",
+        "</head>",
+        "<body>",
+        f"<h1>{html.escape(title)}</h1>",
+    ]
+    for section in sections:
+        parts.append(f"<section><h2>{html.escape(section.title)}</h2>")
+        for block in section.blocks:
+            if isinstance(block, Table):
+                parts.append("<table>")
+                parts.append(
+                    "<thead><tr>" + "".join(_html_cell(c, True) for c in block.columns) + "</tr></thead>"
+                )
+                parts.append("<tbody>")
+                parts += ["<tr>" + "".join(_html_cell(c) for c in row) + "</tr>" for row in block.rows]
+                parts.append("</tbody></table>")
+            elif isinstance(block, Plot):
+                data = base64.b64encode(block.svg.read_bytes()).decode()
+                parts.append(
+                    f'<figure id="plot-{html.escape(block.name)}"><img alt="{html.escape(block.alt)}" '
+                    f'src="data:image/svg+xml;base64,{data}"><figcaption>{html.escape(block.title)}</figcaption></figure>'
+                )
+            else:
+                parts.append(f"<p>{html.escape(str(block))}</p>")
+        parts.append("</section>")
+    parts += ["</body>", "</html>", ""]
+    return "\n".join(parts)
+
+
+def _provenance(results: Results) -> dict[str, str]:
+    records = [r.record for g in results.groups for r in g.runs]
+    versions: dict[str, set] = {}
+    for record in records:
+        for key, value in (record.get("versions") or {}).items():
+            versions.setdefault(key, set()).add(str(value))
+    commits = {
+        f"{(r.get('git') or {}).get('commit') or 'unknown'}{' (dirty)' if (r.get('git') or {}).get('dirty') else ''}"
+        for r in records
+    }
+    fingerprints: dict[str, set] = {}
+    for g in results.groups:
+        for r in g.runs:
+            fingerprints.setdefault(g.task, set()).add(
+                ((r.record.get("data") or {}).get("fingerprint") or "")[:12]
+            )
+    provenance = {f"version {k}": ", ".join(sorted(v)) for k, v in sorted(versions.items())}
+    provenance["git commit"] = ", ".join(sorted(commits)) or "—"
+    for task, values in fingerprints.items():
+        provenance[f"data {task}"] = ", ".join(sorted(values))
+    return provenance
+
+
+def _summary_json(results: Results) -> dict[str, Any]:
+    return {
+        "grid": results.grid,
+        "groups": [
+            {
+                "task": g.task,
+                "model": g.model,
+                "method": g.method,
+                "kind": g.kind,
+                "seeds": g.seeds,
+                "main_metric": g.main_metric,
+                "mean": g.mean,
+                "std": g.std,
+                "ci": None if g.ci is None else [g.ci.low[g.main_metric], g.ci.high[g.main_metric]],
+                "vs_best": None
+                if g.vs_best is None
+                else {
+                    "delta": g.vs_best.delta,
+                    "ci": [g.vs_best.low, g.vs_best.high],
+                    "p": g.vs_best.p_value,
+                },
+                "best_method": g.best_method,
+                "degenerate_runs": g.degenerate_runs,
+                "runs": [r.run_id for r in g.runs],
+                "trainable": g.cost("trainable"),
+                "trainable_share": g.cost("trainable_share"),
+                "adapter_bytes": g.cost("adapter_bytes"),
+                "train_seconds": g.cost("train_seconds"),
+                "peak_rss_mb": g.cost("peak_rss_mb", "max"),
+            }
+            for g in results.groups
+        ],
+        "superglue_average": [a.__dict__ for a in results.averages],
+        "failed": [
+            {"run_id": r["run_id"], "status": r["status"], "error": r.get("error")} for r in results.failed
+        ],
+    }
+
+
+def build_report(
+    rows: list[dict[str, Any]],
+    out_dir: Path,
+    grid_name: str = "",
+    description: str = "",
+    store_path: Path | None = None,
+    expected_runs: int | None = None,
+    data_dir: str | None = None,
+    draws: int = DEFAULT_DRAWS,
+    seed: int = 0,
+    skipped: list[dict[str, str]] | None = None,
+) -> ReportFiles:
+    """Writes report.md, report.html, plots/ and summary.json for the store ``rows`` of one grid."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = summarise(rows, grid_name, data_dir=data_dir, draws=draws, seed=seed)
+    plots = make_plots(results, out_dir / "plots") if results.groups else []
+    meta = {
+        "generated": time.strftime("%Y-%m-%d %H:%M %Z"),
+        "store": str(store_path) if store_path else "—",
+        "expected_runs": expected_runs,
+        "description": description,
+        "skipped": skipped or [],
+        "provenance": _provenance(results),
+    }
+    title, sections = build_document(results, plots, meta)
+    markdown = out_dir / "report.md"
+    markdown.write_text(render_markdown(title, sections, out_dir), encoding="utf-8")
+    page = out_dir / "report.html"
+    page.write_text(render_html(title, sections), encoding="utf-8")
+    summary = out_dir / "summary.json"
+    summary.write_text(json.dumps(_summary_json(results), indent=2, default=float) + "\n", encoding="utf-8")
+    return ReportFiles(markdown, page, plots, summary)
+
+
+def report_for_grid(
+    grid_out: Path, out_dir: Path, data_dir: str | None = None, draws: int = DEFAULT_DRAWS, seed: int = 0
+) -> ReportFiles:
+    """The report of the grid whose output folder is ``grid_out`` (its results.sqlite and grid.json)."""
+    from slopeft.errors import ConfigError
+    from slopeft.experiments.store import open_store
+
+    grid_out = Path(grid_out)
+    store = open_store(grid_out / "results.sqlite")
+    described = grid_out / "grid.json"
+    info = json.loads(described.read_text(encoding="utf-8")) if described.is_file() else {}
+    rows = store.rows()
+    if "runs" in info:  # rows of runs the grid no longer has (it was edited) stay out of its report
+        wanted = set(info["runs"])
+        rows = [r for r in rows if r["run_id"] in wanted]
+    if not rows:
+        raise ConfigError(f"The results store in {grid_out} has no runs yet. Run the grid first.")
+    return build_report(
+        rows,
+        out_dir,
+        grid_name=info.get("name", grid_out.name),
+        description=info.get("description", ""),
+        store_path=grid_out / "results.sqlite",
+        expected_runs=len(info["runs"]) if "runs" in info else None,
+        data_dir=data_dir or info.get("data_dir"),
+        draws=draws,
+        seed=seed,
+        skipped=info.get("skipped"),
+    )

@@ -1,0 +1,137 @@
+"""Grid files: validation, expansion, deterministic run ids, overrides, exclusions, skipped combinations."""
+
+from __future__ import annotations
+
+import pytest
+
+from slopeft.errors import ConfigError
+from slopeft.experiments.grid import expand, grid_from_dict, load_grid
+from slopeft.methods import METHODS
+from tests.experiments.smoke import REPO, SMOKE
+
+GRIDS = REPO / "configs" / "grids"
+
+
+def _grid(**data):
+    base = {"models": ["tiny:bert"], "tasks": ["slo-superglue/cb"], "methods": ["lora"], "seeds": [1]}
+    return grid_from_dict({**base, **data})
+
+
+def test_smoke_grid_covers_every_registered_method_on_two_tasks_and_two_seeds():
+    grid = load_grid(SMOKE)
+    expansion = expand(grid)
+    assert len(grid.tasks) == 2 and grid.seeds == [1, 2]
+    trained = {(r.task, r.method_name) for r in expansion.runs if r.kind == "train"}
+    skipped = {what for what, _ in expansion.skipped}
+    for task in grid.tasks:
+        for method in METHODS.names():
+            # every method runs, or is skipped with the method's own reason (e.g. qlora without bitsandbytes)
+            assert (task, method) in trained or f"{method} on {task} with tiny:bert" in skipped
+    assert all(why for _, why in expansion.skipped)
+    for task, method in trained:
+        seeds = sorted(r.seed for r in expansion.runs if (r.task, r.method_name) == (task, method))
+        assert seeds == [1, 2]
+    baselines = [r for r in expansion.runs if r.kind == "baseline"]
+    assert sorted(r.task for r in baselines) == sorted(grid.tasks)
+
+
+def test_run_ids_are_deterministic_unique_and_follow_the_configuration():
+    first = [r.run_id for r in expand(load_grid(SMOKE)).runs]
+    assert first == [r.run_id for r in expand(load_grid(SMOKE)).runs]
+    assert len(set(first)) == len(first)
+    a = expand(_grid()).runs[0]
+    assert a.run_id.startswith("cb-tiny-bert-lora-s1-")
+    assert expand(_grid()).runs[0].run_id == a.run_id
+    # any setting, including a default made explicit with another value, is a new run
+    assert expand(_grid(training={"epochs": 2})).runs[0].run_id != a.run_id
+    assert expand(_grid(method_options={"lora": {"r": 4}})).runs[0].run_id != a.run_id
+    # the output folder and data folder are not part of the identity
+    assert expand(_grid(data_dir="/elsewhere", out="x")).runs[0].run_id == a.run_id
+    # a label is cosmetic; the same settings under two labels would be the same run: an error
+    with pytest.raises(ConfigError, match="same run"):
+        expand(_grid(methods=["lora", {"label": "lora-again", "method": "lora"}]))
+
+
+def test_variants_overrides_and_exclusions():
+    grid = _grid(
+        models=["tiny:bert", "tiny:gemma"],
+        tasks=["slo-superglue/cb", "slo-superglue/rte"],
+        methods=[
+            "lora",
+            {
+                "label": "lora-r16",
+                "method": "lora",
+                "options": {"r": 16},
+                "training": {"learning_rate": 1e-4},
+            },
+        ],
+        seeds=[1, 2],
+        training={"epochs": 1, "max_length": 128},
+        method_options={"lora": {"r": 4}},
+        overrides=[
+            {"match": {"model": "tiny:gemma"}, "training": {"max_length": 64}, "method_options": {"alpha": 8}}
+        ],
+        exclude=[{"task": "*rte", "model": "tiny:gemma"}, {"method": "lora-r16", "seed": "2"}],
+    )
+    runs = expand(grid).runs
+    by = {(r.task, r.model, r.method, r.seed): r for r in runs}
+    # 2 models × 2 tasks × 2 methods × 2 seeds = 16, minus gemma on RTE (4), minus lora-r16 seed 2 elsewhere (3)
+    assert len(runs) == 16 - 4 - 3
+    assert ("slo-superglue/rte", "tiny:gemma", "lora", 1) not in by
+    assert not any(r.method == "lora-r16" and r.seed == 2 for r in runs)
+    bert = by[("slo-superglue/cb", "tiny:bert", "lora", 1)].config
+    assert bert["method_options"] == {"r": 4} and bert["training"]["max_length"] == 128
+    variant = by[("slo-superglue/cb", "tiny:bert", "lora-r16", 1)].config
+    assert variant["method_options"] == {"r": 16} and variant["training"]["learning_rate"] == 1e-4
+    gemma = by[("slo-superglue/cb", "tiny:gemma", "lora", 1)].config
+    assert gemma["training"]["max_length"] == 64 and gemma["method_options"] == {"r": 4, "alpha": 8}
+
+
+def test_incompatible_combinations_are_skipped_with_the_reason():
+    expansion = expand(_grid(tasks=["slo-superglue/cb", "mt/sl-en"], models=["tiny:bert", "tiny:marian"]))
+    kept = {(r.task, r.model) for r in expansion.runs}
+    assert ("mt/sl-en", "tiny:bert") not in kept  # an encoder cannot translate
+    assert ("mt/sl-en", "tiny:marian") in kept and ("slo-superglue/cb", "tiny:bert") in kept
+    assert any("mt/sl-en with tiny:bert" in what and "no head" in why for what, why in expansion.skipped)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"modles": ["x"]}, "Did you mean models"),
+        ({"methods": ["loraa"]}, "Unknown method"),
+        ({"tasks": ["slo-superglue/nope"]}, "Unknown task"),
+        ({"seeds": ["one"]}, "seeds must be integers"),
+        ({"training": {"epochz": 1}}, "epochz"),
+        ({"method_options": {"lora": {"rank": 4}}}, "rank"),
+        ({"models": ["tiny:nope"]}, "Unknown tiny architecture"),
+        ({"baselines": ["zero-shot"]}, "need a model"),
+        ({"overrides": [{"match": {"modle": "x"}}]}, "modle"),
+    ],
+)
+def test_mistakes_fail_before_anything_runs(data, message):
+    with pytest.raises(ConfigError, match=message):
+        expand(_grid(**data))
+
+
+@pytest.mark.parametrize("name", ["smoke", "offline", "full-study"])
+def test_shipped_grids_expand(name):
+    grid = load_grid(GRIDS / f"{name}.yaml")
+    expansion = expand(grid)
+    assert expansion.runs
+    assert any(r.kind == "baseline" for r in expansion.runs)
+    assert {r.method_name for r in expansion.runs if r.kind == "train"} <= set(METHODS.names())
+
+
+def test_reference_grids_ask_the_same_questions():
+    full, offline = (load_grid(GRIDS / f"{n}.yaml") for n in ("full-study", "offline"))
+    tasks = {"slo-superglue/" + t for t in ("boolq", "cb", "copa", "multirc", "rte", "wsc")} | {
+        "si-nli",
+        "mt/sl-en",
+        "mt/en-sl",
+    }
+    assert set(full.tasks) == tasks and set(offline.tasks) == tasks
+    assert len(full.seeds) == 3
+    assert {m.method for m in full.methods} == set(METHODS.names())
+    assert {m.method for m in offline.methods} == set(METHODS.names())
+    assert set(offline.models) == {"e5-small-multilingual", "gemma-3-270m"}

@@ -1,0 +1,189 @@
+"""`slopeft report` on the smoke grid: Markdown, a standalone HTML page, plots; the page in headless Chromium."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import subprocess
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from slopeft.cli import main
+from slopeft.experiments.store import ResultsStore
+from slopeft.reporting.references import reference_points
+from tests.experiments.smoke import SMOKE
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--enable-logging=stderr",
+    "--v=0",
+]
+
+
+@pytest.fixture(scope="module")
+def report_dir(smoke_grid, tmp_path_factory, data_root) -> Path:
+    out = tmp_path_factory.mktemp("report")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SLOPEFT_DATA", str(data_root))
+        mp.setenv("COLUMNS", "200")
+        main(
+            [
+                "report",
+                "--grid",
+                str(SMOKE),
+                "--grid-out",
+                str(smoke_grid),
+                "--out",
+                str(out),
+                "--draws",
+                "100",
+            ]
+        )
+    return out
+
+
+def test_report_files(report_dir, smoke_grid):
+    assert (report_dir / "report.md").is_file() and (report_dir / "report.html").is_file()
+    for name in ("pareto", "methods", "costs"):
+        png = report_dir / "plots" / f"{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+        root = ET.parse(report_dir / "plots" / f"{name}.svg").getroot()
+        assert root.tag.endswith("svg")
+    markdown = (report_dir / "report.md").read_text()
+    rows = ResultsStore(smoke_grid / "results.sqlite").rows()
+    for task in {r["task"] for r in rows}:
+        assert f"## Task {task}" in markdown
+    for method in {r["method"] for r in rows}:
+        assert f"| {method}" in markdown
+    assert "](plots/pareto.png)" in markdown and "(plots/pareto.svg)" in markdown
+    assert "## Published reference points" in markdown and "## SloBench SuperGLUE average" in markdown
+
+
+def test_report_numbers(report_dir, smoke_grid):
+    summary = json.loads((report_dir / "summary.json").read_text())
+    rows = {r["run_id"]: r for r in ResultsStore(smoke_grid / "results.sqlite").rows()}
+    assert {run for g in summary["groups"] for run in g["runs"]} == set(rows)
+    for group in summary["groups"]:
+        mains = [rows[run]["main"] for run in group["runs"]]
+        assert group["mean"] == pytest.approx(sum(mains) / len(mains))
+        assert group["seeds"] == len(mains) == (1 if group["kind"] == "baseline" else 2)
+        low, high = group["ci"]
+        assert low - 1e-9 <= group["mean"] <= high + 1e-9
+        # degenerate ⇔ every saved validation prediction is the same label
+        constant = [
+            len(set(json.loads((Path(rows[run]["run_dir"]) / "val_predictions.json").read_text()).values()))
+            == 1
+            for run in group["runs"]
+        ]
+        assert group["degenerate_runs"] == sum(constant)
+        if group["kind"] == "train":
+            assert group["trainable"] > 0 and 0 < group["trainable_share"] <= 1 and group["train_seconds"] > 0
+            assert group["best_method"] is not None
+    majority = [g for g in summary["groups"] if g["method"] == "majority"]
+    assert majority and all(g["degenerate_runs"] == 1 for g in majority)  # flagged in every table
+    markdown = (report_dir / "report.md").read_text()
+    assert "majority †" in markdown and "† degenerate 1/1" in markdown
+
+
+def test_reference_points_ship_with_their_sources():
+    points = reference_points()
+    assert {p.board for p in points} == {"SI-NLI", "SLO→ENG", "SloBench SuperGLUE"}
+    assert all(p.source for p in points)
+    cb = {p.metric: p.value for p in points if p.task == "slo-superglue/cb"}
+    assert cb == {"accuracy": 0.5, "macro_f1": 0.222}
+
+
+def test_majority_reference_points_reproduce(tmp_path, real_data_env):
+    """The slobench.md majority row is what our majority baseline computes on the full validation sets."""
+    from slopeft.experiments.grid import expand, grid_from_dict
+    from slopeft.experiments.runner import job_for, prepare
+    from slopeft.experiments.worker import execute
+
+    grid = grid_from_dict({"tasks": ["slo-superglue"], "baselines": ["majority"]}, default_name="majority")
+    grid.out = tmp_path
+    expansion = expand(grid)
+    prepare(grid, expansion)
+    scores = {}
+    for run in expansion.runs:
+        assert execute(job_for(grid, run)) == 0
+        scores[run.task] = json.loads((tmp_path / "runs" / run.run_id / "record.json").read_text())[
+            "metrics"
+        ]["val"]
+    for point in reference_points():
+        if point.system.startswith("majority"):
+            assert scores[point.task][point.metric] == pytest.approx(point.value, abs=5e-4)
+
+    # All six tasks: the SloBench SuperGLUE average (CB and MultiRC entering as their averages).
+    from slopeft.reporting.results import summarise
+
+    results = summarise(ResultsStore(tmp_path / "results.sqlite").rows(), "majority", draws=50)
+    (average,) = results.averages
+    parts = [scores[t]["average" if t.endswith(("cb", "multirc")) else "accuracy"] for t in scores]
+    assert (average.model, average.method, average.seeds) == ("baseline", "majority", 1)
+    assert average.mean == pytest.approx(sum(parts) / 6) == pytest.approx(0.4397, abs=5e-4)
+    assert average.low <= average.mean <= average.high and average.degenerate_runs == 6
+
+
+def _console_messages(stderr: str) -> list[str]:
+    # Chromium logs every console message and uncaught error of the page as INFO:CONSOLE.
+    return [line for line in stderr.splitlines() if ":CONSOLE" in line or "Uncaught" in line]
+
+
+def _chromium(page: Path, profile: Path, *flags: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(CHROMIUM), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *flags, page.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="/usr/bin/chromium is absent (install it: apt-get install -y chromium)"
+)
+def test_html_renders_in_headless_chromium_without_console_errors(report_dir, tmp_path):
+    page = report_dir / "report.html"
+    html = page.read_text()
+    # standalone: no script, no external reference (plots are embedded SVG data)
+    assert "<script" not in html
+    assert not re.search(r'(src|href)="(?!data:)', html)
+
+    # The check itself catches errors: a page with a console error and an uncaught exception.
+    bad = tmp_path / "bad.html"
+    bad.write_text(
+        '<!DOCTYPE html><html><body><script>console.error("boom"); missing_fn();</script></body></html>'
+    )
+    caught = _console_messages(_chromium(bad, tmp_path / "profile-bad", "--dump-dom").stderr)
+    assert any("boom" in m for m in caught) and any("Uncaught ReferenceError" in m for m in caught)
+
+    shown = _chromium(page, tmp_path / "profile", "--dump-dom")
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert _console_messages(shown.stderr) == []
+    dom = shown.stdout
+    assert dom.count("<table") >= 3 and "slopeft report" in dom and dom.count("<figure") == 3
+
+    # Every embedded plot decodes as an image: probe a copy of the page with a script of our own.
+    probe = tmp_path / "probe.html"
+    probe.write_text(
+        html.replace(
+            "</body>",
+            "<script>window.addEventListener('load', () => { document.body.dataset.images = "
+            "[...document.images].map(i => i.complete && i.naturalWidth > 0).join(','); });</script></body>",
+        )
+    )
+    probed = _chromium(probe, tmp_path / "profile-probe", "--virtual-time-budget=5000", "--dump-dom")
+    assert _console_messages(probed.stderr) == []
+    assert 'data-images="true,true,true"' in probed.stdout
+    for svg in re.findall(r'src="data:image/svg\+xml;base64,([^"]+)"', html):
+        assert ET.fromstring(base64.b64decode(svg)).tag.endswith("svg")
