@@ -13,6 +13,25 @@ from slopeft.tasks.base import Example
 
 
 class _EncoderHead(Head):
+    def label_of(self, index: int) -> Any:
+        """The task label of the classifier's output ``index``."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def predict(
+        self, model: PreTrainedModel, examples: Sequence[Example], batch_size: int = 16
+    ) -> dict[int, Any]:
+        model.eval()
+        features = self.encode(examples, with_labels=False)
+        predictions: dict[int, Any] = {}
+        for chunk, feats in zip(
+            self.batches(examples, batch_size), self.batches(features, batch_size), strict=True
+        ):
+            batch = {k: v.to(model.device) for k, v in self.collate(feats).items()}
+            for example, index in zip(chunk, model(**batch).logits.argmax(-1).tolist(), strict=True):
+                predictions[example.idx] = self.label_of(index)
+        return predictions
+
     def _encode_pair(self, text_a: str, text_b: str) -> tuple[dict[str, list[int]], bool]:
         # A long passage is always text_b, so "only_second" cuts the passage and keeps the
         # question/answer whole; other pairs are cut from the longer side.
@@ -69,21 +88,8 @@ class EncoderPairHead(_EncoderHead):
             batch["labels"] = torch.tensor([f["labels"] for f in features], dtype=torch.long)
         return batch
 
-    @torch.no_grad()
-    def predict(
-        self, model: PreTrainedModel, examples: Sequence[Example], batch_size: int = 16
-    ) -> dict[int, Any]:
-        model.eval()
-        features = self.encode(examples, with_labels=False)
-        labels = self.task.spec.labels
-        predictions: dict[int, Any] = {}
-        for chunk, feats in zip(
-            self.batches(examples, batch_size), self.batches(features, batch_size), strict=True
-        ):
-            batch = {k: v.to(model.device) for k, v in self.collate(feats).items()}
-            for example, index in zip(chunk, model(**batch).logits.argmax(-1).tolist(), strict=True):
-                predictions[example.idx] = labels[index]
-        return predictions
+    def label_of(self, index: int) -> Any:
+        return self.task.spec.labels[index]
 
 
 class EncoderChoiceHead(_EncoderHead):
@@ -113,20 +119,8 @@ class EncoderChoiceHead(_EncoderHead):
             batch["labels"] = torch.tensor([f["labels"] for f in features], dtype=torch.long)
         return batch
 
-    @torch.no_grad()
-    def predict(
-        self, model: PreTrainedModel, examples: Sequence[Example], batch_size: int = 16
-    ) -> dict[int, Any]:
-        model.eval()
-        features = self.encode(examples, with_labels=False)
-        predictions: dict[int, Any] = {}
-        for chunk, feats in zip(
-            self.batches(examples, batch_size), self.batches(features, batch_size), strict=True
-        ):
-            batch = {k: v.to(model.device) for k, v in self.collate(feats).items()}
-            for example, index in zip(chunk, model(**batch).logits.argmax(-1).tolist(), strict=True):
-                predictions[example.idx] = index
-        return predictions
+    def label_of(self, index: int) -> Any:
+        return index  # COPA's label is the index of the chosen alternative
 
 
 for _kind in ("pair-classification", "span-classification", "answer-classification"):
