@@ -9,10 +9,17 @@ import torch
 from transformers import PreTrainedModel
 
 from slopeft.models.heads.base import HEADS, Features, Head, pad
+from slopeft.models.heads.pooling import pooling_of, use_mean_pooling
 from slopeft.tasks.base import Example
 
 
 class _EncoderHead(Head):
+    def load_model(self, path: str, **kwargs: Any) -> Any:
+        loaded = super().load_model(path, **kwargs)
+        if pooling_of(path) == "mean":
+            use_mean_pooling(loaded[0] if isinstance(loaded, tuple) else loaded)
+        return loaded
+
     def label_of(self, index: int) -> Any:
         """The task label of the classifier's output ``index``."""
         raise NotImplementedError
