@@ -25,8 +25,8 @@ def read_text(path: Path) -> str:
     return decode_text(path.read_bytes(), str(path))
 
 
-def decode_text(raw: bytes, name: str, error: type[DataError] = DataError) -> str:
-    """Decodes UTF-8 ``raw`` read from ``name``; non-UTF-8 or empty content raises ``error``."""
+def decode_text(raw: bytes, name: str, error: type[DataError] = DataError, allow_blank: bool = False) -> str:
+    """Decodes UTF-8 ``raw`` read from ``name``; non-UTF-8 or (unless ``allow_blank``) empty content raises ``error``."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -35,7 +35,7 @@ def decode_text(raw: bytes, name: str, error: type[DataError] = DataError) -> st
             f"{name} is not valid UTF-8 (line {line}, byte {err.start}). SloBench files are UTF-8: "
             "re-export or convert the file (e.g. `iconv -f cp1250 -t utf-8`)."
         ) from None
-    if not text.strip():
+    if not text.strip() and not (allow_blank and text):
         raise error(f"{name} is empty. Restore it from its source or write the missing content.")
     return text.removeprefix("\ufeff")
 

@@ -44,7 +44,8 @@ class LineSubmissionTask(Task):
                 f"{len(files)} ({', '.join(sorted(files)) or 'none'}). Keep only the predictions file."
             )
         ((name, raw),) = files.items()
-        lines = decode_text(raw, name, SubmissionError).split("\n")
+        # Empty hypotheses are legal MT lines: a file of n blank lines is n (useless) translations.
+        lines = decode_text(raw, name, SubmissionError, allow_blank=not self.drop_blank_lines).split("\n")
         if lines and lines[-1] == "":
             lines.pop()
         lines = [line.rstrip("\r") for line in lines]
