@@ -295,7 +295,8 @@ def quickstart(
     task: Annotated[str, typer.Option(help="A small classification task.")] = "si-nli",
     train_examples: Annotated[int, typer.Option(help="Training rows used.")] = 800,
     eval_examples: Annotated[int, typer.Option(help="Held-out validation rows scored.")] = 220,
-    epochs: float = 2.0,
+    epochs: float = 3.0,
+    learning_rate: float = 2e-3,
     output: Annotated[Path, typer.Option(help="Where the run folders go.")] = Path("runs/quickstart"),
     data_dir: DataDir = None,
 ) -> None:
@@ -304,7 +305,7 @@ def quickstart(
     from slopeft.quickstart import quickstart as run_quickstart
 
     run_quickstart(QuickstartConfig(model=model, task=task, train_examples=train_examples,
-                                    eval_examples=eval_examples, epochs=epochs, output=output,
+                                    eval_examples=eval_examples, epochs=epochs, learning_rate=learning_rate, output=output,
                                     data_dir=str(data_dir) if data_dir else None), _console())
 
 
