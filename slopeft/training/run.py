@@ -72,9 +72,8 @@ def train_run(
         raise ConfigError(
             f"{run_dir} holds an unfinished run. Continue it with --resume, or delete the folder."
         )
+    parts = prepare_parts(config, task_options)  # bad task/model/method names fail before any folder exists
     run_dir.mkdir(parents=True, exist_ok=True)
-
-    parts = prepare_parts(config, task_options)
     from transformers import set_seed
 
     set_seed(config.seed)

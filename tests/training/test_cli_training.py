@@ -51,8 +51,10 @@ def test_incomplete_submission_and_unknown_method_are_clear_errors(real_data_env
     assert exit_info.value.code == 2
     assert "Two runs for slo-superglue/cb" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        main(["train", "--task", "slo-superglue/cb", "--model", str(tiny_xlmr), "--method", "loraa"])
+        main(["train", "--task", "slo-superglue/cb", "--model", str(tiny_xlmr), "--method", "loraa", "--output",
+              str(tmp_path / "typo")])
     assert "Unknown method 'loraa'. Did you mean 'lora'" in capsys.readouterr().err
+    assert not (tmp_path / "typo").exists()  # a rejected command leaves nothing behind
     record = json.loads((out / "record.json").read_text())
     assert record["config"]["method"] == "lora"
 
