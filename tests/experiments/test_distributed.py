@@ -33,7 +33,10 @@ def test_one_run_in_two_processes_with_accelerate_gloo(tmp_path, grid_env, share
         "from accelerate import Accelerator\n"
         "import torch.distributed as dist\n"
         "a = Accelerator()\n"
-        "print('PROBE', a.process_index, a.num_processes, a.distributed_type, dist.get_backend(), flush=True)\n"
+        # One os.write per process: a short single write to a pipe is atomic; print's pieces interleave.
+        "import os\n"
+        "line = f'PROBE {a.process_index} {a.num_processes} {a.distributed_type} {dist.get_backend()}'\n"
+        "os.write(1, (line + chr(10)).encode())\n"
     )
     out = tmp_path / "run"
     entry = tmp_path / "slopeft_entry.py"  # what the `slopeft` console script runs
