@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -53,23 +54,63 @@ def tiny_superglue(tmp_path) -> Path:
     base = root / "slo-superglue"
     pair = {"premise": "Ana je doma.", "hypothesis": "Ana ni doma."}
     vals = {
-        "BoolQ": [{"idx": i, "question": "Ali?", "passage": "Da.", "label": lab} for i, lab in enumerate([True, True, False])],
-        "CB": [{"idx": i, **pair, "label": lab} for i, lab in enumerate(["entailment", "entailment", "contradiction"])],
+        "BoolQ": [
+            {"idx": i, "question": "Ali?", "passage": "Da.", "label": lab}
+            for i, lab in enumerate([True, True, False])
+        ],
+        "CB": [
+            {"idx": i, **pair, "label": lab}
+            for i, lab in enumerate(["entailment", "entailment", "contradiction"])
+        ],
         "COPA": [
-            {"idx": i, "premise": "Deževalo je.", "question": "effect", "choice1": "Mokro.", "choice2": "Suho.", "label": lab}
+            {
+                "idx": i,
+                "premise": "Deževalo je.",
+                "question": "effect",
+                "choice1": "Mokro.",
+                "choice2": "Suho.",
+                "label": lab,
+            }
             for i, lab in enumerate([0, 1, 1])
         ],
-        "RTE": [{"idx": i, **pair, "label": lab} for i, lab in enumerate(["entailment", "not_entailment", "entailment"])],
+        "RTE": [
+            {"idx": i, **pair, "label": lab}
+            for i, lab in enumerate(["entailment", "not_entailment", "entailment"])
+        ],
         "WSC": [
-            {"idx": i, "text": "Marko je rekel Petru, da on zmore.", "label": lab,
-             "target": {"span1_index": 0, "span1_text": "Marko", "span2_index": 5, "span2_text": "on"}}
+            {
+                "idx": i,
+                "text": "Marko je rekel Petru, da on zmore.",
+                "label": lab,
+                "target": {"span1_index": 0, "span1_text": "Marko", "span2_index": 5, "span2_text": "on"},
+            }
             for i, lab in enumerate([True, False, True])
         ],
         "MultiRC": [
-            {"idx": 0, "passage": {"text": "Besedilo.", "questions": [
-                {"idx": 0, "question": "Kdo?", "answers": [{"idx": 0, "text": "A", "label": 1}, {"idx": 1, "text": "B", "label": 0}]},
-                {"idx": 1, "question": "Kaj?", "answers": [{"idx": 2, "text": "C", "label": 1}, {"idx": 3, "text": "D", "label": 1}]},
-            ]}}
+            {
+                "idx": 0,
+                "passage": {
+                    "text": "Besedilo.",
+                    "questions": [
+                        {
+                            "idx": 0,
+                            "question": "Kdo?",
+                            "answers": [
+                                {"idx": 0, "text": "A", "label": 1},
+                                {"idx": 1, "text": "B", "label": 0},
+                            ],
+                        },
+                        {
+                            "idx": 1,
+                            "question": "Kaj?",
+                            "answers": [
+                                {"idx": 2, "text": "C", "label": 1},
+                                {"idx": 3, "text": "D", "label": 1},
+                            ],
+                        },
+                    ],
+                },
+            }
         ],
     }
     for task, rows in vals.items():
@@ -80,3 +121,19 @@ def tiny_superglue(tmp_path) -> Path:
             unlabelled = json.loads(json.dumps(rows).replace(', "label": 1', "").replace(', "label": 0', ""))
         write_jsonl(base / "test-unlabelled" / f"{task}.jsonl", unlabelled)
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory) -> Callable[[str], Path]:
+    """``tiny_models(arch)``: the folder of a tiny model of that architecture, built once per session."""
+    from slopeft.models.tiny import make_tiny_model
+
+    root = tmp_path_factory.mktemp("tiny-models")
+    built: dict[str, Path] = {}
+
+    def get(arch: str) -> Path:
+        if arch not in built:
+            built[arch] = make_tiny_model(arch, root / arch)
+        return built[arch]
+
+    return get

@@ -244,33 +244,16 @@ def open_store(path: Path | str, must_exist: bool = True) -> ResultsStore:
 
 
 # -- export -------------------------------------------------------------------------------------
+# Identity and status columns of an export: the stored columns without the JSON blobs (flattened below).
+_EXPORT_COLUMNS = tuple(c for c in _COLUMNS if c not in ("config", "record", "started_at"))
+
+
 def flat_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One flat dict per run: identity, status, metrics (``val.<name>``), costs, versions, commit, data."""
     flat = []
     for row in rows:
         record = row.get("record") or {}
-        item: dict[str, Any] = {
-            key: row[key]
-            for key in (
-                "run_id",
-                "grid",
-                "kind",
-                "task",
-                "model",
-                "method",
-                "method_name",
-                "seed",
-                "status",
-                "error",
-                "attempts",
-                "config_hash",
-                "main_metric",
-                "main",
-                "run_dir",
-                "host",
-                "updated_at",
-            )
-        }
+        item: dict[str, Any] = {key: row[key] for key in _EXPORT_COLUMNS}
         for name, value in (record.get("metrics", {}).get("val") or {}).items():
             item[f"val.{name}"] = value
         for name, value in (record.get("cost") or {}).items():

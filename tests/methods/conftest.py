@@ -4,30 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
 from slopeft.config import RunConfig, TrainingConfig
 from slopeft.methods import METHODS
-from slopeft.models.tiny import make_tiny_model
 from slopeft.training.build import RunParts, prepare_parts
 
 MAX_LENGTH = 32
-
-
-@pytest.fixture(scope="session")
-def tiny_models(tmp_path_factory) -> Callable[[str], Path]:
-    """``tiny_models(arch)``: the folder of a tiny model of that architecture, built once per session."""
-    root = tmp_path_factory.mktemp("tiny-models")
-    built: dict[str, Path] = {}
-
-    def get(arch: str) -> Path:
-        if arch not in built:
-            built[arch] = make_tiny_model(arch, root / arch)
-        return built[arch]
-
-    return get
 
 
 @pytest.fixture(scope="session")

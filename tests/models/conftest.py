@@ -7,21 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from slopeft.models.tiny import make_tiny_model
-
 
 @pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory) -> Callable[[str], Path]:
-    """``tiny_model_dir(arch)``: the folder of a tiny model of that architecture, built once per session."""
-    root = tmp_path_factory.mktemp("tiny-models")
-    built: dict[str, Path] = {}
-
-    def get(arch: str) -> Path:
-        if arch not in built:
-            built[arch] = make_tiny_model(arch, root / arch)
-        return built[arch]
-
-    return get
+def tiny_model_dir(tiny_models) -> Callable[[str], Path]:
+    """The suite-wide tiny-model builder (tests/conftest.py), under this package's historical name."""
+    return tiny_models
 
 
 @pytest.fixture(scope="session")
