@@ -8,11 +8,17 @@ Each variant runs in its own subprocess (so peak RSS is its own), on the same mo
 - slopeft-lora: `slopeft train` LoRA (dynamic padding, batches grouped by length);
 - slopeft-bitfit, slopeft-full, slopeft-full-sparse: the same loop with other methods.
 
-Usage:
-    python benchmarks/train_throughput.py [--steps 30] [--batch-size 16] [--threads 2] [--quality]
+Two more variants show where the memory difference comes from: slopeft with glibc's adaptive mmap
+threshold (what the reference script runs with) and the reference with the fixed threshold (2 MiB by default)
+slopeft's trainer sets on CPU.
 
---quality also trains dense and sparse full fine-tuning for one epoch on 800 SI-NLI rows and
-compares their validation accuracy (is the sparse speed-up free?).
+Usage:
+    python benchmarks/train_throughput.py [--steps 30] [--batch-size 16] [--threads 2]
+        [--quality | --only-quality] [--seeds 3] [--quality-train 1600] [--quality-lr 5e-5]
+
+--quality also trains dense and sparse-embedding full fine-tuning (--seeds seeds each, on the first
+--quality-train SI-NLI rows) and compares their accuracy on all validation rows with a paired
+bootstrap: is the sparse speed-up free?
 Prints a table and writes benchmarks/results/train_throughput.json.
 """
 
@@ -30,16 +36,19 @@ MODEL = "e5-small-multilingual"
 MAX_LENGTH = 128
 
 
-def _reference_lora(steps: int, batch_size: int, out: Path) -> dict:
+def _reference_lora(steps: int, batch_size: int, out: Path, fixed_mmap_threshold: bool = False) -> dict:
     import torch
     from datasets import Dataset
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainingArguments
 
+    from slopeft.config import TrainingConfig
     from slopeft.models.sources import model_path, resolve_model
     from slopeft.tasks import get_task
-    from slopeft.training.memory import PeakMemory
+    from slopeft.training.memory import PeakMemory, limit_heap_fragmentation
 
+    if fixed_mmap_threshold:  # the allocator setting slopeft's trainer applies on CPU, for comparison
+        limit_heap_fragmentation(TrainingConfig().malloc_mmap_threshold_kib)
     path = model_path(resolve_model(MODEL))
     task = get_task("si-nli")
     rows = task.examples("train")[: steps * batch_size]
@@ -66,15 +75,17 @@ def _reference_lora(steps: int, batch_size: int, out: Path) -> dict:
 
 
 def _slopeft(method: str, steps: int, batch_size: int, out: Path, options: dict | None = None,
-             train_examples: int = 0, epochs: float = 1.0) -> dict:
+             train_examples: int = 0, epochs: float = 1.0, seed: int = 42, learning_rate: float | None = None,
+             **training: object) -> dict:
     from slopeft.config import RunConfig, TrainingConfig
     from slopeft.training.run import train_run
 
-    config = RunConfig(task="si-nli", model=MODEL, method=method, output=str(out), seed=42,
+    config = RunConfig(task="si-nli", model=MODEL, method=method, output=str(out), seed=seed,
                        method_options=options or {},
                        training=TrainingConfig(max_steps=steps, epochs=epochs, batch_size=batch_size,
-                                               max_length=MAX_LENGTH, max_train_examples=train_examples,
-                                               max_eval_examples=0 if train_examples else 32))
+                                               learning_rate=learning_rate, max_length=MAX_LENGTH,
+                                               max_train_examples=train_examples,
+                                               max_eval_examples=0 if train_examples else 32, **training))
     record = train_run(config)
     cost = record["cost"]
     return {"examples_per_s": cost["train_examples_per_s"], "peak_rss_mb": cost["peak_rss_mb"],
@@ -82,16 +93,72 @@ def _slopeft(method: str, steps: int, batch_size: int, out: Path, options: dict 
             "trainable": cost["trainable"]}
 
 
-VARIANTS = {
+SPARSE = {"sparse_embeddings": True}
+THROUGHPUT = {
     "reference-lora": lambda a, out: _reference_lora(a.steps, a.batch_size, out),
     "slopeft-lora": lambda a, out: _slopeft("lora", a.steps, a.batch_size, out),
     "slopeft-bitfit": lambda a, out: _slopeft("bitfit", a.steps, a.batch_size, out),
     "slopeft-full": lambda a, out: _slopeft("full", a.steps, a.batch_size, out),
-    "slopeft-full-sparse": lambda a, out: _slopeft("full", a.steps, a.batch_size, out, {"sparse_embeddings": True}),
-    "quality-full": lambda a, out: _slopeft("full", 0, a.batch_size, out, train_examples=800),
-    "quality-full-sparse": lambda a, out: _slopeft("full", 0, a.batch_size, out, {"sparse_embeddings": True},
-                                                   train_examples=800),
+    "slopeft-full-sparse": lambda a, out: _slopeft("full", a.steps, a.batch_size, out, SPARSE),
+    # Where the memory difference comes from: slopeft with glibc's adaptive mmap threshold, and the
+    # reference with the fixed threshold slopeft's trainer sets on CPU (slopeft/training/memory.py).
+    "slopeft-lora-adaptive-malloc": lambda a, out: _slopeft("lora", a.steps, a.batch_size, out,
+                                                            malloc_mmap_threshold_kib=0),
+    "reference-lora-fixed-malloc": lambda a, out: _reference_lora(a.steps, a.batch_size, out, True),
 }
+QUALITY = {
+    "quality-full": lambda a, out: _slopeft("full", 0, a.batch_size, out, None, a.quality_train, a.quality_epochs,
+                                            a.seed, a.quality_lr),
+    "quality-full-sparse": lambda a, out: _slopeft("full", 0, a.batch_size, out, SPARSE, a.quality_train,
+                                                   a.quality_epochs, a.seed, a.quality_lr),
+}
+
+
+def _run_child(args: argparse.Namespace, variant: str, seed: int = 42) -> dict:
+    command = [sys.executable, __file__, "--variant", variant, "--seed", str(seed), "--steps", str(args.steps),
+               "--batch-size", str(args.batch_size), "--threads", str(args.threads), "--workdir", args.workdir,
+               "--quality-train", str(args.quality_train), "--quality-epochs", str(args.quality_epochs),
+               "--quality-lr", str(args.quality_lr)]
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    if done.returncode:
+        raise SystemExit(f"{variant} (seed {seed}) failed:\n{done.stderr[-3000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"{variant} seed {seed}: {result}", file=sys.stderr)
+    return result
+
+
+def _quality(args: argparse.Namespace) -> dict:
+    """Dense vs sparse-embedding full fine-tuning, several seeds each, scored on all of SI-NLI's
+    validation rows; the difference is tested with the paired bootstrap the reports use."""
+    import numpy as np
+
+    from slopeft.evaluation.baselines import majority
+    from slopeft.reporting.stats import mean_std, paired_bootstrap
+    from slopeft.tasks import get_task
+    from slopeft.training.run import VAL_PREDICTIONS
+
+    task = get_task("si-nli")
+    val = task.examples("val")
+    runs: dict[str, list[dict]] = {name: [] for name in QUALITY}
+    predictions: dict[str, list[dict]] = {name: [] for name in QUALITY}
+    for seed in range(args.seeds):
+        for name in QUALITY:
+            runs[name].append(_run_child(args, name, seed))
+            saved = json.loads((Path(args.workdir) / f"{name}-seed{seed}" / VAL_PREDICTIONS).read_text())
+            predictions[name].append({int(k): v for k, v in saved.items()})
+    test = paired_bootstrap(task, val, predictions["quality-full-sparse"], predictions["quality-full"],
+                            metric="accuracy")
+    majority_accuracy = task.metrics(majority(task, task.examples("train")[: args.quality_train], val), val)["accuracy"]
+    summary = {}
+    for name, results in runs.items():
+        accuracies = [r["val_accuracy"] for r in results]
+        mean, std = mean_std(accuracies)
+        summary[name] = {"accuracies": accuracies, "mean": mean, "std": std,
+                         "examples_per_s": float(np.mean([r["examples_per_s"] for r in results]))}
+    return {"runs": summary, "majority_accuracy": majority_accuracy, "val_examples": len(val),
+            "sparse_minus_dense": {"delta": test.delta, "low": test.low, "high": test.high,
+                                   "p_value": test.p_value, "draws": test.draws}}
 
 
 def main() -> None:
@@ -99,16 +166,22 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--quality", action="store_true")
+    parser.add_argument("--quality", action="store_true", help="also compare dense and sparse full FT quality")
+    parser.add_argument("--only-quality", action="store_true", help="skip the throughput variants")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds per quality variant")
+    parser.add_argument("--quality-train", type=int, default=1600, help="training rows for the quality runs")
+    parser.add_argument("--quality-epochs", type=float, default=1.0)
+    parser.add_argument("--quality-lr", type=float, default=5e-5)
     parser.add_argument("--variant", help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=int, default=42, help=argparse.SUPPRESS)
     parser.add_argument("--workdir", default="benchmarks/results/work", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.variant:  # child process: one variant, JSON on the last stdout line
         import torch
 
         torch.set_num_threads(args.threads)
-        out = Path(args.workdir) / args.variant
-        result = VARIANTS[args.variant](args, out)
+        name = args.variant if args.variant in THROUGHPUT else f"{args.variant}-seed{args.seed}"
+        result = {**THROUGHPUT, **QUALITY}[args.variant](args, Path(args.workdir) / name)
         print(json.dumps(result))
         return
 
@@ -117,32 +190,41 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
+    console = Console()
     shutil.rmtree(args.workdir, ignore_errors=True)
-    names = [n for n in VARIANTS if args.quality or not n.startswith("quality")]
-    results = {}
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
-    for name in names:
-        command = [sys.executable, __file__, "--variant", name, "--steps", str(args.steps), "--batch-size",
-                   str(args.batch_size), "--threads", str(args.threads), "--workdir", args.workdir]
-        done = subprocess.run(command, capture_output=True, text=True, env=env)
-        if done.returncode:
-            raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")
-        results[name] = json.loads(done.stdout.strip().splitlines()[-1])
-        print(f"{name}: {results[name]}", file=sys.stderr)
-
-    reference = results["reference-lora"]
-    table = Table(title=f"Training throughput · {MODEL} · SI-NLI · batch {args.batch_size} · {args.steps} steps · "
-                        f"{args.threads} threads")
-    for column in ("variant", "examples/s", "× reference", "peak RSS MB", "RSS vs reference", "val acc"):
-        table.add_column(column)
-    for name, r in results.items():
-        table.add_row(name, f"{r['examples_per_s']:.1f}", f"{r['examples_per_s'] / reference['examples_per_s']:.2f}",
-                      f"{r['peak_rss_mb']:.0f}", f"{r['peak_rss_mb'] / reference['peak_rss_mb']:.2f}",
-                      f"{r['val_accuracy']:.3f}" if "val_accuracy" in r else "-")
-    Console().print(table)
+    report: dict = {"settings": vars(args)}
+    if not args.only_quality:
+        results = {name: _run_child(args, name) for name in THROUGHPUT}
+        reference = results["reference-lora"]
+        table = Table(title=f"Training throughput · {MODEL} · SI-NLI · batch {args.batch_size} · {args.steps} steps "
+                            f"· {args.threads} threads")
+        for column in ("variant", "examples/s", "× reference", "peak RSS MB", "RSS vs reference"):
+            table.add_column(column)
+        for name, r in results.items():
+            table.add_row(name, f"{r['examples_per_s']:.1f}",
+                          f"{r['examples_per_s'] / reference['examples_per_s']:.2f}",
+                          f"{r['peak_rss_mb']:.0f}", f"{r['peak_rss_mb'] / reference['peak_rss_mb']:.2f}")
+        console.print(table)
+        report["results"] = results
+    if args.quality or args.only_quality:
+        quality = _quality(args)
+        table = Table(title=f"Full fine-tuning, dense vs sparse embeddings · {args.quality_train} SI-NLI rows · "
+                            f"{args.quality_epochs:g} epoch(s) · lr {args.quality_lr:g} · {args.seeds} seeds · "
+                            f"{quality['val_examples']} validation rows")
+        for column in ("variant", "accuracy per seed", "mean ± sd", "examples/s"):
+            table.add_column(column)
+        for name, r in quality["runs"].items():
+            table.add_row(name, " ".join(f"{a:.3f}" for a in r["accuracies"]),
+                          f"{r['mean']:.3f} ± {r['std'] or 0:.3f}", f"{r['examples_per_s']:.1f}")
+        console.print(table)
+        diff = quality["sparse_minus_dense"]
+        console.print(f"sparse − dense accuracy: {diff['delta']:+.3f} (95% paired bootstrap interval "
+                      f"{diff['low']:+.3f} … {diff['high']:+.3f}, p = {diff['p_value']:.2f}); "
+                      f"majority baseline {quality['majority_accuracy']:.3f}")
+        report["quality"] = quality
     target = Path("benchmarks/results/train_throughput.json")
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps({"settings": vars(args), "results": results}, indent=2) + "\n")
+    target.write_text(json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":

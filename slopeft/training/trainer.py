@@ -36,7 +36,7 @@ from slopeft.methods.base import Method, trainable_state
 from slopeft.models.heads import Head
 from slopeft.tasks.base import Example, Task
 from slopeft.training import checkpoint as ckpt
-from slopeft.training.memory import PeakMemory
+from slopeft.training.memory import PeakMemory, limit_heap_fragmentation
 from slopeft.training.optim import adamw
 
 
@@ -225,6 +225,8 @@ class Trainer:
             state, best_weights = self._restore(saved, optimizers, schedulers)
             self.console.print(f"Resuming from step {state.step} (epoch {state.epoch + 1}).")
 
+        if self.accelerator.device.type == "cpu":  # activations live in host memory only on CPU
+            limit_heap_fragmentation(config.malloc_mmap_threshold_kib)
         memory = PeakMemory()
         stopped_early = False
         self.model.train()

@@ -168,3 +168,12 @@ def test_config_file_and_overrides(tmp_path):
         load_run_config(None, ["training.epoch=3"])
     with pytest.raises(ConfigError, match="unknown section 'dora'"):
         load_run_config(None, ["dora.r=3"])
+
+
+def test_cpu_training_fixes_the_mmap_threshold_from_the_config(real_data_env, tiny_bert, tmp_path, monkeypatch):
+    import slopeft.training.trainer as trainer_module
+
+    applied = []
+    monkeypatch.setattr(trainer_module, "limit_heap_fragmentation", applied.append)
+    train_run(_config(tmp_path, tiny_bert, malloc_mmap_threshold_kib=2048, max_train_examples=8))
+    assert applied == [2048]
