@@ -13,7 +13,7 @@ threshold (what the reference script runs with) and the reference with the fixed
 slopeft's trainer sets on CPU.
 
 Usage:
-    python benchmarks/train_throughput.py [--steps 30] [--batch-size 16] [--threads 2]
+    python benchmarks/train_throughput.py [--steps 30] [--repeats 3] [--batch-size 16] [--threads 2]
         [--quality | --only-quality] [--seeds 3] [--quality-train 1600] [--quality-lr 5e-5]
 
 --quality also trains dense and sparse-embedding full fine-tuning (--seeds seeds each, on the first
@@ -114,8 +114,9 @@ QUALITY = {
 }
 
 
-def _run_child(args: argparse.Namespace, variant: str, seed: int = 42) -> dict:
-    command = [sys.executable, __file__, "--variant", variant, "--seed", str(seed), "--steps", str(args.steps),
+def _run_child(args: argparse.Namespace, variant: str, seed: int = 42, round_: int = 0) -> dict:
+    command = [sys.executable, __file__, "--variant", variant, "--seed", str(seed), "--round", str(round_),
+               "--steps", str(args.steps),
                "--batch-size", str(args.batch_size), "--threads", str(args.threads), "--workdir", args.workdir,
                "--quality-train", str(args.quality_train), "--quality-epochs", str(args.quality_epochs),
                "--quality-lr", str(args.quality_lr)]
@@ -124,8 +125,18 @@ def _run_child(args: argparse.Namespace, variant: str, seed: int = 42) -> dict:
     if done.returncode:
         raise SystemExit(f"{variant} (seed {seed}) failed:\n{done.stderr[-3000:]}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    print(f"{variant} seed {seed}: {result}", file=sys.stderr)
+    print(f"{variant} seed {seed} round {round_}: {result}", file=sys.stderr)
     return result
+
+
+def _median_of(runs: list[dict]) -> dict:
+    import statistics
+
+    summary = {}
+    for key in ("examples_per_s", "peak_rss_mb"):
+        values = [r[key] for r in runs]
+        summary |= {key: statistics.median(values), f"{key}_min": min(values), f"{key}_max": max(values)}
+    return summary
 
 
 def _quality(args: argparse.Namespace) -> dict:
@@ -166,6 +177,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3, help="rounds of the throughput variants (median shown)")
     parser.add_argument("--quality", action="store_true", help="also compare dense and sparse full FT quality")
     parser.add_argument("--only-quality", action="store_true", help="skip the throughput variants")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per quality variant")
@@ -174,13 +186,14 @@ def main() -> None:
     parser.add_argument("--quality-lr", type=float, default=5e-5)
     parser.add_argument("--variant", help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=42, help=argparse.SUPPRESS)
+    parser.add_argument("--round", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--workdir", default="benchmarks/results/work", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.variant:  # child process: one variant, JSON on the last stdout line
         import torch
 
         torch.set_num_threads(args.threads)
-        name = args.variant if args.variant in THROUGHPUT else f"{args.variant}-seed{args.seed}"
+        name = f"{args.variant}-round{args.round}" if args.variant in THROUGHPUT else f"{args.variant}-seed{args.seed}"
         result = {**THROUGHPUT, **QUALITY}[args.variant](args, Path(args.workdir) / name)
         print(json.dumps(result))
         return
@@ -194,17 +207,22 @@ def main() -> None:
     shutil.rmtree(args.workdir, ignore_errors=True)
     report: dict = {"settings": vars(args)}
     if not args.only_quality:
-        results = {name: _run_child(args, name) for name in THROUGHPUT}
+        # Variants take turns, --repeats rounds, so a slow spell of a shared machine hits them all;
+        # the table shows each variant's median and the range over rounds.
+        rounds = [{name: _run_child(args, name, round_=i) for name in THROUGHPUT} for i in range(args.repeats)]
+        results = {name: _median_of([r[name] for r in rounds]) for name in THROUGHPUT}
         reference = results["reference-lora"]
         table = Table(title=f"Training throughput · {MODEL} · SI-NLI · batch {args.batch_size} · {args.steps} steps "
-                            f"· {args.threads} threads")
-        for column in ("variant", "examples/s", "× reference", "peak RSS MB", "RSS vs reference"):
+                            f"· {args.threads} threads · median of {args.repeats}")
+        for column in ("variant", "examples/s (range)", "× reference", "peak RSS MB (range)", "RSS vs reference"):
             table.add_column(column)
         for name, r in results.items():
-            table.add_row(name, f"{r['examples_per_s']:.1f}",
+            table.add_row(name, f"{r['examples_per_s']:.1f} ({r['examples_per_s_min']:.1f}–{r['examples_per_s_max']:.1f})",
                           f"{r['examples_per_s'] / reference['examples_per_s']:.2f}",
-                          f"{r['peak_rss_mb']:.0f}", f"{r['peak_rss_mb'] / reference['peak_rss_mb']:.2f}")
+                          f"{r['peak_rss_mb']:.0f} ({r['peak_rss_mb_min']:.0f}–{r['peak_rss_mb_max']:.0f})",
+                          f"{r['peak_rss_mb'] / reference['peak_rss_mb']:.2f}")
         console.print(table)
+        report["rounds"] = rounds
         report["results"] = results
     if args.quality or args.only_quality:
         quality = _quality(args)

@@ -311,9 +311,10 @@ def quickstart(
 
 @app.command()
 def methods() -> None:
-    """The registered methods with their options and default learning rates."""
+    """The registered methods with their options and default learning rates, and the training options."""
     import dataclasses as dc
 
+    from slopeft.config import TrainingConfig, field_docs
     from slopeft.methods import METHODS
     from slopeft.reporting.tables import table
 
@@ -331,6 +332,10 @@ def methods() -> None:
     _console().print(
         table("Methods", ("method", "model families", "default lr", "options (--set METHOD.KEY=...)"), rows)
     )
+    docs = field_docs(TrainingConfig)
+    training_rows = [(f.name, repr(f.default), docs.get(f.name, "")) for f in dc.fields(TrainingConfig)]
+    _console().print(table("Training options (--set training.KEY=...)", ("option", "default", "meaning"),
+                           training_rows))
 
 
 def _print_result(result) -> None:

@@ -115,6 +115,28 @@ class RunConfig:
         return dataclasses.asdict(self)
 
 
+def field_docs(cls: type) -> dict[str, str]:
+    """The docstring written under each field of a config dataclass (by reading its source: Python
+    keeps no attribute docstrings at run time), whitespace collapsed, for ``slopeft methods``."""
+    import ast
+    import inspect
+    import textwrap
+
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs = {}
+    for statement, following in zip(body, body[1:], strict=False):
+        if (
+            isinstance(statement, ast.AnnAssign)
+            and isinstance(statement.target, ast.Name)
+            and isinstance(following, ast.Expr)
+            and isinstance(following.value, ast.Constant)
+            and isinstance(following.value.value, str)
+        ):
+            docs[statement.target.id] = " ".join(following.value.value.split())
+    return docs
+
+
 def parse_value(text: str) -> Any:
     """A ``--set`` value as YAML would read it (numbers, booleans, lists, null), else the string."""
     try:
