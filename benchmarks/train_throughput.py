@@ -203,7 +203,7 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 120)  # logs keep whole variant names
     shutil.rmtree(args.workdir, ignore_errors=True)
     report: dict = {"settings": vars(args)}
     if not args.only_quality:
