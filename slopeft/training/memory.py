@@ -30,8 +30,8 @@ def limit_heap_fragmentation(threshold_kib: int) -> bool:
     after the first training step activations come from the heap; batches of varying length then
     fragment it and the process keeps the high-water mark of every shape it has seen. Measured on
     e5-small LoRA, 20 steps (benchmarks/train_throughput.py and README "Development"): peak RSS
-    about 3.1 GB with glibc's adaptive threshold, 2.7 GB with 2 MiB at about the same speed, 2.35 GB
-    with 1 MiB at ~20% fewer examples/s. Fixing the threshold disables glibc's adjustment for the
+    about 3.1 GB with glibc's adaptive threshold, 2.7 GB with 2 MiB at 7% fewer examples/s, 2.35 GB
+    with 1 MiB at ~20% fewer. Fixing the threshold disables glibc's adjustment for the
     rest of the process: an allocator setting is process-wide by nature.
     Returns whether it was applied (glibc only; 0 or another C library leaves malloc alone).
     """
