@@ -63,6 +63,9 @@ class TrainingConfig:
     """Gradient clipping norm (0: no clipping)."""
     log_every: int = 10
     """Update the progress display's loss every N optimiser steps."""
+    select_best: bool = True
+    """Finish with the weights of the best validation evaluation (True) or the final weights (False:
+    the validation score then picks nothing, so it stays an unbiased estimate, as the study uses it)."""
     malloc_mmap_threshold_kib: int = 2048
     """On CPU with glibc, allocate blocks of at least this many KiB with their own mmap so that
     batches of varying length do not fragment the heap: lower peak RSS for slightly slower steps

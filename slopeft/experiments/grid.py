@@ -62,6 +62,8 @@ _GRID_KEYS = {
     "name": "the grid's name (default: the file name)",
     "description": "free text shown in reports",
     "out": "output folder (default outputs/grids/<name>)",
+    "results": "folder the finished runs' records and validation predictions are published to, "
+    "for committing (e.g. results/<name>); a run published there is done",
     "models": "model aliases, Hub ids, folders or tiny:ARCH",
     "tasks": "task names or groups",
     "methods": "method names, 'all', or {label, method, options, training} variants",
@@ -115,6 +117,7 @@ class Grid:
     overrides: list[Override] = field(default_factory=list)
     exclude: list[dict[str, str]] = field(default_factory=list)
     resources: dict[str, float] = field(default_factory=dict)
+    results: Path | None = None
     source: Path | None = None
 
     @property
@@ -200,8 +203,10 @@ def _check_keys(data: dict, known: dict | tuple, where: str) -> None:
             raise ConfigError(f"{where}: unknown key {key!r}.{hint} Known: {', '.join(known)}.")
 
 
-def load_grid(path: Path | str, out: Path | str | None = None) -> Grid:
-    """Reads and validates a grid file; ``out`` replaces the grid's output folder."""
+def load_grid(
+    path: Path | str, out: Path | str | None = None, results: Path | str | None = None
+) -> Grid:
+    """Reads and validates a grid file; ``out`` and ``results`` replace the grid's folders."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -213,6 +218,8 @@ def load_grid(path: Path | str, out: Path | str | None = None) -> Grid:
     grid.source = path
     if out is not None:
         grid.out = Path(out)
+    if results is not None:
+        grid.results = Path(results)
     return grid
 
 
@@ -282,6 +289,7 @@ def grid_from_dict(data: dict[str, Any], where: str = "grid", default_name: str 
         overrides=overrides,
         exclude=exclude,
         resources={k: float(v) for k, v in resources.items()},
+        results=Path(data["results"]) if data.get("results") else None,
     )
 
 
@@ -327,6 +335,65 @@ def config_hash(config: dict[str, Any]) -> str:
     """sha256 of the canonical JSON of a run configuration."""
     canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+#: A training run's settings as they stood when run ids were frozen (slopeft 0.1, December 2026).
+#: A run id hashes only what differs from these values. So a setting added later, at a value that
+#: keeps the old behaviour, leaves every existing id valid (and with it the finished records
+#: committed under results/), while a changed default does change the ids of the runs that used
+#: it. A new TrainingConfig field must be added here with the value that reproduces the behaviour
+#: before it existed (tests/experiments/test_grid.py checks that every field is listed).
+HASH_REFERENCE: dict[str, Any] = {
+    "train_set": None,
+    "method_options": {},
+    "training": {
+        "epochs": 3.0,
+        "max_steps": 0,
+        "batch_size": 16,
+        "grad_accumulation": 1,
+        "learning_rate": None,
+        "weight_decay": 0.0,
+        "warmup_ratio": 0.06,
+        "scheduler": "linear",
+        "max_length": 256,
+        "eval_batch_size": 32,
+        "eval_every": 0,
+        "patience": 0,
+        "class_weights": False,
+        "group_by_length": True,
+        "precision": "auto",
+        "max_train_examples": 0,
+        "max_eval_examples": 0,
+        "max_grad_norm": 1.0,
+        "log_every": 10,
+        "malloc_mmap_threshold_kib": 2048,
+        "select_best": True,
+    },
+}
+
+
+def _differences(values: dict[str, Any], reference: dict[str, Any]) -> dict[str, Any]:
+    """``values`` without the entries equal to ``reference``'s (recursively into mappings)."""
+    kept = {}
+    for key, value in values.items():
+        if key in reference and isinstance(value, dict) and isinstance(reference[key], dict):
+            nested = _differences(value, reference[key])
+            if nested:
+                kept[key] = nested
+        elif key not in reference or not _same(value, reference[key]):
+            kept[key] = value
+    return kept
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    return a == b
+
+
+def run_config_hash(run_config: dict[str, Any]) -> str:
+    """The hash in a training run's id: its configuration's differences from :data:`HASH_REFERENCE`."""
+    return config_hash({"kind": "train", **_differences(run_config, HASH_REFERENCE)})
 
 
 def _slug(text: str) -> str:
@@ -498,7 +565,7 @@ def expand(grid: Grid) -> Expansion:
                     ).to_dict()
                     for machine_specific in ("output", "data_dir"):
                         run_config.pop(machine_specific)
-                    digest = config_hash({"kind": "train", **run_config})
+                    digest = run_config_hash(run_config)
                     runs.append(
                         RunSpec(
                             make_run_id(task, model, variant.label, seed, digest),

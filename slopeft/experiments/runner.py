@@ -13,6 +13,8 @@ retried later instead of being started twice. Folders of a grid's output::
     <out>/logs/<run_id>.log    the worker's output (appended across attempts)
     <out>/locks/<run_id>.lock  held by the process running the run
     <out>/models/tiny-ARCH/    tiny models built on the fly for ``tiny:ARCH`` entries
+    <results>/<run_id>/        with ``results:`` in the grid: the finished run's record.json and
+                               val_predictions.json, published for committing; such a run is done
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from rich.console import Console
 
 from slopeft.errors import ConfigError
 from slopeft.experiments.grid import Expansion, Grid, RunSpec, expand
+from slopeft.experiments.published import publish, published_record
 from slopeft.experiments.store import ResultsStore
 from slopeft.experiments.worker import BUSY, INTERRUPTED, RunLock, completed_record
 from slopeft.training.record import write_json_atomic
@@ -66,6 +69,7 @@ def job_for(grid: Grid, run: RunSpec) -> dict[str, Any]:
         "lock": str(out / "locks" / f"{run.run_id}.lock"),
         "models_dir": str(out / "models"),
         "data_dir": str(Path(grid.data_dir).resolve()) if grid.data_dir else None,
+        "results_dir": str(grid.results.resolve()) if grid.results else None,
     }
 
 
@@ -99,18 +103,34 @@ def grid_description(grid: Grid, expansion: Expansion) -> dict[str, Any]:
 
 
 def sync_from_disk(grid: Grid, runs: list[RunSpec], store: ResultsStore) -> int:
-    """Upserts every completed record found on disk whose store row is not completed; returns how many."""
+    """Upserts every completed record found on disk whose store row is not completed; returns how many.
+
+    A record is found in the run's folder or among the grid's published results; a finished run
+    not yet published (its worker was killed in between) is published now.
+    """
     statuses = store.statuses()
     synced = 0
     for run in runs:
+        run_dir = grid.runs_dir / run.run_id
+        local = completed_record(run_dir)
+        if grid.results is not None and local is not None:
+            publish(run_dir, grid.results, run.run_id)
         if statuses.get(run.run_id) == "completed":
             continue
-        run_dir = grid.runs_dir / run.run_id
-        record = completed_record(run_dir)
+        where, record = run_dir, local
+        if grid.results is not None and (published := published_record(grid.results, run.run_id)):
+            where, record = grid.results / run.run_id, published
         if record is not None:
-            store.upsert(run.to_dict(), "completed", record=record, run_dir=run_dir.resolve(), grid=grid.name)
+            store.upsert(run.to_dict(), "completed", record=record, run_dir=where.resolve(), grid=grid.name)
             synced += 1
     return synced
+
+
+def import_results(grid: Grid) -> int:
+    """Rebuilds the grid's store from the records on disk (its run folders and published results)."""
+    expansion = expand(grid)
+    grid.out.mkdir(parents=True, exist_ok=True)
+    return sync_from_disk(grid, expansion.runs, ResultsStore(grid.store_path))
 
 
 def _worker_env(workers: int) -> dict[str, str]:
@@ -449,7 +469,11 @@ def grid_status(grid: Grid) -> tuple[list[RunState], Expansion]:
     for run in expansion.runs:
         row = rows.get(run.run_id) or {}
         run_dir = grid.runs_dir / run.run_id
-        if row.get("status") == "completed" or completed_record(run_dir) is not None:
+        if (
+            row.get("status") == "completed"
+            or completed_record(run_dir) is not None
+            or published_record(grid.results, run.run_id) is not None
+        ):
             states.append(
                 RunState(run, "done", f"{row.get('main_metric') or ''} {row.get('main') or ''}".strip())
             )

@@ -6,11 +6,12 @@ lock, data). The worker
 1. holds an exclusive ``flock`` on the run's lock file for its whole life, so two runners (two
    ``grid run`` invocations, or a runner and a leftover worker) never train the same run at once
    — the second one exits with :data:`BUSY` and its runner retries later;
-2. returns at once when the run folder already holds a completed record (syncing it into the
-   store), so nothing finished is ever trained twice;
+2. returns at once when the run folder, or the grid's published results, already hold a completed
+   record (syncing it into the store), so nothing finished is ever trained twice;
 3. trains with ``resume=True``: a run killed earlier continues from its checkpoint;
-4. upserts the row — ``running``, then ``completed`` with the full record, or ``failed`` with the
-   error — into the results store.
+4. publishes a finished run's record and validation predictions to the grid's ``results:``
+   folder (when it has one), then upserts the row — ``running``, then ``completed`` with the full
+   record, or ``failed`` with the error — into the results store.
 
 Under a local runner the worker dies with its parent (Linux ``PR_SET_PDEATHSIG`` → SIGTERM, which
 the trainer turns into a checkpoint), so ``kill -9`` of ``slopeft grid run`` leaves no orphans.
@@ -32,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+
+from slopeft.experiments.published import publish, published_record
 
 BUSY = 75  # EX_TEMPFAIL: another process holds the run
 INTERRUPTED = 130
@@ -213,7 +216,12 @@ def execute(job: dict[str, Any], console: Console | None = None) -> int:
         store = ResultsStore(job["store"])
         run_dir = Path(job["run_dir"])
         common = {"run_dir": run_dir, "grid": job.get("grid")}
+        results_dir = job.get("results_dir")
         record = completed_record(run_dir)
+        if record is not None and results_dir:
+            publish(run_dir, results_dir, spec["run_id"])
+        if record is None and (published := published_record(results_dir, spec["run_id"])) is not None:
+            record, common["run_dir"] = published, Path(results_dir) / spec["run_id"]
         if record is not None:
             store.upsert(spec, "completed", record=record, **common)
             return 0
@@ -234,6 +242,8 @@ def execute(job: dict[str, Any], console: Console | None = None) -> int:
             console.print(text, markup=False, highlight=False)
             store.upsert(spec, "failed", error=f"{type(err).__name__}: {err}".strip(), **common)
             return 1
+        if results_dir and publish(run_dir, results_dir, spec["run_id"]):
+            common["run_dir"] = Path(results_dir) / spec["run_id"]
         store.upsert(spec, "completed", record=record, **common)
         return 0
     finally:

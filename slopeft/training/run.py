@@ -105,11 +105,15 @@ def train_run(
     truncated_train = trainer.truncated_train
 
     # Predict once and score those predictions: the per-example predictions are kept for statistics.
-    eval_started = time.perf_counter()
-    val_predictions = parts.head.predict(
-        trainer.accelerator.unwrap_model(trainer.model), val, batch_size=config.training.eval_batch_size
-    )
-    inference_speed = len(val) / max(time.perf_counter() - eval_started, 1e-9)
+    if trainer.final_predictions is not None:
+        val_predictions = trainer.final_predictions
+        inference_speed = result.state.history[-1]["eval_examples_per_s"]
+    else:
+        eval_started = time.perf_counter()
+        val_predictions = parts.head.predict(
+            trainer.accelerator.unwrap_model(trainer.model), val, batch_size=config.training.eval_batch_size
+        )
+        inference_speed = len(val) / max(time.perf_counter() - eval_started, 1e-9)
     final_metrics = parts.task.metrics(val_predictions, val)
     truncated_val = parts.head.truncated
     adapter_dir = run_dir / ADAPTER_DIR

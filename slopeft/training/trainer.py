@@ -142,6 +142,8 @@ class Trainer:
         self.model = model
         self.learning_rate = config.learning_rate or method.default_learning_rate
         self.class_weights: torch.Tensor | None = None
+        #: Validation predictions of the weights fit() returns, when its last evaluation saw exactly them.
+        self.final_predictions: dict[int, Any] | None = None
 
     # -- set-up ---------------------------------------------------------------------------------
     def _optimizers(self) -> list[torch.optim.Optimizer]:
@@ -178,12 +180,16 @@ class Trainer:
     # -- evaluation -----------------------------------------------------------------------------
     def evaluate(self, examples: Sequence[Example]) -> tuple[dict[str, float], float]:
         """Task metrics of the current model on ``examples`` and the examples/s of prediction."""
+        metrics, speed, _ = self._predict_and_score(examples)
+        return metrics, speed
+
+    def _predict_and_score(self, examples: Sequence[Example]) -> tuple[dict[str, float], float, dict]:
         start = time.perf_counter()
         model = self.accelerator.unwrap_model(self.model)
         predictions = self.head.predict(model, examples, batch_size=self.config.eval_batch_size)
         seconds = time.perf_counter() - start
         model.train()
-        return self.task.metrics(predictions, examples), len(examples) / max(seconds, 1e-9)
+        return self.task.metrics(predictions, examples), len(examples) / max(seconds, 1e-9), predictions
 
     # -- the loop -------------------------------------------------------------------------------
     def fit(self, train: Sequence[Example], val: Sequence[Example], resume: bool = False) -> TrainResult:
@@ -321,8 +327,13 @@ class Trainer:
                 "effective batch with --set training.batch_size=N --set training.grad_accumulation=M, or lower "
                 "training.max_length."
             ) from None
-        if best_weights is not None:
+        if config.select_best and best_weights is not None:
             self._load_weights(best_weights)
+        final_is_best = state.best_step == state.step
+        if config.select_best and not final_is_best:
+            # Methods that grow parameters after the best step (IncreLoRA) do not return to exactly
+            # the evaluated state, so the caller predicts afresh.
+            self.final_predictions = None
         best = next((h["metrics"] for h in state.history if h["step"] == state.best_step), {})
         return TrainResult(state, best, total_steps, stopped_early, memory.peak_rss_mb, memory.peak_gpu_mb)
 
@@ -341,7 +352,9 @@ class Trainer:
     def _evaluate_and_keep(
         self, val: Sequence[Example], state: TrainerState, best_weights: dict[str, torch.Tensor] | None
     ) -> tuple[dict | None, bool]:
-        metrics, speed = self.evaluate(val)
+        metrics, speed, predictions = self._predict_and_score(val)
+        # The predictions of the state training ends in, reused for the record (no second pass).
+        self.final_predictions = predictions
         value = metrics[self.task.spec.main_metric]
         state.history.append(
             {"step": state.step, "epoch": state.epoch, "metrics": metrics, "eval_examples_per_s": speed}

@@ -52,6 +52,28 @@ def test_run_ids_are_deterministic_unique_and_follow_the_configuration():
         expand(_grid(methods=["lora", {"label": "lora-again", "method": "lora"}]))
 
 
+def test_run_ids_survive_new_settings_at_their_old_behaviour():
+    import dataclasses
+
+    from slopeft.config import TrainingConfig
+    from slopeft.experiments.grid import HASH_REFERENCE, run_config_hash
+
+    # every training setting is listed, so a new one cannot silently change every committed run id
+    assert set(HASH_REFERENCE["training"]) == {f.name for f in dataclasses.fields(TrainingConfig)}
+    run = expand(_grid()).runs[0]
+    # frozen: these ids name the study's committed results; a change here orphans them
+    assert run.run_id == "cb-tiny-bert-lora-s1-" + run.config_hash[:10]
+    assert run.config_hash == run_config_hash(run.config)
+    assert run.config_hash.startswith("cea4ac74f4"), run.config_hash
+    with_new_setting = {**run.config, "training": {**run.config["training"], "a_later_setting": 1}}
+    assert run_config_hash(with_new_setting) != run.config_hash
+    try:
+        HASH_REFERENCE["training"]["a_later_setting"] = 1  # added at the value that keeps the old behaviour
+        assert run_config_hash(with_new_setting) == run.config_hash
+    finally:
+        del HASH_REFERENCE["training"]["a_later_setting"]
+
+
 def test_variants_overrides_and_exclusions():
     grid = _grid(
         models=["tiny:bert", "tiny:gemma"],

@@ -177,3 +177,27 @@ def test_cpu_training_fixes_the_mmap_threshold_from_the_config(real_data_env, ti
     monkeypatch.setattr(trainer_module, "limit_heap_fragmentation", applied.append)
     train_run(_config(tmp_path, tiny_bert, malloc_mmap_threshold_kib=2048, max_train_examples=8))
     assert applied == [2048]
+
+
+def test_final_weights_are_kept_without_best_selection_and_scored_once(
+    real_data_env, tiny_bert, tmp_path, monkeypatch
+):
+    from slopeft.models.heads.encoder import EncoderPairHead
+
+    calls = []
+    original = EncoderPairHead.predict
+
+    def counting(self, *args, **kwargs):
+        calls.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(EncoderPairHead, "predict", counting)
+    config = _config(tmp_path, tiny_bert, epochs=3.0, learning_rate=5e-2, select_best=False)
+    record = train_run(config)
+    history = record["metrics"]["history"]
+    assert len(history) == 3 and len(calls) == 3  # one evaluation per epoch; the record reuses the last
+    assert record["metrics"]["val"] == history[-1]["metrics"]  # the final weights, whatever was best
+    parts, model, _ = load_run(tmp_path / "run")
+    assert predict_split(parts, model, "val", 16) == {
+        int(k): v for k, v in json.loads((tmp_path / "run" / "val_predictions.json").read_text()).items()
+    }

@@ -1,0 +1,66 @@
+"""Finished runs committed with the project: ``results/<grid>/<run_id>/``.
+
+A grid with ``results: results/<name>`` publishes every finished run's ``record.json`` and
+``val_predictions.json`` (never weights) into that folder, the way huggingface/peft keeps its
+method-comparison results in its repository. ``slopeft grid run`` treats a run published there as
+done, so a study can be finished in pieces, on several machines, and a fresh clone that has the
+committed results trains nothing it already has; the SQLite store is rebuilt from these records
+(``slopeft results import``, and on the fly by ``grid run`` and ``report``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from slopeft.training.record import RECORD
+
+VAL_PREDICTIONS = "val_predictions.json"
+#: Copied in this order: the record last, because its presence marks the run as published.
+PUBLISHED_FILES = (VAL_PREDICTIONS, RECORD)
+
+
+def published_record(results_dir: Path | str | None, run_id: str) -> dict[str, Any] | None:
+    """The completed record published for ``run_id`` under ``results_dir``, or None."""
+    if results_dir is None:
+        return None
+    path = Path(results_dir) / run_id / RECORD
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) and record.get("status") == "completed" else None
+
+
+def publish(run_dir: Path | str, results_dir: Path | str, run_id: str) -> bool:
+    """Copies a finished run's record and validation predictions into ``results_dir/run_id``.
+
+    Each file goes through a temporary name and a rename, the record last, so a reader (or a
+    ``git add`` in the middle) never sees a published record without its predictions. Returns
+    False when ``run_dir`` holds no completed record; publishing twice changes nothing.
+    """
+    source = Path(run_dir)
+    record_path = source / RECORD
+    if not record_path.is_file():
+        return False
+    try:
+        if json.loads(record_path.read_text(encoding="utf-8")).get("status") != "completed":
+            return False
+    except ValueError:
+        return False
+    target = Path(results_dir) / run_id
+    target.mkdir(parents=True, exist_ok=True)
+    for name in PUBLISHED_FILES:
+        if not (source / name).is_file():
+            continue
+        if (target / name).is_file() and (target / name).read_bytes() == (source / name).read_bytes():
+            continue
+        tmp = target / f".{name}.{os.getpid()}.tmp"
+        shutil.copyfile(source / name, tmp)
+        os.replace(tmp, target / name)
+    return True
