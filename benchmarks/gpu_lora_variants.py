@@ -80,6 +80,7 @@ def run_variant(name: str, args, device: torch.device) -> dict:
 
     from slopeft.errors import ConfigError
     from slopeft.methods import METHODS, MethodContext
+    from slopeft.methods.recipes import recipe_for
     from slopeft.training.optim import adamw
 
     method_name, options = VARIANTS[name]
@@ -99,7 +100,7 @@ def run_variant(name: str, args, device: torch.device) -> dict:
     model = method.apply(model, context).to(device)
     weights_mb = torch.cuda.memory_allocated() / 2**20 if cuda else None
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    lr = method.default_learning_rate
+    lr = recipe_for(method.name).learning_rate
     optimizers = method.build_optimizer(model, lr, 0.0) or adamw(model.named_parameters(), lr, 0.0)
     optimizers = list(optimizers) if isinstance(optimizers, list | tuple) else [optimizers]
     schedulers = [

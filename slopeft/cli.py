@@ -222,15 +222,21 @@ def train(
     train_src: TrainSrc = None,
     train_tgt: TrainTgt = None,
 ) -> None:
-    """Fine-tune a model on a task with a PEFT method; writes the adapter and a run record."""
+    """Fine-tune a model on a task with a PEFT method; writes the adapter and a run record.
+
+    Training starts from the method's recipe (`slopeft methods` shows them); a --config file, the
+    flags and --set override it, in that order.
+    """
     from slopeft.config import load_run_config
     from slopeft.evaluation.workflows import translation_options
+    from slopeft.methods.recipes import recipe_defaults
     from slopeft.reporting.tables import run_table
     from slopeft.training.run import train_run
 
     run_config = load_run_config(
         config,
         set_,
+        method_defaults=recipe_defaults,
         task=task,
         model=model,
         method=method,
@@ -311,11 +317,12 @@ def quickstart(
 
 @app.command()
 def methods() -> None:
-    """The registered methods with their options and default learning rates, and the training options."""
+    """The registered methods with their recipes (default training settings) and options, and the training options."""
     import dataclasses as dc
 
     from slopeft.config import TrainingConfig, field_docs
     from slopeft.methods import METHODS
+    from slopeft.methods.recipes import recipe_for
     from slopeft.reporting.tables import table
 
     rows = []
@@ -328,9 +335,18 @@ def methods() -> None:
             )
             or "-"
         )
-        rows.append((name, ", ".join(method.families), f"{method.default_learning_rate:g}", options))
+        recipe = recipe_for(name)
+        settings = ", ".join(
+            f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"
+            for key, value in {**recipe.training, **recipe.options}.items()
+        )
+        rows.append((name, ", ".join(method.families), settings, options))
     _console().print(
-        table("Methods", ("method", "model families", "default lr", "options (--set METHOD.KEY=...)"), rows)
+        table(
+            "Methods",
+            ("method", "model families", "recipe (slopeft/resources/recipes)", "options (--set METHOD.KEY=...)"),
+            rows,
+        )
     )
     docs = field_docs(TrainingConfig)
     training_rows = [(f.name, repr(f.default), docs.get(f.name, "")) for f in dc.fields(TrainingConfig)]

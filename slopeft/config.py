@@ -195,13 +195,38 @@ def update_dataclass(obj: Any, values: dict[str, Any], where: str) -> Any:
     return dataclasses.replace(obj, **changes)
 
 
-def load_run_config(path: Path | None = None, overrides: list[str] | None = None, **flags: Any) -> RunConfig:
-    """Builds a RunConfig from a YAML file, then CLI flags (non-None), then ``--set`` overrides.
+def load_run_config(
+    path: Path | None = None,
+    overrides: list[str] | None = None,
+    method_defaults: typing.Callable[[str], tuple[dict[str, Any], dict[str, Any]]] | None = None,
+    **flags: Any,
+) -> RunConfig:
+    """Builds a RunConfig from the method's defaults, a YAML file, then CLI flags (non-None), then
+    ``--set`` overrides, each overriding the one before.
 
     YAML layout: top-level RunConfig fields, a ``training:`` mapping, and a mapping named after
     the method (``lora: {r: 16}``) for its options.
+
+    Args:
+        method_defaults: method name → (training settings, method options) to start from (the
+            method's recipe, :func:`slopeft.methods.recipes.recipe_defaults`); None starts from
+            the dataclass defaults.
     """
-    config = RunConfig()
+    config = _build_run_config(RunConfig(), path, overrides, flags)
+    if method_defaults is None:
+        return config
+    training, options = method_defaults(config.method)
+    start = RunConfig(
+        method=config.method,
+        training=update_dataclass(TrainingConfig(), training, f"the {config.method} recipe: training"),
+        method_options=dict(options),
+    )
+    return _build_run_config(start, path, overrides, flags)
+
+
+def _build_run_config(
+    config: RunConfig, path: Path | None, overrides: list[str] | None, flags: dict[str, Any]
+) -> RunConfig:
     if path is not None:
         try:
             data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}

@@ -9,8 +9,10 @@ A grid is YAML (``configs/grids/NAME.yaml``)::
     methods:                         # registered names, "all", or variants
       - lora
       - {label: lora-r16, method: lora, options: {r: 16}, training: {learning_rate: 3e-4}}
+      - {method: dora, sweep: {learning_rate: [5e-4, 1e-3], r: [8, 16]}}   # 4 variants, dora-lr0.0005-r8 ...
     seeds: [1, 2, 3]
     train_set: human                 # optional
+    recipes: true                    # start from each method's recipe (default); false: only what is here
     training: {epochs: 3}            # every run
     method_options: {lora: {r: 8}}   # per registered method
     baselines: [majority]            # model-free rows, one per task (× seed for seeded strategies)
@@ -76,6 +78,7 @@ _GRID_KEYS = {
     "overrides": "list of {match, training, method_options}",
     "exclude": "list of {model, task, method, seed} patterns",
     "resources": "per-run resource request for the Ray backend: {num_cpus, num_gpus, memory}",
+    "recipes": "start every run from its method's recipe (default true); false: only the grid's own settings",
     "estimate": "free-form notes on how long the grid takes (ignored by the runner)",
 }
 _MATCH_KEYS = ("model", "task", "method", "seed", "kind")
@@ -118,6 +121,7 @@ class Grid:
     exclude: list[dict[str, str]] = field(default_factory=list)
     resources: dict[str, float] = field(default_factory=dict)
     results: Path | None = None
+    recipes: bool = True
     source: Path | None = None
 
     @property
@@ -290,7 +294,14 @@ def grid_from_dict(data: dict[str, Any], where: str = "grid", default_name: str 
         exclude=exclude,
         resources={k: float(v) for k, v in resources.items()},
         results=Path(data["results"]) if data.get("results") else None,
+        recipes=_flag(data.get("recipes", True), "recipes", where),
     )
+
+
+def _flag(value: Any, key: str, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: {key} must be true or false, not {value!r}.")
+    return value
 
 
 def _method_variants(value: Any, where: str, methods) -> list[MethodVariant]:
@@ -304,26 +315,53 @@ def _method_variants(value: Any, where: str, methods) -> list[MethodVariant]:
             variants.append(MethodVariant(item, item))
             continue
         item = _mapping(item, "methods[]", where)
-        _check_keys(item, ("label", "method", "options", "training"), f"{where}: methods entry")
+        _check_keys(item, ("label", "method", "options", "training", "sweep"), f"{where}: methods entry")
         if "method" not in item:
             raise ConfigError(f"{where}: a methods entry as a mapping needs method: (and usually label:).")
         method = str(item["method"])
         methods.get(method)
         label = str(item.get("label") or method)
-        variants.append(
-            MethodVariant(
-                label,
-                method,
-                _mapping(item.get("options"), "options", where),
-                _mapping(item.get("training"), "training", where),
-            )
-        )
+        options = _mapping(item.get("options"), "options", where)
+        training = _mapping(item.get("training"), "training", where)
+        sweep = _mapping(item.get("sweep"), "sweep", where)
+        if not sweep:
+            variants.append(MethodVariant(label, method, options, training))
+            continue
+        variants += _swept_variants(label, method, options, training, sweep, where)
     labels = [v.label for v in variants]
     duplicates = sorted({label for label in labels if labels.count(label) > 1})
     if duplicates:
         raise ConfigError(
             f"{where}: method label(s) {', '.join(duplicates)} appear twice; give variants a label:."
         )
+    return variants
+
+
+#: Short names of swept training settings in variant labels (``lora-lr0.002-ep3``).
+_SWEEP_ABBREVIATIONS = {"learning_rate": "lr", "epochs": "ep", "batch_size": "bs", "warmup_ratio": "wu"}
+
+
+def _swept_variants(
+    label: str, method: str, options: dict, training: dict, sweep: dict, where: str
+) -> list[MethodVariant]:
+    """One variant per combination of the ``sweep:`` values (training settings or method options)."""
+    import itertools
+
+    from slopeft.config import TrainingConfig
+
+    training_fields = {f.name for f in dataclasses.fields(TrainingConfig)}
+    keys = list(sweep)
+    for key in keys:
+        if not isinstance(sweep[key], list) or not sweep[key]:
+            raise ConfigError(f"{where}: sweep.{key} must be a non-empty list of values.")
+    variants = []
+    for values in itertools.product(*(sweep[k] for k in keys)):
+        swept_training, swept_options, parts = dict(training), dict(options), [label]
+        for key, value in zip(keys, values, strict=True):
+            (swept_training if key in training_fields else swept_options)[key] = value
+            shown = f"{value:g}" if isinstance(value, float) else str(value)
+            parts.append(f"{_SWEEP_ABBREVIATIONS.get(key, key)}{shown}")
+        variants.append(MethodVariant("-".join(parts), method, swept_options, swept_training))
     return variants
 
 
@@ -470,6 +508,7 @@ def expand(grid: Grid) -> Expansion:
     """Every run of ``grid`` (baselines first), validated; incompatible combinations are skipped with a reason."""
     from slopeft.config import RunConfig, TrainingConfig, update_dataclass
     from slopeft.methods import METHODS
+    from slopeft.methods.recipes import recipe_defaults
     from slopeft.tasks import TASKS
 
     runs: list[RunSpec] = []
@@ -539,7 +578,14 @@ def expand(grid: Grid) -> Expansion:
                     }
                     if any(_matches(pattern, values) for pattern in grid.exclude):
                         continue
-                    options = {**grid.method_options.get(variant.method, {}), **variant.options}
+                    recipe_training, recipe_options = (
+                        recipe_defaults(variant.method) if grid.recipes else ({}, {})
+                    )
+                    options = {
+                        **recipe_options,
+                        **grid.method_options.get(variant.method, {}),
+                        **variant.options,
+                    }
                     for override in grid.overrides:
                         if _matches(override.match, values):
                             options.update(override.method_options)
@@ -552,7 +598,9 @@ def expand(grid: Grid) -> Expansion:
                     if checked[key]:
                         continue
                     training = update_dataclass(
-                        TrainingConfig(), _training_for(grid, values, variant.training), "training"
+                        TrainingConfig(),
+                        {**recipe_training, **_training_for(grid, values, variant.training)},
+                        "training",
                     )
                     run_config = RunConfig(
                         task=task,

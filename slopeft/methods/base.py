@@ -52,12 +52,12 @@ class Method(abc.ABC):
     """A parameter-efficient (or full) fine-tuning method.
 
     Subclasses set ``name``, ``config_class`` (a dataclass whose fields are the method's
-    options, with docstrings) and ``default_learning_rate``, and implement ``apply``.
+    options, with docstrings), ship a recipe (``slopeft/resources/recipes/<name>.yaml``: the
+    default learning rate and other training settings) and implement ``apply``.
     """
 
     name: ClassVar[str]
     config_class: ClassVar[type]
-    default_learning_rate: ClassVar[float] = 5e-4
     families: ClassVar[tuple[str, ...]] = ("encoder", "causal", "seq2seq")
 
     def __init__(self, options: dict[str, Any] | None = None) -> None:

@@ -29,7 +29,6 @@ class FullOptions:
 class FullFineTuning(Method):
     name = "full"
     config_class = FullOptions
-    default_learning_rate = 2e-5
 
     def apply(self, model: nn.Module, context: MethodContext) -> nn.Module:
         if self.config.sparse_embeddings and context.family != "encoder":

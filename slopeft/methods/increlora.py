@@ -218,7 +218,6 @@ def increlora_layers(model: nn.Module) -> dict[str, IncreLoraLinear]:
 class IncreLora(Method):
     name = "increlora"
     config_class = IncreLoraOptions
-    default_learning_rate = 1.2e-3  # the authors' scripts; the paper's range is about 1e-3
 
     def __init__(self, options: dict[str, Any] | None = None) -> None:
         super().__init__(options)

@@ -33,6 +33,7 @@ from torch import nn
 from slopeft.config import TrainingConfig
 from slopeft.errors import ConfigError, SlopeftError
 from slopeft.methods.base import Method, trainable_state
+from slopeft.methods.recipes import recipe_for
 from slopeft.models.heads import Head
 from slopeft.tasks.base import Example, Task
 from slopeft.training import checkpoint as ckpt
@@ -140,7 +141,7 @@ class Trainer:
             mixed_precision="no" if precision == "fp32" else precision, gradient_accumulation_steps=1
         )
         self.model = model
-        self.learning_rate = config.learning_rate or method.default_learning_rate
+        self.learning_rate = config.learning_rate or recipe_for(method.name).learning_rate
         self.class_weights: torch.Tensor | None = None
         #: Validation predictions of the weights fit() returns, when its last evaluation saw exactly them.
         self.final_predictions: dict[int, Any] | None = None

