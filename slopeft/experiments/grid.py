@@ -11,7 +11,7 @@ A grid is YAML (``configs/grids/NAME.yaml``)::
       - {label: lora-r16, method: lora, options: {r: 16}, training: {learning_rate: 3e-4}}
       - {method: dora, sweep: {learning_rate: [5e-4, 1e-3], r: [8, 16]}}   # 4 variants, dora-lr0.0005-r8 ...
     seeds: [1, 2, 3]
-    train_set: human                 # optional
+    train_set: human                 # optional; so are val_set and extra_val_sets
     recipes: true                    # start from each method's recipe (default); false: only what is here
     training: {epochs: 3}            # every run
     method_options: {lora: {r: 8}}   # per registered method
@@ -20,6 +20,10 @@ A grid is YAML (``configs/grids/NAME.yaml``)::
       - match: {model: tiny:gemma, task: "slo-superglue/*"}
         training: {max_length: 64}
         method_options: {r: 4}
+      - match: {task: slo-superglue/rte}   # data settings per task, for runs and baselines
+        train_set: machine
+        val_set: machine
+        extra_val_sets: [human]
     exclude:                         # runs matching every key are dropped
       - {model: sloberta, method: full}
     resources: {num_cpus: 1, num_gpus: 0}   # per run, for the Ray backend
@@ -71,6 +75,8 @@ _GRID_KEYS = {
     "methods": "method names, 'all', or {label, method, options, training} variants",
     "seeds": "list of seeds",
     "train_set": "training set (human, machine, combined; a folder for MT)",
+    "val_set": "validation set (SuperGLUE: human, the leaderboard's, or machine)",
+    "extra_val_sets": "more validation sets scored with the final weights",
     "data_dir": "data root (else $SLOPEFT_DATA)",
     "training": "training settings for every run",
     "method_options": "per-method options: {lora: {r: 8}}",
@@ -94,11 +100,16 @@ class MethodVariant:
     training: dict[str, Any] = field(default_factory=dict)
 
 
+#: Run settings (RunConfig fields) an override may set besides training and method options.
+_DATA_KEYS = ("train_set", "val_set", "extra_val_sets")
+
+
 @dataclass(frozen=True)
 class Override:
     match: dict[str, str]
     training: dict[str, Any] = field(default_factory=dict)
     method_options: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)  # train_set, val_set, extra_val_sets
 
 
 @dataclass
@@ -113,6 +124,8 @@ class Grid:
     seeds: list[int]
     description: str = ""
     train_set: str | None = None
+    val_set: str | None = None
+    extra_val_sets: list[str] = field(default_factory=list)
     data_dir: str | None = None
     training: dict[str, Any] = field(default_factory=dict)
     method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -260,7 +273,7 @@ def grid_from_dict(data: dict[str, Any], where: str = "grid", default_name: str 
     overrides = []
     for i, item in enumerate(_as_list(data.get("overrides"), "overrides", where)):
         item = _mapping(item, f"overrides[{i}]", where)
-        _check_keys(item, ("match", "training", "method_options"), f"{where}: overrides[{i}]")
+        _check_keys(item, ("match", "training", "method_options", *_DATA_KEYS), f"{where}: overrides[{i}]")
         match = {k: str(v) for k, v in _mapping(item.get("match"), "match", where).items()}
         _check_keys(match, _MATCH_KEYS, f"{where}: overrides[{i}].match")
         overrides.append(
@@ -268,6 +281,7 @@ def grid_from_dict(data: dict[str, Any], where: str = "grid", default_name: str 
                 match,
                 _mapping(item.get("training"), "training", where),
                 _mapping(item.get("method_options"), "method_options", where),
+                {key: _data_value(key, item[key], where) for key in _DATA_KEYS if key in item},
             )
         )
     exclude = []
@@ -285,7 +299,9 @@ def grid_from_dict(data: dict[str, Any], where: str = "grid", default_name: str 
         methods=methods,
         seeds=seeds,
         description=str(data.get("description") or ""),
-        train_set=data.get("train_set"),
+        train_set=_data_value("train_set", data.get("train_set"), where),
+        val_set=_data_value("val_set", data.get("val_set"), where),
+        extra_val_sets=_data_value("extra_val_sets", data.get("extra_val_sets") or [], where),
         data_dir=data.get("data_dir"),
         training=_mapping(data.get("training"), "training", where),
         method_options=method_options,
@@ -296,6 +312,33 @@ def grid_from_dict(data: dict[str, Any], where: str = "grid", default_name: str 
         results=Path(data["results"]) if data.get("results") else None,
         recipes=_flag(data.get("recipes", True), "recipes", where),
     )
+
+
+def _data_value(key: str, value: Any, where: str) -> Any:
+    if key == "extra_val_sets":
+        return [str(v) for v in _as_list(value, key, where)]
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(f"{where}: {key} must be a name (e.g. human or machine), not {value!r}.")
+    return value
+
+
+def _data_for(grid: Grid, values: dict[str, Any]) -> dict[str, Any]:
+    """train_set, val_set and extra_val_sets of one run: the grid's, then matching overrides', checked
+    against what the task offers (so a typo fails at expansion, not hours into the grid)."""
+    from slopeft.tasks import TASKS
+
+    data = {"train_set": grid.train_set, "val_set": grid.val_set, "extra_val_sets": list(grid.extra_val_sets)}
+    for override in grid.overrides:
+        if _matches(override.match, values):
+            data.update(override.data)
+    spec = TASKS.get(values["task"]).spec
+    for val_set in [data["val_set"], *data["extra_val_sets"]]:
+        if val_set is not None and val_set not in spec.val_sets:
+            raise ConfigError(
+                f"{values['task']} has no validation set {val_set!r} (it has {', '.join(spec.val_sets)}); "
+                "fix val_set / extra_val_sets in the grid or its overrides."
+            )
+    return data
 
 
 def _flag(value: Any, key: str, where: str) -> bool:
@@ -383,6 +426,8 @@ def config_hash(config: dict[str, Any]) -> str:
 #: before it existed (tests/experiments/test_grid.py checks that every field is listed).
 HASH_REFERENCE: dict[str, Any] = {
     "train_set": None,
+    "val_set": None,
+    "extra_val_sets": [],
     "method_options": {},
     "training": {
         "epochs": 3.0,
@@ -538,16 +583,19 @@ def expand(grid: Grid) -> Expansion:
                     continue
                 training = _training_for(grid, values, {})
                 training = dataclasses.asdict(update_dataclass(TrainingConfig(), training, "training"))
+                data = _data_for(grid, values)
                 config = {
                     "kind": "baseline",
                     "task": task,
                     "strategy": strategy,
                     "seed": seed,
-                    "train_set": grid.train_set,
+                    "train_set": data["train_set"],
                     # only these two limits change a baseline's numbers
                     "max_train_examples": training["max_train_examples"],
                     "max_eval_examples": training["max_eval_examples"],
                 }
+                # Present only when set, so the ids of baselines from before these settings stay valid.
+                config.update({k: data[k] for k in ("val_set", "extra_val_sets") if data[k]})
                 digest = config_hash(config)
                 runs.append(
                     RunSpec(
@@ -606,7 +654,7 @@ def expand(grid: Grid) -> Expansion:
                         task=task,
                         model=model,
                         method=variant.method,
-                        train_set=grid.train_set,
+                        **_data_for(grid, values),
                         seed=seed,
                         training=training,
                         method_options=options,

@@ -153,19 +153,28 @@ def _baseline(job: dict[str, Any]) -> dict[str, Any]:
         library_versions,
         write_json_atomic,
     )
+    from slopeft.training.run import extra_val_predictions
 
     spec = job["spec"]
     config = spec["config"]
     run_dir = Path(job["run_dir"])
     run_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    task = get_task(config["task"], job.get("data_dir"), config.get("train_set"))
+    task = get_task(config["task"], job.get("data_dir"), config.get("train_set"), config.get("val_set"))
     train = task.examples("train")[: config["max_train_examples"] or None]
     val = task.examples("val")[: config["max_eval_examples"] or None]
     predict_started = time.perf_counter()
     predictions = BASELINES.get(config["strategy"])(task, train, val, seed=config["seed"])
     predict_seconds = time.perf_counter() - predict_started
     metrics = task.metrics(predictions, val)
+    extra_val = {}
+    for val_set in config.get("extra_val_sets") or []:
+        other = get_task(config["task"], job.get("data_dir"), config.get("train_set"), val_set)
+        examples = other.examples("val")[: config["max_eval_examples"] or None]
+        scored = BASELINES.get(config["strategy"])(other, train, examples, seed=config["seed"])
+        scores = other.metrics(scored, examples)
+        extra_val[val_set] = {"metrics": scores, "main": scores[task.spec.main_metric], "examples": len(examples)}
+        write_json_atomic(run_dir / extra_val_predictions(val_set), {str(k): v for k, v in scored.items()})
     write_json_atomic(run_dir / VAL_PREDICTIONS, {str(k): v for k, v in predictions.items()})
     record = {
         "run_id": run_dir.name,
@@ -183,6 +192,7 @@ def _baseline(job: dict[str, Any]) -> dict[str, Any]:
             "val": metrics,
             "main_metric": task.spec.main_metric,
             "main": metrics[task.spec.main_metric],
+            "extra_val": extra_val,
         },
         "cost": {
             "trainable": 0,

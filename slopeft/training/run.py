@@ -15,6 +15,7 @@ from torch import nn
 
 from slopeft.config import RunConfig, TrainingConfig, update_dataclass
 from slopeft.errors import ConfigError
+from slopeft.tasks import get_task
 from slopeft.training.build import RunParts, base_fingerprint, check_fingerprint, load_base, prepare_parts
 from slopeft.training.record import (
     RECORD,
@@ -29,6 +30,11 @@ ADAPTER_DIR = "adapter"
 ADAPTER_META = "slopeft_adapter.json"
 ADAPTER_FORMAT = 1
 VAL_PREDICTIONS = "val_predictions.json"  # idx → predicted label on the validation examples scored
+
+
+def extra_val_predictions(val_set: str) -> str:
+    """The predictions file of an extra validation set (``RunConfig.extra_val_sets``)."""
+    return f"val_predictions.{val_set}.json"
 
 
 def _limit(examples: list, n: int) -> list:
@@ -116,11 +122,29 @@ def train_run(
         inference_speed = len(val) / max(time.perf_counter() - eval_started, 1e-9)
     final_metrics = parts.task.metrics(val_predictions, val)
     truncated_val = parts.head.truncated
+    extra_val, extra_predictions = {}, {}
+    for val_set in config.extra_val_sets:
+        other = get_task(config.task, config.data_dir, config.train_set, val_set, **(task_options or {}))
+        examples = _limit(other.examples("val"), config.training.max_eval_examples)
+        predictions = parts.head.predict(
+            trainer.accelerator.unwrap_model(trainer.model), examples, batch_size=config.training.eval_batch_size
+        )
+        scores = other.metrics(predictions, examples)
+        extra_val[val_set] = {
+            "metrics": scores,
+            "main": scores[parts.task.spec.main_metric],
+            "examples": len(examples),
+        }
+        extra_predictions[val_set] = predictions
     adapter_dir = run_dir / ADAPTER_DIR
     main_process = trainer.accelerator.is_main_process  # several processes (accelerate launch): one writer
     if main_process:
         _save_adapter(parts, trainer.accelerator.unwrap_model(trainer.model), context, adapter_dir)
         write_json_atomic(run_dir / VAL_PREDICTIONS, {str(k): v for k, v in val_predictions.items()})
+        for val_set, predictions in extra_predictions.items():
+            write_json_atomic(
+                run_dir / extra_val_predictions(val_set), {str(k): v for k, v in predictions.items()}
+            )
     trainer.accelerator.wait_for_everyone()
 
     record = {
@@ -153,6 +177,7 @@ def train_run(
             "val": final_metrics,
             "main_metric": parts.task.spec.main_metric,
             "main": final_metrics[parts.task.spec.main_metric],
+            "extra_val": extra_val,
             "best_step": result.state.best_step,
             "history": result.state.history,
         },

@@ -60,6 +60,10 @@ def test_run_ids_survive_new_settings_at_their_old_behaviour():
 
     # every training setting is listed, so a new one cannot silently change every committed run id
     assert set(HASH_REFERENCE["training"]) == {f.name for f in dataclasses.fields(TrainingConfig)}
+    from slopeft.config import RunConfig
+
+    identity = {"task", "model", "method", "seed", "training", "method_options", "output", "data_dir"}
+    assert {f.name for f in dataclasses.fields(RunConfig)} - identity <= set(HASH_REFERENCE)
     run = expand(_grid()).runs[0]
     # frozen: these ids name the study's committed results; a change here orphans them
     assert run.run_id == "cb-tiny-bert-lora-s1-" + run.config_hash[:10]
@@ -170,3 +174,22 @@ def test_a_sweep_entry_expands_into_one_labelled_variant_per_combination():
         _grid(methods=[{"method": "lora", "sweep": {"learning_rate": 1e-3}}])
     with pytest.raises(ConfigError, match="Unknown setting lora.rank"):
         expand(_grid(methods=[{"method": "lora", "sweep": {"rank": [4]}}]))
+
+
+def test_overrides_set_each_tasks_training_and_validation_sets_for_runs_and_baselines():
+    grid = _grid(
+        tasks=["slo-superglue/rte", "slo-superglue/wsc"],
+        baselines=["majority"],
+        overrides=[{"match": {"task": "slo-superglue/rte"}, "train_set": "machine", "val_set": "machine",
+                    "extra_val_sets": ["human"]}],
+    )
+    runs = {(r.kind, r.task): r for r in expand(grid).runs}
+    rte = runs[("train", "slo-superglue/rte")].config
+    assert (rte["train_set"], rte["val_set"], rte["extra_val_sets"]) == ("machine", "machine", ["human"])
+    wsc = runs[("train", "slo-superglue/wsc")].config
+    assert (wsc["train_set"], wsc["val_set"], wsc["extra_val_sets"]) == (None, None, [])
+    baseline = runs[("baseline", "slo-superglue/rte")].config
+    assert (baseline["train_set"], baseline["val_set"], baseline["extra_val_sets"]) == ("machine", "machine", ["human"])
+    assert "val_set" not in runs[("baseline", "slo-superglue/wsc")].config  # ids of older baselines stay valid
+    with pytest.raises(ConfigError, match="slo-superglue/wsc has no validation set 'machine'"):
+        expand(_grid(tasks=["slo-superglue/wsc"], val_set="machine"))
