@@ -80,7 +80,8 @@ _GRID_KEYS = {
     "data_dir": "data root (else $SLOPEFT_DATA)",
     "training": "training settings for every run",
     "method_options": "per-method options: {lora: {r: 8}}",
-    "baselines": "model-free baseline strategies (majority, random, stratified, copy-source)",
+    "baselines": "baseline strategies: model-free (majority, random, stratified, copy-source), or "
+    "{strategy: zero-shot|few-shot, model: M, shots: k} prompting a generative model",
     "overrides": "list of {match, training, method_options}",
     "exclude": "list of {model, task, method, seed} patterns",
     "resources": "per-run resource request for the Ray backend: {num_cpus, num_gpus, memory}",
@@ -102,6 +103,22 @@ class MethodVariant:
 
 #: Run settings (RunConfig fields) an override may set besides training and method options.
 _DATA_KEYS = ("train_set", "val_set", "extra_val_sets")
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """One entry of ``baselines:``: a strategy, and for prompting baselines the model and shots."""
+
+    strategy: str
+    model: str | None = None
+    shots: int | None = None
+
+    @property
+    def label(self) -> str:
+        return self.strategy if self.shots is None else f"{self.strategy}-{self.shots}"
+
+
+PROMPTING_BASELINES = ("zero-shot", "few-shot")
 
 
 @dataclass(frozen=True)
@@ -129,7 +146,7 @@ class Grid:
     data_dir: str | None = None
     training: dict[str, Any] = field(default_factory=dict)
     method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
-    baselines: list[str] = field(default_factory=list)
+    baselines: list[Baseline] = field(default_factory=list)
     overrides: list[Override] = field(default_factory=list)
     exclude: list[dict[str, str]] = field(default_factory=list)
     resources: dict[str, float] = field(default_factory=dict)
@@ -259,7 +276,7 @@ def grid_from_dict(data: dict[str, Any], where: str = "grid", default_name: str 
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ConfigError(f"{where}: seeds must be integers, not {seed!r}.")
         seeds.append(seed)
-    baselines = [str(b) for b in _as_list(data.get("baselines"), "baselines", where)]
+    baselines = [_baseline(b, where) for b in _as_list(data.get("baselines"), "baselines", where)]
     if not tasks:
         raise ConfigError(f"{where}: list at least one task under tasks:.")
     if (models and not methods) or (methods and not models):
@@ -274,7 +291,7 @@ def grid_from_dict(data: dict[str, Any], where: str = "grid", default_name: str 
     for i, item in enumerate(_as_list(data.get("overrides"), "overrides", where)):
         item = _mapping(item, f"overrides[{i}]", where)
         _check_keys(item, ("match", "training", "method_options", *_DATA_KEYS), f"{where}: overrides[{i}]")
-        match = {k: str(v) for k, v in _mapping(item.get("match"), "match", where).items()}
+        match = _patterns(_mapping(item.get("match"), "match", where), where)
         _check_keys(match, _MATCH_KEYS, f"{where}: overrides[{i}].match")
         overrides.append(
             Override(
@@ -286,7 +303,7 @@ def grid_from_dict(data: dict[str, Any], where: str = "grid", default_name: str 
         )
     exclude = []
     for i, item in enumerate(_as_list(data.get("exclude"), "exclude", where)):
-        item = {k: str(v) for k, v in _mapping(item, f"exclude[{i}]", where).items()}
+        item = _patterns(_mapping(item, f"exclude[{i}]", where), where)
         _check_keys(item, _MATCH_KEYS, f"{where}: exclude[{i}]")
         exclude.append(item)
     resources = _mapping(data.get("resources"), "resources", where)
@@ -312,6 +329,30 @@ def grid_from_dict(data: dict[str, Any], where: str = "grid", default_name: str 
         results=Path(data["results"]) if data.get("results") else None,
         recipes=_flag(data.get("recipes", True), "recipes", where),
     )
+
+
+def _baseline(item: Any, where: str) -> Baseline:
+    from slopeft.evaluation.baselines import BASELINES
+    from slopeft.evaluation.prompting import few_shot  # noqa: F401  (registers the prompting strategies)
+
+    if isinstance(item, str):
+        entry = Baseline(item)
+    else:
+        item = _mapping(item, "baselines[]", where)
+        _check_keys(item, ("strategy", "model", "shots"), f"{where}: baselines entry")
+        shots = item.get("shots")
+        if shots is not None and (isinstance(shots, bool) or not isinstance(shots, int) or shots < 1):
+            raise ConfigError(f"{where}: baselines shots must be a whole number of at least 1, not {shots!r}.")
+        entry = Baseline(str(item.get("strategy")), str(item["model"]) if item.get("model") else None, shots)
+    BASELINES.get(entry.strategy)
+    if (entry.strategy in PROMPTING_BASELINES) != (entry.model is not None):
+        raise ConfigError(
+            f"{where}: baseline {entry.strategy!r}: zero-shot and few-shot prompt a generative model "
+            "({strategy: few-shot, model: gemma-3-270m, shots: 3}); the other strategies take no model."
+        )
+    if entry.shots is not None and entry.strategy != "few-shot":
+        raise ConfigError(f"{where}: shots applies to the few-shot baseline only.")
+    return entry
 
 
 def _data_value(key: str, value: Any, where: str) -> Any:
@@ -408,8 +449,19 @@ def _swept_variants(
     return variants
 
 
-def _matches(pattern: dict[str, str], values: dict[str, Any]) -> bool:
-    return all(fnmatch.fnmatchcase(str(values.get(key, "")), glob) for key, glob in pattern.items())
+def _matches(pattern: dict[str, Any], values: dict[str, Any]) -> bool:
+    """Every key's glob (or any glob of a list) matches the run's value."""
+    return all(
+        any(fnmatch.fnmatchcase(str(values.get(key, "")), glob) for glob in (globs if isinstance(globs, tuple) else (globs,)))
+        for key, globs in pattern.items()
+    )
+
+
+def _patterns(item: dict, where: str) -> dict[str, Any]:
+    """A match/exclude mapping: each value a glob, or a list of globs (any of them)."""
+    return {
+        key: tuple(str(v) for v in value) if isinstance(value, list) else str(value) for key, value in item.items()
+    }
 
 
 def config_hash(config: dict[str, Any]) -> str:
@@ -558,24 +610,18 @@ def expand(grid: Grid) -> Expansion:
 
     runs: list[RunSpec] = []
     skipped: list[tuple[str, str]] = []
-    from slopeft.evaluation.baselines import BASELINES
-
-    for strategy in grid.baselines:
-        if strategy in ("zero-shot", "few-shot"):
-            raise ConfigError(
-                "Prompting baselines need a model; a grid's baselines: takes model-free strategies "
-                "(majority, random, stratified, copy-source)."
-            )
-        BASELINES.get(strategy)
+    for baseline in grid.baselines:
+        strategy = baseline.strategy
         for task in grid.tasks:
             kind = TASKS.get(task).spec.kind
-            if (kind == "translation") != (strategy == "copy-source"):
+            if baseline.model is None and (kind == "translation") != (strategy == "copy-source"):
                 continue  # label baselines for classification, copy-source for translation: by design
             for seed in [0] if strategy in SEEDLESS_BASELINES else grid.seeds:
+                model = baseline.model or BASELINE_MODEL
                 values = {
-                    "model": BASELINE_MODEL,
+                    "model": model,
                     "task": task,
-                    "method": strategy,
+                    "method": baseline.label,
                     "seed": seed,
                     "kind": "baseline",
                 }
@@ -596,14 +642,23 @@ def expand(grid: Grid) -> Expansion:
                 }
                 # Present only when set, so the ids of baselines from before these settings stay valid.
                 config.update({k: data[k] for k in ("val_set", "extra_val_sets") if data[k]})
+                if baseline.model is not None:  # prompting: the model and how it is prompted
+                    config.update(
+                        model=baseline.model,
+                        shots=baseline.shots if strategy == "few-shot" else 0,
+                        max_length=training["max_length"],
+                        batch_size=training["eval_batch_size"],
+                    )
+                    if config["shots"] == 0 and strategy == "few-shot":
+                        config["shots"] = 3
                 digest = config_hash(config)
                 runs.append(
                     RunSpec(
-                        make_run_id(task, BASELINE_MODEL, strategy, seed, digest),
+                        make_run_id(task, model, baseline.label, seed, digest),
                         "baseline",
                         task,
-                        BASELINE_MODEL,
-                        strategy,
+                        model,
+                        baseline.label,
                         strategy,
                         seed,
                         config,

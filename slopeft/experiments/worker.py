@@ -163,15 +163,26 @@ def _baseline(job: dict[str, Any]) -> dict[str, Any]:
     task = get_task(config["task"], job.get("data_dir"), config.get("train_set"), config.get("val_set"))
     train = task.examples("train")[: config["max_train_examples"] or None]
     val = task.examples("val")[: config["max_eval_examples"] or None]
+    options: dict[str, Any] = {}
+    if config.get("model"):  # a prompting baseline: the model, how many shots, its limits
+        import slopeft.evaluation.prompting  # noqa: F401  (registers zero-shot / few-shot)
+
+        options = {
+            "model": resolve_grid_model(config["model"], Path(job["models_dir"])),
+            "shots": config["shots"],
+            "max_length": config["max_length"],
+            "batch_size": config["batch_size"],
+            "_loaded": {},
+        }
     predict_started = time.perf_counter()
-    predictions = BASELINES.get(config["strategy"])(task, train, val, seed=config["seed"])
+    predictions = BASELINES.get(config["strategy"])(task, train, val, seed=config["seed"], **options)
     predict_seconds = time.perf_counter() - predict_started
     metrics = task.metrics(predictions, val)
     extra_val = {}
     for val_set in config.get("extra_val_sets") or []:
         other = get_task(config["task"], job.get("data_dir"), config.get("train_set"), val_set)
         examples = other.examples("val")[: config["max_eval_examples"] or None]
-        scored = BASELINES.get(config["strategy"])(other, train, examples, seed=config["seed"])
+        scored = BASELINES.get(config["strategy"])(other, train, examples, seed=config["seed"], **options)
         scores = other.metrics(scored, examples)
         extra_val[val_set] = {"metrics": scores, "main": scores[task.spec.main_metric], "examples": len(examples)}
         write_json_atomic(run_dir / extra_val_predictions(val_set), {str(k): v for k, v in scored.items()})

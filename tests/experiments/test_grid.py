@@ -193,3 +193,27 @@ def test_overrides_set_each_tasks_training_and_validation_sets_for_runs_and_base
     assert "val_set" not in runs[("baseline", "slo-superglue/wsc")].config  # ids of older baselines stay valid
     with pytest.raises(ConfigError, match="slo-superglue/wsc has no validation set 'machine'"):
         expand(_grid(tasks=["slo-superglue/wsc"], val_set="machine"))
+
+
+def test_prompting_baselines_name_their_model_and_match_like_runs():
+    grid = _grid(
+        models=["tiny:gemma"],
+        tasks=["slo-superglue/cb", "mt/sl-en"],
+        baselines=["majority", "copy-source", {"strategy": "zero-shot", "model": "tiny:gemma"},
+                   {"strategy": "few-shot", "model": "tiny:gemma", "shots": 2}],
+        exclude=[{"kind": "baseline", "model": "tiny:gemma", "task": ["slo-superglue/*", "si-nli"]}],
+    )
+    baselines = [(r.task, r.method, r.model) for r in expand(grid).runs if r.kind == "baseline"]
+    assert sorted(baselines) == [
+        ("mt/sl-en", "copy-source", "baseline"),
+        ("mt/sl-en", "few-shot-2", "tiny:gemma"),
+        ("mt/sl-en", "zero-shot", "tiny:gemma"),
+        ("slo-superglue/cb", "majority", "baseline"),
+    ]
+    few = next(r for r in expand(grid).runs if r.method == "few-shot-2")
+    assert few.config["shots"] == 2 and few.config["model"] == "tiny:gemma"
+    assert few.run_id.startswith("mt-sl-en-tiny-gemma-few-shot-2-s0-")
+    with pytest.raises(ConfigError, match="prompt a generative model"):
+        _grid(baselines=["zero-shot"])
+    with pytest.raises(ConfigError, match="shots applies to the few-shot baseline only"):
+        _grid(baselines=[{"strategy": "zero-shot", "model": "tiny:gemma", "shots": 2}])
