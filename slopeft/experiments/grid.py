@@ -347,7 +347,7 @@ def _baseline(item: Any, where: str) -> Baseline:
     BASELINES.get(entry.strategy)
     if (entry.strategy in PROMPTING_BASELINES) != (entry.model is not None):
         raise ConfigError(
-            f"{where}: baseline {entry.strategy!r}: zero-shot and few-shot prompt a generative model "
+            f"{where}: baseline {entry.strategy!r}: prompting baselines need a model, a generative one "
             "({strategy: few-shot, model: gemma-3-270m, shots: 3}); the other strategies take no model."
         )
     if entry.shots is not None and entry.strategy != "few-shot":

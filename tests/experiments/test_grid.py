@@ -213,7 +213,7 @@ def test_prompting_baselines_name_their_model_and_match_like_runs():
     few = next(r for r in expand(grid).runs if r.method == "few-shot-2")
     assert few.config["shots"] == 2 and few.config["model"] == "tiny:gemma"
     assert few.run_id.startswith("mt-sl-en-tiny-gemma-few-shot-2-s0-")
-    with pytest.raises(ConfigError, match="prompt a generative model"):
+    with pytest.raises(ConfigError, match="prompting baselines need a model"):
         _grid(baselines=["zero-shot"])
     with pytest.raises(ConfigError, match="shots applies to the few-shot baseline only"):
         _grid(baselines=[{"strategy": "zero-shot", "model": "tiny:gemma", "shots": 2}])
