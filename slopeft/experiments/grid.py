@@ -85,6 +85,8 @@ _GRID_KEYS = {
     "overrides": "list of {match, training, method_options}",
     "exclude": "list of {model, task, method, seed} patterns",
     "resources": "per-run resource request for the Ray backend: {num_cpus, num_gpus, memory}",
+    "order": "method-first (a method's seeds one after another, the default) or seed-first (every "
+    "method's first seed, then every method's second ...), within each model and task",
     "recipes": "start every run from its method's recipe (default true); false: only the grid's own settings",
     "estimate": "free-form notes on how long the grid takes (ignored by the runner)",
 }
@@ -152,6 +154,7 @@ class Grid:
     resources: dict[str, float] = field(default_factory=dict)
     results: Path | None = None
     recipes: bool = True
+    order: str = "method-first"
     source: Path | None = None
 
     @property
@@ -328,6 +331,7 @@ def grid_from_dict(data: dict[str, Any], where: str = "grid", default_name: str 
         resources={k: float(v) for k, v in resources.items()},
         results=Path(data["results"]) if data.get("results") else None,
         recipes=_flag(data.get("recipes", True), "recipes", where),
+        order=_order(data.get("order", "method-first"), where),
     )
 
 
@@ -380,6 +384,12 @@ def _data_for(grid: Grid, values: dict[str, Any]) -> dict[str, Any]:
                 "fix val_set / extra_val_sets in the grid or its overrides."
             )
     return data
+
+
+def _order(value: Any, where: str) -> str:
+    if value not in ("method-first", "seed-first"):
+        raise ConfigError(f"{where}: order must be method-first or seed-first, not {value!r}.")
+    return value
 
 
 def _flag(value: Any, key: str, where: str) -> bool:
@@ -739,6 +749,11 @@ def expand(grid: Grid) -> Expansion:
                 f"{run.method} have identical settings. Remove one or change its options."
             )
         seen[run.config_hash] = run
+    if grid.order == "seed-first":
+        # Stable: baselines first, then per model and task every method's first seed, then the
+        # second ... so a grid stopped early has every method at some seeds, not some at all.
+        place = {(r.model, r.task): i for i, r in reversed(list(enumerate(runs)))}
+        runs.sort(key=lambda r: (r.kind != "baseline", place[(r.model, r.task)], r.seed))
     return Expansion(runs, skipped)
 
 

@@ -217,3 +217,15 @@ def test_prompting_baselines_name_their_model_and_match_like_runs():
         _grid(baselines=["zero-shot"])
     with pytest.raises(ConfigError, match="shots applies to the few-shot baseline only"):
         _grid(baselines=[{"strategy": "zero-shot", "model": "tiny:gemma", "shots": 2}])
+
+
+def test_seed_first_order_runs_every_method_once_before_any_second_seed():
+    base = {"methods": ["lora", "bitfit"], "seeds": [1, 2], "tasks": ["slo-superglue/cb", "slo-superglue/rte"]}
+    default = [(r.task[-3:], r.method, r.seed) for r in expand(_grid(**base)).runs]
+    assert default[:4] == [("/cb", "lora", 1), ("/cb", "lora", 2), ("/cb", "bitfit", 1), ("/cb", "bitfit", 2)]
+    seed_first = [(r.task[-3:], r.method, r.seed) for r in expand(_grid(**base, order="seed-first")).runs]
+    assert seed_first == [
+        ("/cb", "lora", 1), ("/cb", "bitfit", 1), ("/cb", "lora", 2), ("/cb", "bitfit", 2),
+        ("rte", "lora", 1), ("rte", "bitfit", 1), ("rte", "lora", 2), ("rte", "bitfit", 2),
+    ]
+    assert {r.run_id for r in expand(_grid(**base)).runs} == {r.run_id for r in expand(_grid(**base, order="seed-first")).runs}
