@@ -186,6 +186,7 @@ def train_run(
             "trainable_share": params["trainable_without_head"] / max(base_parameters - head_parameters, 1),
             "adapter_bytes": folder_size(adapter_dir),
             "train_seconds": result.state.train_seconds,
+            "train_cpu_seconds": result.state.train_cpu_seconds,
             "wall_seconds": wall,
             "train_examples_per_s": result.state.examples_seen / max(result.state.train_seconds, 1e-9),
             "inference_examples_per_s": inference_speed,
