@@ -23,6 +23,7 @@ from torch import nn
 
 from slopeft.config import update_dataclass
 from slopeft.errors import ConfigError
+from slopeft.models.positions import AddedPositions
 from slopeft.registry import Registry
 
 ADAPTER_CONFIG = "adapter_config.json"
@@ -74,6 +75,15 @@ class Method(abc.ABC):
     @abc.abstractmethod
     def apply(self, model: nn.Module, context: MethodContext) -> nn.Module:
         """Freezes what stays frozen, adds the method's parameters; returns the model to train."""
+
+    def added_positions(self, family: str) -> AddedPositions:
+        """Positions the adapted ``family`` model spends in front of the text of every sequence.
+
+        The head is given this (:meth:`slopeft.models.heads.Head.for_method`) and encodes that much
+        less text, so that text + what the method adds fits the model's position table. Methods that
+        change weights only add nothing (the default).
+        """
+        return AddedPositions()
 
     # -- training hooks (defaults do nothing) ---------------------------------------------------
     def on_step_end(self, model: nn.Module, step: int, total_steps: int) -> None:

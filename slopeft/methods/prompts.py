@@ -15,6 +15,9 @@
 Input-level prompts (prompt-tuning, p-tuning) do not apply to encoder multiple choice (COPA):
 PEFT has no task type for it, and its generic ``PeftModel.forward`` calls the bare model without
 the prompt, so the prompt would silently never be used. Prefix tuning's deep prompts work there.
+
+Every input-level prompt takes positions from the text (:meth:`Method.added_positions`): the head
+encodes ``num_virtual_tokens`` fewer tokens, so text + prompt fits the model's position table.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from slopeft.methods.base import (
     load_own_adapter,
 )
 from slopeft.methods.lora import PeftMethod
+from slopeft.models.positions import AddedPositions
 
 DEFAULT_INIT_TEXT = "Preberi besedilo in izberi pravilen odgovor."
 """Slovene: "Read the text and choose the correct answer." — a task description, in the model's language."""
@@ -46,6 +50,11 @@ DEFAULT_INIT_TEXT = "Preberi besedilo in izberi pravilen odgovor."
 
 class _PromptLearning(PeftMethod):
     """Shared by the PEFT prompt-learning methods: no multiple choice, no merge."""
+
+    def added_positions(self, family: str) -> AddedPositions:
+        # The prompt is prepended to the input embeddings, on every family. On seq2seq models PEFT
+        # 0.21 puts it in front of the encoder input only (the decoder's positions stay the tokens').
+        return AddedPositions(input=self.config.num_virtual_tokens)
 
     def check(self, context: MethodContext) -> None:
         super().check(context)
@@ -234,6 +243,14 @@ class PrefixTuning(PeftMethod):
 
     def peft_type(self) -> str:
         return "SLOPEFT_DEEP_PROMPT"
+
+    def added_positions(self, family: str) -> AddedPositions:
+        n = self.config.num_virtual_tokens
+        if family == "causal":  # PEFT's prefix sits in the key/value cache: the tokens' positions start at n
+            return AddedPositions(input=n)
+        if family == "seq2seq":  # the same in the decoder (its self-attention cache); the encoder has none
+            return AddedPositions(decoder=n)
+        return AddedPositions()  # encoders' deep prompts: extra keys and values, the tokens keep their positions
 
     # -- causal and seq2seq: PEFT ----------------------------------------------------------------
     def peft_config(self, context: MethodContext):

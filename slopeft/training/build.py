@@ -33,6 +33,7 @@ class RunParts:
 
 def prepare_parts(config: RunConfig, task_options: dict | None = None) -> RunParts:
     """Resolves the task, model, head and method of ``config`` (nothing is loaded yet but the tokenizer)."""
+    from slopeft.models.positions import position_limits
     from slopeft.models.sources import family_of, load_tokenizer, model_path, resolve_model
 
     task = get_task(config.task, config.data_dir, config.train_set, config.val_set, **(task_options or {}))
@@ -48,7 +49,8 @@ def prepare_parts(config: RunConfig, task_options: dict | None = None) -> RunPar
         family,
         max_length=config.training.max_length,
         input_prefix=source.input_prefix,
-    )
+        positions=position_limits(base_config, family),
+    ).for_method(method)  # text + what the method adds in front must fit the model's positions
     architecture = base_config.get("model_type", "unknown")
     return RunParts(task, head, method, path, config.model, family, architecture, base_config)
 

@@ -1,4 +1,4 @@
-"""Prompt tuning, p-tuning and PEFT's prefix tuning: initialisation, options and where they apply."""
+"""Prompt tuning, p-tuning and PEFT's prefix tuning: initialisation, options, where they apply, generation."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from transformers import AutoTokenizer
 from slopeft.errors import ConfigError
 from slopeft.methods.prompts import DEFAULT_INIT_TEXT, PromptTuning
 from slopeft.training.build import load_base
+from tests.methods._positions import PositionProbe, generate_to_the_end, long_examples
 
 RTE, COPA = "slo-superglue/rte", "slo-superglue/copa"
 
@@ -19,7 +20,7 @@ def _batch(parts, n=4):
 
 @pytest.mark.parametrize("arch", ["bert", "gemma", "t5"])
 def test_prompt_starts_as_the_embeddings_of_the_init_text(run_parts, tiny_models, arch):
-    parts = run_parts(arch, RTE, "prompt-tuning", num_virtual_tokens=50)
+    parts = run_parts(arch, RTE, "prompt-tuning", max_length=96, num_virtual_tokens=50)
     base, context = load_base(parts)
     words = base.get_input_embeddings().weight.detach().clone()
     model = parts.method.apply(base, context)
@@ -130,3 +131,32 @@ def test_generation_uses_the_prompt_like_a_full_forward_pass(run_parts, arch, me
             else:
                 expected = model(**inputs, decoder_input_ids=out.sequences[:, : step + 1]).logits[:, -1]
             torch.testing.assert_close(logits, expected, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize(
+    ("arch", "method", "generated"),
+    [
+        ("marian", "lora", 128),
+        ("marian", "prefix-tuning", 108),  # its prefix takes 20 of the decoder's 128 positions
+        ("gemma", "prompt-tuning", 128),
+        ("gemma", "prefix-tuning", 128),
+    ],
+)
+def test_whole_generations_fit_the_position_table_with_what_the_method_adds(
+    run_parts, monkeypatch, arch, method, generated
+):
+    """A long source, generated to the full length: every position fits, and the budget is used up."""
+    parts = run_parts(arch, "mt/en-sl", method, max_length=512)
+    base, context = load_base(parts)
+    model = parts.method.apply(base, context).eval()
+    generate_to_the_end(model)
+    probe = PositionProbe(monkeypatch, model)
+    head = parts.head
+    assert head.generation_length == generated
+    (example,) = long_examples(parts.task, n=1)
+    (translation,) = head.predict(model, [example]).values()
+    assert head.truncated == 1 and isinstance(translation, str)
+    assert probe.seen and not probe.overruns(), probe.seen
+    # The longest sequence reaches the end of the table: prompt + what the method adds + generation
+    # (a causal model does not read its last generated token).
+    assert all(size - 2 <= largest <= size - 1 for largest, size in probe.seen.values()), probe.seen
