@@ -42,7 +42,9 @@ class TrainingConfig:
     scheduler: str = "linear"
     """Learning-rate decay after warmup: linear, cosine or constant."""
     max_length: int = 256
-    """Longest input in tokens; longer inputs are cut on the passage side."""
+    """Longest input in tokens (at most the model's positions); longer inputs are cut on the passage
+    side. Virtual tokens a method puts in front (prompt tuning, p-tuning) come out of it, and on a
+    causal model so do the tokens a translation generates."""
     eval_batch_size: int = 32
     """Examples per forward pass when predicting."""
     eval_every: int = 0
