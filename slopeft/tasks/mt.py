@@ -75,7 +75,7 @@ class TranslationTask(LineSubmissionTask):
         return [Example(i, {"source": s}, t) for i, (s, t) in enumerate(zip(source, target, strict=True))]
 
     def metrics(self, predictions: Mapping[int, Any], examples: Sequence[Example]) -> dict[str, float]:
-        from slopeft.evaluation.mt_metrics import mt_scores
+        from slopeft.metrics.mt import mt_scores
 
         references, hypotheses = self.aligned(predictions, examples)
         scores = mt_scores(hypotheses, references, self.target_language)

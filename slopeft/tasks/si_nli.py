@@ -14,7 +14,7 @@ from sklearn.model_selection import train_test_split
 
 from slopeft.data.readers import read_tsv
 from slopeft.errors import DataError
-from slopeft.evaluation.classification import nli_scores
+from slopeft.metrics.classification import nli_scores
 from slopeft.tasks.base import TASKS, Example, Split, TaskSpec
 from slopeft.tasks.line_based import LineSubmissionTask
 

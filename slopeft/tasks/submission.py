@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from slopeft.errors import SubmissionError
-from slopeft.evaluation.classification import superglue_leaderboard
 from slopeft.tasks.base import Split, Task
-from slopeft.tasks.superglue import SuperGlueTask
+from slopeft.tasks.superglue import SuperGlueTask, superglue_leaderboard
 
 Predictions = dict[int, Any]
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from slopeft.data.readers import parse_jsonl, read_jsonl
 from slopeft.errors import DataError, SubmissionError
-from slopeft.evaluation.classification import accuracy, cb_scores, multirc_scores
+from slopeft.metrics.classification import accuracy, cb_scores, leaderboard, multirc_scores
 from slopeft.tasks.base import TASK_GROUPS, TASKS, Example, Split, Task, TaskSpec, check_complete
 from slopeft.tasks.labels import BINARY_CODEC, LabelCodec, boolean_codec, choice_codec
 
@@ -436,3 +436,35 @@ def _items(container: Any) -> list:
 
 SUPERGLUE_TASKS = tuple(f"slo-superglue/{t}" for t in ("boolq", "cb", "copa", "multirc", "rte", "wsc"))
 TASK_GROUPS["slo-superglue"] = SUPERGLUE_TASKS
+
+# The leaderboard's average: six numbers, CB and MultiRC entering as the mean of their two metrics.
+SUPERGLUE_AVERAGE_PARTS = {
+    "BoolQ": "accuracy",
+    "CB": "average",
+    "COPA": "accuracy",
+    "MultiRC": "average",
+    "RTE": "accuracy",
+    "WSC": "accuracy",
+}
+
+# The evaluator's output names for each task's metrics.
+LEADERBOARD_NAMES = {
+    ("BoolQ", "accuracy"): "BoolQ Accuracy",
+    ("CB", "accuracy"): "CB Accuracy",
+    ("CB", "macro_f1"): "CB F1 Score",
+    ("CB", "average"): "CB Average",
+    ("COPA", "accuracy"): "COPA Accuracy",
+    ("MultiRC", "f1a"): "MultiRC F1a Score",
+    ("MultiRC", "em"): "MultiRC EM",
+    ("MultiRC", "average"): "MultiRC Average",
+    ("RTE", "accuracy"): "RTE Accuracy",
+    ("WSC", "accuracy"): "WSC Accuracy",
+}
+
+
+def superglue_leaderboard(per_task: dict[str, dict[str, float]]) -> dict[str, float]:
+    """The leaderboard's metric dictionary from per-task scores (keyed BoolQ, CB, ...).
+
+    ``Average`` is present only when all six tasks are scored, as on the leaderboard.
+    """
+    return leaderboard(per_task, LEADERBOARD_NAMES, SUPERGLUE_AVERAGE_PARTS)
