@@ -230,6 +230,7 @@ def train(
     from slopeft.config import load_run_config
     from slopeft.evaluation.workflows import translation_options
     from slopeft.methods.recipes import recipe_defaults
+    from slopeft.records import RunRecord
     from slopeft.reporting.tables import run_table
     from slopeft.training.run import train_run
 
@@ -247,7 +248,7 @@ def train(
     )
     options = translation_options(run_config.task, train_src, train_tgt)
     record = train_run(run_config, resume=resume, task_options=options)
-    _console().print(run_table([record]))
+    _console().print(run_table([RunRecord.from_dict(record)]))
     _console().print(f"Run record: {run_config.run_dir() / 'record.json'}")
 
 

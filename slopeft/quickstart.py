@@ -14,6 +14,7 @@ from rich.console import Console
 
 from slopeft.config import RunConfig, TrainingConfig
 from slopeft.evaluation.baselines import run_baseline
+from slopeft.records import RunRecord
 from slopeft.reporting.tables import table
 from slopeft.tasks import get_task
 from slopeft.training.run import train_run
@@ -57,9 +58,9 @@ def quickstart(config: QuickstartConfig, console: Console) -> list[tuple]:
                                                 learning_rate=config.learning_rate,
                                                 max_train_examples=config.train_examples,
                                                 max_eval_examples=config.eval_examples))
-        record = train_run(run, resume=(run.run_dir() / "checkpoint").exists(), console=console)
-        cost = record["cost"]
-        rows.append((method, record["metrics"]["main"], cost["trainable"], f"{cost['trainable_share']:.3%}",
+        record = RunRecord.from_dict(train_run(run, resume=(run.run_dir() / "checkpoint").exists(), console=console))
+        cost = record.cost
+        rows.append((method, record.metrics.main, cost["trainable"], f"{cost['trainable_share']:.3%}",
                      f"{cost['adapter_bytes'] / 2**20:.2f}", f"{cost['train_examples_per_s']:.1f}",
                      f"{cost['peak_rss_mb']:.0f}"))
     console.print(table(f"{config.task} · {config.model} · val accuracy on {len(val)} held-out rows "

@@ -152,7 +152,7 @@ def evaluate_workflow(run_dir: Path, split: str, data_dir: Path | None, batch_si
     parts, model, record = load_run(run_dir, data_dir=str(data_dir) if data_dir else None)
     predictions = predict_split(parts, model, split, batch_size)
     report = score_unit([parts.task], {parts.task.name: predictions}, split)
-    return WorkflowResult(f"{record['run_id']} · {split}", report)
+    return WorkflowResult(f"{record.run_id} · {split}", report)
 
 
 def predict_workflow(
@@ -173,25 +173,25 @@ def predict_workflow(
     for name, text in files.items():
         (out / name).write_text(text, encoding="utf-8")
     report = score_unit([parts.task], {parts.task.name: predictions}, split) if split != "test" else None
-    return WorkflowResult(f"{record['run_id']} · {split}", report, [f"Predictions written to {out}"])
+    return WorkflowResult(f"{record.run_id} · {split}", report, [f"Predictions written to {out}"])
 
 
 def translation_options_for_run(run_dir: Path, test_src: Path | None) -> dict:
-    from slopeft.training.record import read_record
+    from slopeft.records import read_record
 
-    return translation_options(read_record(run_dir)["config"]["task"], test_src=test_src) if test_src else {}
+    return translation_options(read_record(run_dir).task, test_src=test_src) if test_src else {}
 
 
 def submit_workflow(
     run_dirs: list[Path], out: Path, data_dir: Path | None, batch_size: int
 ) -> WorkflowResult:
     """One leaderboard zip from runs' test predictions: the six SuperGLUE tasks, or a single SI-NLI/MT run."""
+    from slopeft.records import read_record
     from slopeft.tasks import TASK_GROUPS
-    from slopeft.training.record import read_record
 
     by_task: dict[str, Path] = {}
     for run_dir in run_dirs:
-        task = read_record(run_dir)["config"]["task"]
+        task = read_record(run_dir).task
         if task in by_task:
             raise ConfigError(f"Two runs for {task}: {by_task[task]} and {run_dir}. Pass one run per task.")
         by_task[task] = Path(run_dir)

@@ -37,8 +37,8 @@ from slopeft.errors import ConfigError
 from slopeft.experiments.grid import Expansion, Grid, RunSpec, expand
 from slopeft.experiments.published import publish, published_record
 from slopeft.experiments.store import ResultsStore
-from slopeft.experiments.worker import BUSY, INTERRUPTED, RunLock, completed_record
-from slopeft.training.record import write_json_atomic
+from slopeft.experiments.worker import BUSY, INTERRUPTED, RunLock
+from slopeft.records import completed_record_data, write_json_atomic
 
 RETRY_BUSY_SECONDS = 2.0
 POLL_SECONDS = 0.2
@@ -112,7 +112,7 @@ def sync_from_disk(grid: Grid, runs: list[RunSpec], store: ResultsStore) -> int:
     synced = 0
     for run in runs:
         run_dir = grid.runs_dir / run.run_id
-        local = completed_record(run_dir)
+        local = completed_record_data(run_dir)
         if grid.results is not None and local is not None:
             publish(run_dir, grid.results, run.run_id)
         if statuses.get(run.run_id) == "completed":
@@ -471,7 +471,7 @@ def grid_status(grid: Grid) -> tuple[list[RunState], Expansion]:
         run_dir = grid.runs_dir / run.run_id
         if (
             row.get("status") == "completed"
-            or completed_record(run_dir) is not None
+            or completed_record_data(run_dir) is not None
             or published_record(grid.results, run.run_id) is not None
         ):
             states.append(

@@ -69,10 +69,8 @@ def _metric_mean(group: Group, metric: str) -> float | None:
 
 def _limited(group: Group) -> int:
     """The validation examples a group was scored on when it was limited (0: the whole set)."""
-    counts = {int(r.record.get("data", {}).get("val_examples") or 0) for r in group.runs}
-    config = group.runs[0].record.get("config", {})
-    limit = config.get("max_eval_examples") or (config.get("training") or {}).get("max_eval_examples") or 0
-    return max(counts) if limit else 0
+    counts = {r.record.val_examples for r in group.runs}
+    return max(counts) if group.runs[0].record.eval_limit else 0
 
 
 def compare_with_references(results: Results) -> list[Comparison]:

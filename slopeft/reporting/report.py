@@ -360,18 +360,13 @@ def _provenance(results: Results) -> dict[str, str]:
     records = [r.record for g in results.groups for r in g.runs]
     versions: dict[str, set] = {}
     for record in records:
-        for key, value in (record.get("versions") or {}).items():
+        for key, value in record.versions.items():
             versions.setdefault(key, set()).add(str(value))
-    commits = {
-        f"{(r.get('git') or {}).get('commit') or 'unknown'}{' (dirty)' if (r.get('git') or {}).get('dirty') else ''}"
-        for r in records
-    }
+    commits = {f"{r.commit or 'unknown'}{' (dirty)' if r.dirty else ''}" for r in records}
     fingerprints: dict[str, set] = {}
     for g in results.groups:
         for r in g.runs:
-            fingerprints.setdefault(g.task, set()).add(
-                ((r.record.get("data") or {}).get("fingerprint") or "")[:12]
-            )
+            fingerprints.setdefault(g.task, set()).add((r.record.data_fingerprint or "")[:12])
     provenance = {f"version {k}": ", ".join(sorted(v)) for k, v in sorted(versions.items())}
     provenance["git commit"] = ", ".join(sorted(commits)) or "—"
     for task, values in fingerprints.items():

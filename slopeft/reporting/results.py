@@ -9,12 +9,11 @@ method): the SloBench SuperGLUE average when all six tasks are present.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from slopeft.records import RunRecord, load_predictions
 from slopeft.reporting.stats import (
     DEFAULT_DRAWS,
     TRANSLATION_DRAWS,
@@ -27,7 +26,6 @@ from slopeft.reporting.stats import (
     mean_std,
 )
 
-VAL_PREDICTIONS = "val_predictions.json"
 SUPERGLUE = (
     "slo-superglue/boolq",
     "slo-superglue/cb",
@@ -38,14 +36,6 @@ SUPERGLUE = (
 )
 # The leaderboard's average: CB and MultiRC enter as the mean of their two metrics.
 SUPERGLUE_PART = {task: ("average" if task.endswith(("cb", "multirc")) else "accuracy") for task in SUPERGLUE}
-
-
-def load_predictions(run_dir: Path | str) -> dict[int, Any] | None:
-    """A run's validation predictions (idx → label), or None when the run did not save them."""
-    path = Path(run_dir) / VAL_PREDICTIONS
-    if not path.is_file():
-        return None
-    return {int(k): v for k, v in json.loads(path.read_text(encoding="utf-8")).items()}
 
 
 @dataclass
@@ -62,7 +52,7 @@ class RunResult:
     cost: dict[str, Any]
     predictions: dict[int, Any] | None
     degenerate: bool | None  # None: no saved predictions to tell
-    record: dict[str, Any]
+    record: RunRecord
 
 
 @dataclass
@@ -137,9 +127,9 @@ def run_results(rows: Sequence[dict[str, Any]]) -> list[RunResult]:
     for row in rows:
         if row["status"] != "completed" or not row.get("record"):
             continue
-        record = row["record"]
+        record = RunRecord.from_dict(row["record"], f"the store's record of {row['run_id']}")
         predictions = load_predictions(row["run_dir"]) if row.get("run_dir") else None
-        metrics = record["metrics"]
+        metrics = record.metrics
         results.append(
             RunResult(
                 run_id=row["run_id"],
@@ -148,10 +138,10 @@ def run_results(rows: Sequence[dict[str, Any]]) -> list[RunResult]:
                 model=row["model"],
                 method=row["method"],
                 seed=row["seed"],
-                main_metric=metrics["main_metric"],
-                main=float(metrics["main"]),
-                metrics=metrics["val"],
-                cost=record.get("cost", {}),
+                main_metric=metrics.main_metric,
+                main=float(metrics.main),
+                metrics=metrics.val,
+                cost=record.cost,
                 predictions=predictions,
                 degenerate=is_degenerate(predictions) if predictions is not None else None,
                 record=record,

@@ -6,6 +6,8 @@ from collections.abc import Iterable, Mapping
 
 from rich.table import Table
 
+from slopeft.records import RunRecord
+
 
 def format_value(value: object) -> str:
     if isinstance(value, float):
@@ -33,18 +35,18 @@ def metrics_table(
     return table(title, ("task", "metric", "value"), rows)
 
 
-def run_table(records: Iterable[Mapping]) -> Table:
-    """One row per run record: score and what it cost."""
+def run_table(records: Iterable[RunRecord]) -> Table:
+    """One row per training run's record: score and what it cost."""
     rows = []
     for r in records:
-        cost = r["cost"]
+        cost = r.cost
         rows.append(
             (
-                r["config"]["task"],
-                r["config"]["model"],
-                r["config"]["method"],
-                r["config"]["seed"],
-                f"{r['metrics']['main_metric']} {r['metrics']['main']:.3f}",
+                r.task,
+                r.config["model"],
+                r.config["method"],
+                r.config["seed"],
+                f"{r.metrics.main_metric} {r.metrics.main:.3f}",
                 f"{cost['trainable']:,}",
                 f"{cost['trainable_share']:.3%}",
                 f"{cost['adapter_bytes'] / 2**20:.2f}",
