@@ -474,7 +474,6 @@ def _incompatible(
     from slopeft.methods import METHODS, MethodContext
     from slopeft.models.heads import HEADS
     from slopeft.tasks import TASKS
-    from slopeft.training.build import TASK_TYPES
 
     if family is None:
         return None
@@ -483,12 +482,7 @@ def _incompatible(
         return f"{kind} has no head for {family} models"
     head = HEADS[(kind, family)]
     # The context load_base builds, minus the head modules (known only once the model is loaded).
-    context = MethodContext(
-        family,
-        _architecture(model) or "unknown",
-        [],
-        TASK_TYPES.get(head.__name__) or TASK_TYPES.get(family),
-    )
+    context = MethodContext(family, _architecture(model) or "unknown", [], head.peft_task_type_for(family))
     try:
         METHODS.get(method)(options).check(context)
     except ConfigError as err:

@@ -297,8 +297,8 @@ class IncreLora(Method):
         self._refresh_scales(0, 1.0)
         return model
 
-    def build_optimizer(self, model: nn.Module, learning_rate: float, weight_decay: float) -> Any | None:
-        from slopeft.training.optim import adamw
+    def build_optimizer(self, model: nn.Module, learning_rate: float, weight_decay: float) -> Any:
+        from slopeft.methods.optim import adamw
 
         layers = increlora_layers(model)
         scales: dict[nn.Parameter, Callable[[], torch.Tensor]] = {}
