@@ -300,10 +300,12 @@ def quickstart(
         "e5-small-multilingual"
     ),
     task: Annotated[str, typer.Option(help="A small classification task.")] = "si-nli",
-    train_examples: Annotated[int, typer.Option(help="Training rows used.")] = 800,
-    eval_examples: Annotated[int, typer.Option(help="Held-out validation rows scored.")] = 220,
-    epochs: float = 3.0,
-    learning_rate: float = 2e-3,
+    train_examples: Annotated[int, typer.Option(help="Training rows used (0: the whole split).")] = 0,
+    eval_examples: Annotated[int, typer.Option(help="Held-out validation rows scored (0: all).")] = 0,
+    epochs: float = 1.0,
+    learning_rate: Annotated[
+        float | None, typer.Option(help="Peak learning rate [default: each method's recipe].", show_default=False)
+    ] = None,
     output: Annotated[Path, typer.Option(help="Where the run folders go.")] = Path("runs/quickstart"),
     data_dir: DataDir = None,
 ) -> None:

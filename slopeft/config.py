@@ -98,6 +98,11 @@ class RunConfig:
     """PEFT method (``slopeft methods`` lists them)."""
     train_set: str | None = None
     """Training set: human, machine or combined for SuperGLUE; a folder for MT."""
+    val_set: str | None = None
+    """Validation set (SuperGLUE: human, the leaderboard's val, by default; or machine, the larger
+    machine-translated English dev set)."""
+    extra_val_sets: list[str] = field(default_factory=list)
+    """More validation sets scored with the final weights (e.g. [human] after training on machine)."""
     seed: int = 42
     """Seed for initialisation, data order and dropout: the same seed gives the same numbers."""
     data_dir: str | None = None

@@ -47,6 +47,8 @@ class RunMetrics:
         val: every metric of the task on the validation examples scored.
         main_metric: the task's headline metric (model selection, tables).
         main: ``val[main_metric]``.
+        extra_val: the scores on more validation sets (``RunConfig.extra_val_sets``): set →
+            ``metrics``, ``main`` and ``examples``; None in records written before they existed.
         best_step: training: the optimiser step whose weights were scored best.
         history: training: one entry per evaluation (step, epoch, metrics, examples/s).
     """
@@ -54,11 +56,14 @@ class RunMetrics:
     val: dict[str, float]
     main_metric: str
     main: float
+    extra_val: dict[str, dict[str, Any]] | None = None
     best_step: int | None = None
     history: list[dict[str, Any]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"val": self.val, "main_metric": self.main_metric, "main": self.main}
+        if self.extra_val is not None:
+            data["extra_val"] = self.extra_val
         if self.best_step is not None or self.history is not None:
             data["best_step"] = self.best_step
             data["history"] = self.history
@@ -212,6 +217,7 @@ class RunRecord:
                 val=dict(metrics.get("val") or {}),
                 main_metric=metrics["main_metric"],
                 main=metrics["main"],
+                extra_val=metrics.get("extra_val"),
                 best_step=metrics.get("best_step"),
                 history=metrics.get("history"),
             ),
@@ -273,14 +279,20 @@ def write_record(run_dir: Path | str, record: RunRecord) -> dict[str, Any]:
     return data
 
 
-def write_predictions(run_dir: Path | str, predictions: dict[int, Any]) -> None:
+def predictions_file(val_set: str | None = None) -> str:
+    """The file of a run's validation predictions: :data:`VAL_PREDICTIONS`, or
+    ``val_predictions.<set>.json`` for an extra validation set (``RunConfig.extra_val_sets``)."""
+    return VAL_PREDICTIONS if val_set is None else f"val_predictions.{val_set}.json"
+
+
+def write_predictions(run_dir: Path | str, predictions: dict[int, Any], val_set: str | None = None) -> None:
     """Writes the validation predictions (idx → label) a run was scored on next to its record."""
-    write_json_atomic(Path(run_dir) / VAL_PREDICTIONS, {str(k): v for k, v in predictions.items()})
+    write_json_atomic(Path(run_dir) / predictions_file(val_set), {str(k): v for k, v in predictions.items()})
 
 
-def load_predictions(run_dir: Path | str) -> dict[int, Any] | None:
+def load_predictions(run_dir: Path | str, val_set: str | None = None) -> dict[int, Any] | None:
     """A run's validation predictions (idx → label), or None when the run did not save them."""
-    path = Path(run_dir) / VAL_PREDICTIONS
+    path = Path(run_dir) / predictions_file(val_set)
     if not path.is_file():
         return None
     return {int(k): v for k, v in json.loads(path.read_text(encoding="utf-8")).items()}

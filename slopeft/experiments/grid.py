@@ -11,7 +11,7 @@ A grid is YAML (``configs/grids/NAME.yaml``)::
       - {label: lora-r16, method: lora, options: {r: 16}, training: {learning_rate: 3e-4}}
       - {method: dora, sweep: {learning_rate: [5e-4, 1e-3], r: [8, 16]}}   # 4 variants, dora-lr0.0005-r8 ...
     seeds: [1, 2, 3]
-    train_set: human                 # optional
+    train_set: human                 # optional; so are val_set and extra_val_sets
     recipes: true                    # start from each method's recipe (default); false: only what is here
     training: {epochs: 3}            # every run
     method_options: {lora: {r: 8}}   # per registered method
@@ -20,6 +20,10 @@ A grid is YAML (``configs/grids/NAME.yaml``)::
       - match: {model: tiny:gemma, task: "slo-superglue/*"}
         training: {max_length: 64}
         method_options: {r: 4}
+      - match: {task: slo-superglue/rte}   # data settings per task, for runs and baselines
+        train_set: machine
+        val_set: machine
+        extra_val_sets: [human]
     exclude:                         # runs matching every key are dropped
       - {model: sloberta, method: full}
     resources: {num_cpus: 1, num_gpus: 0}   # per run, for the Ray backend
@@ -71,13 +75,18 @@ _GRID_KEYS = {
     "methods": "method names, 'all', or {label, method, options, training} variants",
     "seeds": "list of seeds",
     "train_set": "training set (human, machine, combined; a folder for MT)",
+    "val_set": "validation set (SuperGLUE: human, the leaderboard's, or machine)",
+    "extra_val_sets": "more validation sets scored with the final weights",
     "data_dir": "data root (else $SLOPEFT_DATA)",
     "training": "training settings for every run",
     "method_options": "per-method options: {lora: {r: 8}}",
-    "baselines": "model-free baseline strategies (majority, random, stratified, copy-source)",
+    "baselines": "baseline strategies: model-free (majority, random, stratified, copy-source), or "
+    "{strategy: zero-shot|few-shot, model: M, shots: k} prompting a generative model",
     "overrides": "list of {match, training, method_options}",
     "exclude": "list of {model, task, method, seed} patterns",
     "resources": "per-run resource request for the Ray backend: {num_cpus, num_gpus, memory}",
+    "order": "method-first (a method's seeds one after another, the default) or seed-first (every "
+    "method's first seed, then every method's second ...), within each model and task",
     "recipes": "start every run from its method's recipe (default true); false: only the grid's own settings",
     "estimate": "free-form notes on how long the grid takes (ignored by the runner)",
 }
@@ -94,11 +103,32 @@ class MethodVariant:
     training: dict[str, Any] = field(default_factory=dict)
 
 
+#: Run settings (RunConfig fields) an override may set besides training and method options.
+_DATA_KEYS = ("train_set", "val_set", "extra_val_sets")
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """One entry of ``baselines:``: a strategy, and for prompting baselines the model and shots."""
+
+    strategy: str
+    model: str | None = None
+    shots: int | None = None
+
+    @property
+    def label(self) -> str:
+        return self.strategy if self.shots is None else f"{self.strategy}-{self.shots}"
+
+
+PROMPTING_BASELINES = ("zero-shot", "few-shot")
+
+
 @dataclass(frozen=True)
 class Override:
     match: dict[str, str]
     training: dict[str, Any] = field(default_factory=dict)
     method_options: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)  # train_set, val_set, extra_val_sets
 
 
 @dataclass
@@ -113,15 +143,18 @@ class Grid:
     seeds: list[int]
     description: str = ""
     train_set: str | None = None
+    val_set: str | None = None
+    extra_val_sets: list[str] = field(default_factory=list)
     data_dir: str | None = None
     training: dict[str, Any] = field(default_factory=dict)
     method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
-    baselines: list[str] = field(default_factory=list)
+    baselines: list[Baseline] = field(default_factory=list)
     overrides: list[Override] = field(default_factory=list)
     exclude: list[dict[str, str]] = field(default_factory=list)
     resources: dict[str, float] = field(default_factory=dict)
     results: Path | None = None
     recipes: bool = True
+    order: str = "method-first"
     source: Path | None = None
 
     @property
@@ -246,7 +279,7 @@ def grid_from_dict(data: dict[str, Any], where: str = "grid", default_name: str 
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ConfigError(f"{where}: seeds must be integers, not {seed!r}.")
         seeds.append(seed)
-    baselines = [str(b) for b in _as_list(data.get("baselines"), "baselines", where)]
+    baselines = [_baseline(b, where) for b in _as_list(data.get("baselines"), "baselines", where)]
     if not tasks:
         raise ConfigError(f"{where}: list at least one task under tasks:.")
     if (models and not methods) or (methods and not models):
@@ -260,19 +293,20 @@ def grid_from_dict(data: dict[str, Any], where: str = "grid", default_name: str 
     overrides = []
     for i, item in enumerate(_as_list(data.get("overrides"), "overrides", where)):
         item = _mapping(item, f"overrides[{i}]", where)
-        _check_keys(item, ("match", "training", "method_options"), f"{where}: overrides[{i}]")
-        match = {k: str(v) for k, v in _mapping(item.get("match"), "match", where).items()}
+        _check_keys(item, ("match", "training", "method_options", *_DATA_KEYS), f"{where}: overrides[{i}]")
+        match = _patterns(_mapping(item.get("match"), "match", where), where)
         _check_keys(match, _MATCH_KEYS, f"{where}: overrides[{i}].match")
         overrides.append(
             Override(
                 match,
                 _mapping(item.get("training"), "training", where),
                 _mapping(item.get("method_options"), "method_options", where),
+                {key: _data_value(key, item[key], where) for key in _DATA_KEYS if key in item},
             )
         )
     exclude = []
     for i, item in enumerate(_as_list(data.get("exclude"), "exclude", where)):
-        item = {k: str(v) for k, v in _mapping(item, f"exclude[{i}]", where).items()}
+        item = _patterns(_mapping(item, f"exclude[{i}]", where), where)
         _check_keys(item, _MATCH_KEYS, f"{where}: exclude[{i}]")
         exclude.append(item)
     resources = _mapping(data.get("resources"), "resources", where)
@@ -285,7 +319,9 @@ def grid_from_dict(data: dict[str, Any], where: str = "grid", default_name: str 
         methods=methods,
         seeds=seeds,
         description=str(data.get("description") or ""),
-        train_set=data.get("train_set"),
+        train_set=_data_value("train_set", data.get("train_set"), where),
+        val_set=_data_value("val_set", data.get("val_set"), where),
+        extra_val_sets=_data_value("extra_val_sets", data.get("extra_val_sets") or [], where),
         data_dir=data.get("data_dir"),
         training=_mapping(data.get("training"), "training", where),
         method_options=method_options,
@@ -295,7 +331,65 @@ def grid_from_dict(data: dict[str, Any], where: str = "grid", default_name: str 
         resources={k: float(v) for k, v in resources.items()},
         results=Path(data["results"]) if data.get("results") else None,
         recipes=_flag(data.get("recipes", True), "recipes", where),
+        order=_order(data.get("order", "method-first"), where),
     )
+
+
+def _baseline(item: Any, where: str) -> Baseline:
+    from slopeft.evaluation.baselines import BASELINES
+    from slopeft.evaluation.prompting import few_shot  # noqa: F401  (registers the prompting strategies)
+
+    if isinstance(item, str):
+        entry = Baseline(item)
+    else:
+        item = _mapping(item, "baselines[]", where)
+        _check_keys(item, ("strategy", "model", "shots"), f"{where}: baselines entry")
+        shots = item.get("shots")
+        if shots is not None and (isinstance(shots, bool) or not isinstance(shots, int) or shots < 1):
+            raise ConfigError(f"{where}: baselines shots must be a whole number of at least 1, not {shots!r}.")
+        entry = Baseline(str(item.get("strategy")), str(item["model"]) if item.get("model") else None, shots)
+    BASELINES.get(entry.strategy)
+    if (entry.strategy in PROMPTING_BASELINES) != (entry.model is not None):
+        raise ConfigError(
+            f"{where}: baseline {entry.strategy!r}: prompting baselines need a model, a generative one "
+            "({strategy: few-shot, model: gemma-3-270m, shots: 3}); the other strategies take no model."
+        )
+    if entry.shots is not None and entry.strategy != "few-shot":
+        raise ConfigError(f"{where}: shots applies to the few-shot baseline only.")
+    return entry
+
+
+def _data_value(key: str, value: Any, where: str) -> Any:
+    if key == "extra_val_sets":
+        return [str(v) for v in _as_list(value, key, where)]
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(f"{where}: {key} must be a name (e.g. human or machine), not {value!r}.")
+    return value
+
+
+def _data_for(grid: Grid, values: dict[str, Any]) -> dict[str, Any]:
+    """train_set, val_set and extra_val_sets of one run: the grid's, then matching overrides', checked
+    against what the task offers (so a typo fails at expansion, not hours into the grid)."""
+    from slopeft.tasks import TASKS
+
+    data = {"train_set": grid.train_set, "val_set": grid.val_set, "extra_val_sets": list(grid.extra_val_sets)}
+    for override in grid.overrides:
+        if _matches(override.match, values):
+            data.update(override.data)
+    spec = TASKS.get(values["task"]).spec
+    for val_set in [data["val_set"], *data["extra_val_sets"]]:
+        if val_set is not None and val_set not in spec.val_sets:
+            raise ConfigError(
+                f"{values['task']} has no validation set {val_set!r} (it has {', '.join(spec.val_sets)}); "
+                "fix val_set / extra_val_sets in the grid or its overrides."
+            )
+    return data
+
+
+def _order(value: Any, where: str) -> str:
+    if value not in ("method-first", "seed-first"):
+        raise ConfigError(f"{where}: order must be method-first or seed-first, not {value!r}.")
+    return value
 
 
 def _flag(value: Any, key: str, where: str) -> bool:
@@ -365,8 +459,19 @@ def _swept_variants(
     return variants
 
 
-def _matches(pattern: dict[str, str], values: dict[str, Any]) -> bool:
-    return all(fnmatch.fnmatchcase(str(values.get(key, "")), glob) for key, glob in pattern.items())
+def _matches(pattern: dict[str, Any], values: dict[str, Any]) -> bool:
+    """Every key's glob (or any glob of a list) matches the run's value."""
+    return all(
+        any(fnmatch.fnmatchcase(str(values.get(key, "")), glob) for glob in (globs if isinstance(globs, tuple) else (globs,)))
+        for key, globs in pattern.items()
+    )
+
+
+def _patterns(item: dict, where: str) -> dict[str, Any]:
+    """A match/exclude mapping: each value a glob, or a list of globs (any of them)."""
+    return {
+        key: tuple(str(v) for v in value) if isinstance(value, list) else str(value) for key, value in item.items()
+    }
 
 
 def config_hash(config: dict[str, Any]) -> str:
@@ -383,6 +488,8 @@ def config_hash(config: dict[str, Any]) -> str:
 #: before it existed (tests/experiments/test_grid.py checks that every field is listed).
 HASH_REFERENCE: dict[str, Any] = {
     "train_set": None,
+    "val_set": None,
+    "extra_val_sets": [],
     "method_options": {},
     "training": {
         "epochs": 3.0,
@@ -507,24 +614,18 @@ def expand(grid: Grid) -> Expansion:
 
     runs: list[RunSpec] = []
     skipped: list[tuple[str, str]] = []
-    from slopeft.evaluation.baselines import BASELINES
-
-    for strategy in grid.baselines:
-        if strategy in ("zero-shot", "few-shot"):
-            raise ConfigError(
-                "Prompting baselines need a model; a grid's baselines: takes model-free strategies "
-                "(majority, random, stratified, copy-source)."
-            )
-        BASELINES.get(strategy)
+    for baseline in grid.baselines:
+        strategy = baseline.strategy
         for task in grid.tasks:
             kind = TASKS.get(task).spec.kind
-            if (kind == "translation") != (strategy == "copy-source"):
+            if baseline.model is None and (kind == "translation") != (strategy == "copy-source"):
                 continue  # label baselines for classification, copy-source for translation: by design
             for seed in [0] if strategy in SEEDLESS_BASELINES else grid.seeds:
+                model = baseline.model or BASELINE_MODEL
                 values = {
-                    "model": BASELINE_MODEL,
+                    "model": model,
                     "task": task,
-                    "method": strategy,
+                    "method": baseline.label,
                     "seed": seed,
                     "kind": "baseline",
                 }
@@ -532,24 +633,36 @@ def expand(grid: Grid) -> Expansion:
                     continue
                 training = _training_for(grid, values, {})
                 training = dataclasses.asdict(update_dataclass(TrainingConfig(), training, "training"))
+                data = _data_for(grid, values)
                 config = {
                     "kind": "baseline",
                     "task": task,
                     "strategy": strategy,
                     "seed": seed,
-                    "train_set": grid.train_set,
+                    "train_set": data["train_set"],
                     # only these two limits change a baseline's numbers
                     "max_train_examples": training["max_train_examples"],
                     "max_eval_examples": training["max_eval_examples"],
                 }
+                # Present only when set, so the ids of baselines from before these settings stay valid.
+                config.update({k: data[k] for k in ("val_set", "extra_val_sets") if data[k]})
+                if baseline.model is not None:  # prompting: the model and how it is prompted
+                    config.update(
+                        model=baseline.model,
+                        shots=baseline.shots if strategy == "few-shot" else 0,
+                        max_length=training["max_length"],
+                        batch_size=training["eval_batch_size"],
+                    )
+                    if config["shots"] == 0 and strategy == "few-shot":
+                        config["shots"] = 3
                 digest = config_hash(config)
                 runs.append(
                     RunSpec(
-                        make_run_id(task, BASELINE_MODEL, strategy, seed, digest),
+                        make_run_id(task, model, baseline.label, seed, digest),
                         "baseline",
                         task,
-                        BASELINE_MODEL,
-                        strategy,
+                        model,
+                        baseline.label,
                         strategy,
                         seed,
                         config,
@@ -600,7 +713,7 @@ def expand(grid: Grid) -> Expansion:
                         task=task,
                         model=model,
                         method=variant.method,
-                        train_set=grid.train_set,
+                        **_data_for(grid, values),
                         seed=seed,
                         training=training,
                         method_options=options,
@@ -630,6 +743,11 @@ def expand(grid: Grid) -> Expansion:
                 f"{run.method} have identical settings. Remove one or change its options."
             )
         seen[run.config_hash] = run
+    if grid.order == "seed-first":
+        # Stable: baselines first, then per model and task every method's first seed, then the
+        # second ... so a grid stopped early has every method at some seeds, not some at all.
+        place = {(r.model, r.task): i for i, r in reversed(list(enumerate(runs)))}
+        runs.sort(key=lambda r: (r.kind != "baseline", place[(r.model, r.task)], r.seed))
     return Expansion(runs, skipped)
 
 

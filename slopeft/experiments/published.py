@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from slopeft.records import RECORD, VAL_PREDICTIONS, completed_record_data
+from slopeft.records import RECORD, VAL_PREDICTIONS, completed_record_data, predictions_file
 
 #: Copied in this order: the record last, because its presence marks the run as published.
 PUBLISHED_FILES = (VAL_PREDICTIONS, RECORD)
@@ -29,7 +29,8 @@ def published_record(results_dir: Path | str | None, run_id: str) -> dict[str, A
 
 
 def publish(run_dir: Path | str, results_dir: Path | str, run_id: str) -> bool:
-    """Copies a finished run's record and validation predictions into ``results_dir/run_id``.
+    """Copies a finished run's record and validation predictions (of every validation set scored)
+    into ``results_dir/run_id``.
 
     Each file goes through a temporary name and a rename, the record last, so a reader (or a
     ``git add`` in the middle) never sees a published record without its predictions. Returns
@@ -40,7 +41,8 @@ def publish(run_dir: Path | str, results_dir: Path | str, run_id: str) -> bool:
         return False
     target = Path(results_dir) / run_id
     target.mkdir(parents=True, exist_ok=True)
-    for name in PUBLISHED_FILES:
+    extra = sorted(p.name for p in source.glob(predictions_file("*")))  # extra validation sets
+    for name in (*extra, *PUBLISHED_FILES):
         if not (source / name).is_file():
             continue
         if (target / name).is_file() and (target / name).read_bytes() == (source / name).read_bytes():

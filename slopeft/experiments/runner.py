@@ -95,7 +95,7 @@ def grid_description(grid: Grid, expansion: Expansion) -> dict[str, Any]:
         "tasks": grid.tasks,
         "methods": [m.label for m in grid.methods],
         "seeds": grid.seeds,
-        "baselines": grid.baselines,
+        "baselines": [b.label if b.model is None else f"{b.label} ({b.model})" for b in grid.baselines],
         "data_dir": grid.data_dir,
         "runs": [r.run_id for r in expansion.runs],
         "skipped": [{"what": what, "why": why} for what, why in expansion.skipped],

@@ -147,13 +147,32 @@ def _baseline(job: dict[str, Any]) -> dict[str, Any]:
     run_dir = Path(job["run_dir"])
     run_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    task = get_task(config["task"], job.get("data_dir"), config.get("train_set"))
+    task = get_task(config["task"], job.get("data_dir"), config.get("train_set"), config.get("val_set"))
     train = task.examples("train")[: config["max_train_examples"] or None]
     val = task.examples("val")[: config["max_eval_examples"] or None]
+    options: dict[str, Any] = {}
+    if config.get("model"):  # a prompting baseline: the model, how many shots, its limits
+        import slopeft.evaluation.prompting  # noqa: F401  (registers zero-shot / few-shot)
+
+        options = {
+            "model": resolve_grid_model(config["model"], Path(job["models_dir"])),
+            "shots": config["shots"],
+            "max_length": config["max_length"],
+            "batch_size": config["batch_size"],
+            "_loaded": {},
+        }
     predict_started = time.perf_counter()
-    predictions = BASELINES.get(config["strategy"])(task, train, val, seed=config["seed"])
+    predictions = BASELINES.get(config["strategy"])(task, train, val, seed=config["seed"], **options)
     predict_seconds = time.perf_counter() - predict_started
     metrics = task.metrics(predictions, val)
+    extra_val = {}
+    for val_set in config.get("extra_val_sets") or []:
+        other = get_task(config["task"], job.get("data_dir"), config.get("train_set"), val_set)
+        examples = other.examples("val")[: config["max_eval_examples"] or None]
+        scored = BASELINES.get(config["strategy"])(other, train, examples, seed=config["seed"], **options)
+        scores = other.metrics(scored, examples)
+        extra_val[val_set] = {"metrics": scores, "main": scores[task.spec.main_metric], "examples": len(examples)}
+        write_predictions(run_dir, scored, val_set)
     write_predictions(run_dir, predictions)
     record = RunRecord(
         run_id=run_dir.name,
@@ -166,7 +185,9 @@ def _baseline(job: dict[str, Any]) -> dict[str, Any]:
             "train_examples": len(train),
             "val_examples": len(val),
         },
-        metrics=RunMetrics(val=metrics, main_metric=task.spec.main_metric, main=metrics[task.spec.main_metric]),
+        metrics=RunMetrics(
+            val=metrics, main_metric=task.spec.main_metric, main=metrics[task.spec.main_metric], extra_val=extra_val
+        ),
         cost={
             "trainable": 0,
             "trainable_head": 0,

@@ -21,9 +21,11 @@ Own code, checked against the authors' ``loralib/increlora.py`` (FeiyuZhang98/In
   at ``reserve_lambda`` (1e-5) before they are switched on; switched on, λ trains from 1e-5. Spare
   components only act in training mode: evaluation and the saved adapter use the active ones.
 * **Restarted warmup.** Each group of newly trained parameters gets its own warmup and decay over the
-  remaining steps (the authors' ``multi_lr``). Mechanism: :meth:`IncreLora.build_optimizer` returns an
-  AdamW whose update is multiplied per rank component by a factor the method sets in ``on_step_end``
-  (:class:`ComponentScaledAdamW`); with the trainer's schedule factor g(t), a component started at step
+  remaining steps (the authors' ``multi_lr``), and fresh optimiser state (the authors add each new
+  group to the optimiser as a new parameter group). Mechanism: :meth:`IncreLora.build_optimizer`
+  returns an AdamW whose update is multiplied per rank component by a factor the method sets in
+  ``on_step_end``, and whose Adam moments and step counter are kept per component, starting when the
+  component starts (:class:`ComponentScaledAdamW`); with the trainer's schedule factor g(t), a component started at step
   s gets the learning rate peak · min(1, ramp(t − s) · g(t) / g(s)), ramp rising linearly over
   ``restart_warmup`` steps — for the trainer's linear schedule exactly a fresh linear warmup then
   linear decay to zero at the end. Components present from step 0 follow the trainer's schedule.
@@ -95,25 +97,60 @@ class IncreLoraOptions:
     values, attention output, both MLP layers), as in the authors' scripts."""
 
 
-class ComponentScaledAdamW(torch.optim.AdamW):
-    """AdamW whose update of some parameters is multiplied elementwise by a factor (per rank component).
+class ComponentScaledAdamW(torch.optim.Optimizer):
+    """AdamW with a learning-rate factor and fresh optimiser state per rank component.
 
-    ``scales`` maps a parameter to a function returning a tensor broadcastable to it. The AdamW update
-    (Adam step and decoupled weight decay) of that parameter is multiplied by it, i.e. each component
-    gets its own learning rate; moments are unaffected. A factor 0 leaves an entry untouched.
+    ``scales`` maps each parameter to a function returning a tensor broadcastable to it, one factor
+    per rank component: the component's AdamW update (Adam step and decoupled weight decay) is the
+    trainer's learning rate times that factor. A component starts training when its factor turns
+    positive, and only then does its Adam state begin: its moments stay zero and its own step
+    counter (the bias correction) stays at 0 until it starts. That is what the authors' code gets by
+    adding every new group of components to the optimiser as a fresh parameter group; one Adam
+    state per pre-allocated tensor would instead apply the tensor's step counter (say 500) to a
+    component's first, near-zero moments, and its first updates would be 2–4× too large.
     """
 
-    def __init__(self, params, lr: float, scales: dict[nn.Parameter, Callable[[], torch.Tensor]]) -> None:
-        super().__init__(params, lr=lr)
+    def __init__(
+        self,
+        params,
+        lr: float,
+        scales: dict[nn.Parameter, Callable[[], torch.Tensor]],
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+    ) -> None:
+        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay})
         self.scales = scales
 
+    @torch.no_grad()
     def step(self, closure=None):  # type: ignore[override]
-        with torch.no_grad():
-            before = [(p, p.detach().clone()) for p in self.scales if p.grad is not None]
-        loss = super().step(closure)
-        with torch.no_grad():
-            for p, old in before:
-                p.copy_(torch.lerp(old, p, self.scales[p]().to(p.dtype)))
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            lr, (beta1, beta2), eps, decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                grad = p.grad.to(torch.float32)
+                factor = self.scales[p]().to(torch.float32)
+                training = (factor > 0).to(torch.float32)
+                state = self.state[p]
+                if not state:
+                    state["exp_avg"] = torch.zeros_like(p, dtype=torch.float32)
+                    state["exp_avg_sq"] = torch.zeros_like(p, dtype=torch.float32)
+                    state["component_steps"] = torch.zeros_like(factor)
+                steps, m, v = state["component_steps"], state["exp_avg"], state["exp_avg_sq"]
+                steps.add_(1).mul_(training)  # a component not (yet) training keeps a fresh state
+                m.mul_(beta1).add_(grad, alpha=1 - beta1).mul_(training)
+                v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2).mul_(training)
+                safe = steps.clamp(min=1)
+                m_hat = m / (1 - beta1**safe)
+                v_hat = v / (1 - beta2**safe)
+                step_size = lr * factor * training
+                update = m_hat / (v_hat.sqrt() + eps) + decay * p.to(torch.float32)
+                p.sub_((step_size * update).to(p.dtype))
         return loss
 
 

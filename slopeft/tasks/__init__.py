@@ -31,12 +31,24 @@ def expand_task_names(name: str) -> tuple[str, ...]:
     raise ConfigError(TASKS.unknown_message(name) + f" Task groups: {', '.join(TASK_GROUPS)}.")
 
 
-def get_task(name: str, data_dir: Path | str | None = None, train_set: str | None = None, **options) -> Task:
+def get_task(
+    name: str,
+    data_dir: Path | str | None = None,
+    train_set: str | None = None,
+    val_set: str | None = None,
+    **options,
+) -> Task:
     """Builds the task ``name`` reading from ``data_dir`` (or the usual data resolution)."""
     task_class = TASKS.get(name)
     kwargs = dict(options)
     if train_set is not None:
         kwargs["train_set"] = train_set
+    if val_set is not None:
+        if val_set not in task_class.spec.val_sets:
+            raise ConfigError(
+                f"Task {name} has no validation set {val_set!r}; choose one of {', '.join(task_class.spec.val_sets)}."
+            )
+        kwargs["val_set"] = val_set
     return task_class(data_dir, **kwargs)
 
 

@@ -62,6 +62,8 @@ class TaskSpec:
         main_metric: the validation metric used for model selection and headline tables.
         dataset: which dataset folder it reads (see ``slopeft.data.locate``).
         train_sets: training sets it offers (``human``, ``machine``, ``combined``).
+        val_sets: validation sets it offers, the first the default (SuperGLUE: the leaderboard's
+            ``human`` val, and the larger ``machine``-translated English dev set).
         text_fields: the input fields, in the order a model should read them.
     """
 
@@ -72,6 +74,7 @@ class TaskSpec:
     main_metric: str
     dataset: str
     train_sets: tuple[str, ...] = ("human",)
+    val_sets: tuple[str, ...] = ("human",)
     text_fields: tuple[str, ...] = ()
     description: str = ""
     submission_files: tuple[str, ...] = field(default=())
@@ -82,14 +85,23 @@ class Task(abc.ABC):
 
     spec: TaskSpec
 
-    def __init__(self, data_dir: Path | str | None = None, train_set: str = "human") -> None:
+    def __init__(
+        self, data_dir: Path | str | None = None, train_set: str = "human", val_set: str | None = None
+    ) -> None:
         if train_set not in self.spec.train_sets:
             raise ConfigError(
                 f"Task {self.spec.name} has no training set {train_set!r}; choose one of "
                 f"{', '.join(self.spec.train_sets)}."
             )
+        val_set = val_set or self.spec.val_sets[0]
+        if val_set not in self.spec.val_sets:
+            raise ConfigError(
+                f"Task {self.spec.name} has no validation set {val_set!r}; choose one of "
+                f"{', '.join(self.spec.val_sets)}."
+            )
         self.data_dir = data_dir
         self.train_set = train_set
+        self.val_set = val_set
         self._location: DataLocation | None = None
         self._cache: dict[str, list[Example]] = {}
         self.notes: list[str] = []  # data repairs made while loading (rows dropped and why)

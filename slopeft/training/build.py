@@ -33,7 +33,7 @@ def prepare_parts(config: RunConfig, task_options: dict | None = None) -> RunPar
     """Resolves the task, model, head and method of ``config`` (nothing is loaded yet but the tokenizer)."""
     from slopeft.models.sources import family_of, load_tokenizer, model_path, resolve_model
 
-    task = get_task(config.task, config.data_dir, config.train_set, **(task_options or {}))
+    task = get_task(config.task, config.data_dir, config.train_set, config.val_set, **(task_options or {}))
     method = METHODS.get(config.method)(config.method_options)
     source = resolve_model(config.model)
     path = model_path(source)

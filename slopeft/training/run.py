@@ -26,6 +26,7 @@ from slopeft.records import (
     write_predictions,
     write_record,
 )
+from slopeft.tasks import get_task
 from slopeft.training.build import RunParts, base_fingerprint, check_fingerprint, load_base, prepare_parts
 
 ADAPTER_DIR = "adapter"
@@ -119,11 +120,27 @@ def train_run(
         inference_speed = len(val) / max(time.perf_counter() - eval_started, 1e-9)
     final_metrics = parts.task.metrics(val_predictions, val)
     truncated_val = parts.head.truncated
+    extra_val, extra_predictions = {}, {}
+    for val_set in config.extra_val_sets:
+        other = get_task(config.task, config.data_dir, config.train_set, val_set, **(task_options or {}))
+        examples = _limit(other.examples("val"), config.training.max_eval_examples)
+        predictions = parts.head.predict(
+            trainer.accelerator.unwrap_model(trainer.model), examples, batch_size=config.training.eval_batch_size
+        )
+        scores = other.metrics(predictions, examples)
+        extra_val[val_set] = {
+            "metrics": scores,
+            "main": scores[parts.task.spec.main_metric],
+            "examples": len(examples),
+        }
+        extra_predictions[val_set] = predictions
     adapter_dir = run_dir / ADAPTER_DIR
     main_process = trainer.accelerator.is_main_process  # several processes (accelerate launch): one writer
     if main_process:
         _save_adapter(parts, trainer.accelerator.unwrap_model(trainer.model), context, adapter_dir)
         write_predictions(run_dir, val_predictions)
+        for val_set, predictions in extra_predictions.items():
+            write_predictions(run_dir, predictions, val_set)
     trainer.accelerator.wait_for_everyone()
 
     record = RunRecord(
@@ -156,6 +173,7 @@ def train_run(
             val=final_metrics,
             main_metric=parts.task.spec.main_metric,
             main=final_metrics[parts.task.spec.main_metric],
+            extra_val=extra_val,
             best_step=result.state.best_step,
             history=result.state.history,
         ),

@@ -201,3 +201,19 @@ def test_final_weights_are_kept_without_best_selection_and_scored_once(
     assert predict_split(parts, model, "val", 16) == {
         int(k): v for k, v in json.loads((tmp_path / "run" / "val_predictions.json").read_text()).items()
     }
+
+
+def test_machine_validation_set_and_extra_validation_sets_are_scored_and_kept(real_data_env, tiny_bert, tmp_path):
+    config = dataclasses.replace(
+        _config(tmp_path, tiny_bert, max_eval_examples=40), task="slo-superglue/rte", train_set="machine",
+        val_set="machine", extra_val_sets=["human"],
+    )
+    record = train_run(config)
+    assert record["data"]["val_examples"] == 40  # the first 40 of the 277 machine-translated dev rows
+    extra = record["metrics"]["extra_val"]["human"]
+    assert extra["examples"] == 29 and set(extra["metrics"]) == {"accuracy"}  # the leaderboard's HT val
+    saved = json.loads((tmp_path / "run" / "val_predictions.human.json").read_text())
+    assert len(saved) == 29
+    assert set(saved.values()) <= {"entailment", "not_entailment"}
+    with pytest.raises(ConfigError, match="no validation set 'machine'"):
+        train_run(dataclasses.replace(config, task="slo-superglue/wsc", train_set=None, output=str(tmp_path / "w")))
