@@ -36,7 +36,7 @@ DataDir = Annotated[
 TaskName = Annotated[
     str,
     typer.Option(
-        "--task", "-t", help="Task or group, e.g. slo-superglue/cb, slo-superglue, si-nli, mt/sl-en."
+        "--task", "-t", help="Task or group (`slopeft data list`), e.g. slo-superglue, si-nli, mt/sl-en."
     ),
 ]
 TrainSrc = Annotated[
@@ -94,8 +94,8 @@ _mount_experiments()
 @data_app.command("list")
 def data_list(data_dir: DataDir = None) -> None:
     """Every task, training set and split with its row count and source."""
-    from slopeft.data.inventory import inventory
     from slopeft.reporting.tables import table
+    from slopeft.tasks.inventory import inventory
 
     found = inventory(data_dir)
     for dataset, where in found.locations.items():
@@ -106,7 +106,8 @@ def data_list(data_dir: DataDir = None) -> None:
 @data_app.command("sources")
 def data_sources() -> None:
     """Where slopeft downloads each dataset from when nothing is local."""
-    from slopeft.data.download import describe_sources
+    import slopeft.tasks  # noqa: F401  (the task modules declare the datasets)
+    from slopeft.data.catalogue import describe_sources
     from slopeft.reporting.tables import table
 
     sources = describe_sources()
@@ -200,7 +201,7 @@ RunDir = Annotated[Path, typer.Option("--run", help="A run folder written by `sl
 @app.command()
 def train(
     task: Annotated[
-        str | None, typer.Option("--task", "-t", help="Task, e.g. slo-superglue/cb or si-nli.")
+        str | None, typer.Option("--task", "-t", help="Task, e.g. si-nli (`slopeft data list` shows them).")
     ] = None,
     model: Annotated[str | None, typer.Option(help="Model alias, Hub id or folder.")] = None,
     method: Annotated[

@@ -546,7 +546,9 @@ def _slug(text: str) -> str:
 
 
 def short_task(task: str) -> str:
-    return task.removeprefix("slo-superglue/").replace("/", "-")
+    from slopeft.tasks import TASKS
+
+    return TASKS.get(task).spec.short_name.replace("/", "-")
 
 
 def short_model(model: str) -> str:

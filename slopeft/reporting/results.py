@@ -3,8 +3,8 @@
 Reads completed rows of a grid's store and each run's ``val_predictions.json``, rebuilds the
 validation examples the run was scored on (through the task, never through training code), and
 computes per group: mean ± std over seeds, bootstrap intervals, degenerate-run flags, costs;
-per (task, model): a paired bootstrap test of every method against the best one; per (model,
-method): the SloBench SuperGLUE average when all six tasks are present.
+per (task, model): a paired bootstrap test of every method against the best one; per task group
+and (model, method): the group's leaderboard average when all its tasks are present.
 """
 
 from __future__ import annotations
@@ -25,17 +25,7 @@ from slopeft.reporting.stats import (
     is_degenerate,
     mean_std,
 )
-
-SUPERGLUE = (
-    "slo-superglue/boolq",
-    "slo-superglue/cb",
-    "slo-superglue/copa",
-    "slo-superglue/multirc",
-    "slo-superglue/rte",
-    "slo-superglue/wsc",
-)
-# The leaderboard's average: CB and MultiRC enter as the mean of their two metrics.
-SUPERGLUE_PART = {task: ("average" if task.endswith(("cb", "multirc")) else "accuracy") for task in SUPERGLUE}
+from slopeft.tasks import TASK_GROUPS, TaskGroup
 
 
 @dataclass
@@ -93,7 +83,7 @@ class Group:
 
 @dataclass
 class Average:
-    """The SuperGLUE leaderboard average of one (model, method)."""
+    """A task group's leaderboard average of one (model, method)."""
 
     model: str
     method: str
@@ -103,6 +93,7 @@ class Average:
     low: float | None
     high: float | None
     degenerate_runs: int
+    group: str = "slo-superglue"
 
 
 @dataclass
@@ -199,7 +190,7 @@ def summarise(
             task, examples, [r.predictions for r in members], draws=n, seed=seed, cache=scores_cache
         )
     _paired_against_best(groups)
-    averages = _superglue_averages(groups)
+    averages = [a for _, group in TASK_GROUPS.items() for a in _group_averages(group, groups)]
     return Results(grid, groups, averages, failed, draws, notes)
 
 
@@ -226,35 +217,29 @@ def _paired_against_best(groups: list[Group]) -> None:
             group.vs_best = compare(group.ci, best.ci, group.main_metric)
 
 
-def _superglue_averages(groups: list[Group]) -> list[Average]:
+def _group_averages(task_group: TaskGroup, groups: list[Group]) -> list[Average]:
+    members, part = task_group.members, task_group.average_parts
     by_system: dict[tuple[str, str], dict[str, Group]] = {}
     for group in groups:
-        if group.task in SUPERGLUE:
+        if group.task in members:
             by_system.setdefault((group.model, group.method), {})[group.task] = group
     averages = []
     for (model, method), tasks in by_system.items():
-        if set(tasks) != set(SUPERGLUE):
+        if set(tasks) != set(members):
             continue
         seeds = sorted(set.intersection(*({r.seed for r in g.runs} for g in tasks.values())))
         per_seed = []
         for seed in seeds:
-            parts = [
-                next(r for r in tasks[t].runs if r.seed == seed).metrics[SUPERGLUE_PART[t]] for t in SUPERGLUE
-            ]
+            parts = [next(r for r in tasks[t].runs if r.seed == seed).metrics[part[t]] for t in members]
             per_seed.append(sum(parts) / len(parts))
         if not per_seed:
             continue
         mean, std = mean_std(per_seed)
         low = high = None
-        if all(tasks[t].ci is not None for t in SUPERGLUE):
-            lengths = {len(tasks[t].ci.draws[SUPERGLUE_PART[t]]) for t in SUPERGLUE}
+        if all(tasks[t].ci is not None for t in members):
+            lengths = {len(tasks[t].ci.draws[part[t]]) for t in members}
             if len(lengths) == 1:
-                _, low, high = average_of(
-                    [
-                        (tasks[t].ci.point[SUPERGLUE_PART[t]], tasks[t].ci.draws[SUPERGLUE_PART[t]])
-                        for t in SUPERGLUE
-                    ]
-                )
+                _, low, high = average_of([(tasks[t].ci.point[part[t]], tasks[t].ci.draws[part[t]]) for t in members])
         averages.append(
             Average(
                 model,
@@ -265,6 +250,7 @@ def _superglue_averages(groups: list[Group]) -> list[Average]:
                 low,
                 high,
                 sum(g.degenerate_runs for g in tasks.values()),
+                task_group.name,
             )
         )
     return averages
