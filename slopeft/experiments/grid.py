@@ -337,7 +337,6 @@ def grid_from_dict(data: dict[str, Any], where: str = "grid", default_name: str 
 
 def _baseline(item: Any, where: str) -> Baseline:
     from slopeft.evaluation.baselines import BASELINES
-    from slopeft.evaluation.prompting import few_shot  # noqa: F401  (registers the prompting strategies)
 
     if isinstance(item, str):
         entry = Baseline(item)

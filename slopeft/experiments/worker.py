@@ -152,8 +152,6 @@ def _baseline(job: dict[str, Any]) -> dict[str, Any]:
     val = task.examples("val")[: config["max_eval_examples"] or None]
     options: dict[str, Any] = {}
     if config.get("model"):  # a prompting baseline: the model, how many shots, its limits
-        import slopeft.evaluation.prompting  # noqa: F401  (registers zero-shot / few-shot)
-
         options = {
             "model": resolve_grid_model(config["model"], Path(job["models_dir"])),
             "shots": config["shots"],

@@ -31,7 +31,8 @@ class RunParts:
 
 def prepare_parts(config: RunConfig, task_options: dict | None = None) -> RunParts:
     """Resolves the task, model, head and method of ``config`` (nothing is loaded yet but the tokenizer)."""
-    from slopeft.models.sources import family_of, load_tokenizer, model_path, resolve_model
+    from slopeft.models.catalogue import family_of
+    from slopeft.models.sources import load_tokenizer, model_path, resolve_model
 
     task = get_task(config.task, config.data_dir, config.train_set, config.val_set, **(task_options or {}))
     method = METHODS.get(config.method)(config.method_options)
