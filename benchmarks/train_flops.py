@@ -9,7 +9,7 @@ groups them) and times the same steps. Achieved FLOP/s = counted FLOPs / step ti
 
 Usage (from train_throughput.py --flops, or directly):
     python benchmarks/train_flops.py [--steps 12] [--warmup 3] [--batch-size 16] [--threads 2]
-        [--methods lora,bitfit,...] [--profile METHOD]
+        [--rounds 2] [--methods lora,bitfit,...] [--profile METHOD]
 
 --profile prints torch.profiler's table of one method's step (where the time goes).
 Writes benchmarks/results/train_flops.json.
@@ -131,6 +131,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--methods", default="", help="comma-separated (default: every registered method)")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="rounds over all methods, in turn; each method's fastest round is shown")
     parser.add_argument("--profile", default="", help="print torch.profiler's table for this method")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -152,18 +154,22 @@ def main() -> None:
     ceiling = max(peak.values())
     methods = [m for m in args.methods.split(",") if m] or METHODS.names()
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
-    rows = []
-    for method in methods:
-        done = subprocess.run([sys.executable, __file__, "--child", method, "--steps", str(args.steps),
-                               "--warmup", str(args.warmup), "--batch-size", str(args.batch_size),
-                               "--threads", str(args.threads), "--profile", args.profile],
-                              capture_output=True, text=True, env=env)
-        if done.returncode:
-            rows.append({"method": method, "error": done.stderr.strip().splitlines()[-1][:200]})
-            continue
-        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    best: dict[str, dict] = {}
+    for _ in range(args.rounds):  # methods take turns, so a slow spell does not land on one alone
+        for method in methods:
+            done = subprocess.run([sys.executable, __file__, "--child", method, "--steps", str(args.steps),
+                                   "--warmup", str(args.warmup), "--batch-size", str(args.batch_size),
+                                   "--threads", str(args.threads), "--profile", args.profile],
+                                  capture_output=True, text=True, env=env)
+            if done.returncode:
+                best[method] = {"method": method, "error": done.stderr.strip().splitlines()[-1][:200]}
+                continue
+            row = json.loads(done.stdout.strip().splitlines()[-1])
+            if method not in best or "error" in best[method] or row["seconds"] < best[method]["seconds"]:
+                best[method] = row
+    rows = [best[m] for m in methods]
     table = Table(title=f"Training FLOP/s · {MODEL} · SI-NLI · batch {args.batch_size} · {args.threads} threads · "
-                        f"{args.steps} steps · fp32 GEMM peak {ceiling:.1f} GFLOP/s")
+                        f"{args.steps} steps · best of {args.rounds} rounds · fp32 GEMM peak {ceiling:.1f} GFLOP/s")
     for column in ("method", "GFLOP per step", "GFLOP/s", "share of peak", "examples/s", "padding"):
         table.add_column(column)
     for row in rows:
