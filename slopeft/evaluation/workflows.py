@@ -139,7 +139,7 @@ def check_workflow(
 
 def evaluate_workflow(run_dir: Path, split: str, data_dir: Path | None, batch_size: int) -> WorkflowResult:
     """Loads a trained run and scores it on a labelled split."""
-    from slopeft.training.run import load_run, predict_split
+    from slopeft.evaluation.prediction import load_run, predict_split
 
     _check_split(split)
     if split == "test":
@@ -157,7 +157,7 @@ def predict_workflow(
     run_dir: Path, split: str, data_dir: Path | None, batch_size: int, test_src: Path | None = None
 ) -> WorkflowResult:
     """Writes a trained run's predictions for ``split`` in submission format under run/predictions/<split>/."""
-    from slopeft.training.run import load_run, predict_split
+    from slopeft.evaluation.prediction import load_run, predict_split
 
     _check_split(split)
     options = translation_options_for_run(run_dir, test_src)

@@ -1,10 +1,7 @@
-"""Train, evaluate, predict and submit: the functions behind `slopeft train|evaluate|predict|submit`."""
+"""`slopeft train`: a run from its config to its adapter and record (evaluation/prediction.py loads it back)."""
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import os
 import shutil
 import time
 from pathlib import Path
@@ -27,11 +24,8 @@ from slopeft.records import (
     write_record,
 )
 from slopeft.tasks import get_task
-from slopeft.training.build import RunParts, base_fingerprint, check_fingerprint, load_base, prepare_parts
-
-ADAPTER_DIR = "adapter"
-ADAPTER_META = "slopeft_adapter.json"
-ADAPTER_FORMAT = 1
+from slopeft.training.adapter import ADAPTER_DIR, save_adapter
+from slopeft.training.build import load_base, prepare_parts
 
 
 def _limit(examples: list, n: int) -> list:
@@ -137,7 +131,7 @@ def train_run(
     adapter_dir = run_dir / ADAPTER_DIR
     main_process = trainer.accelerator.is_main_process  # several processes (accelerate launch): one writer
     if main_process:
-        _save_adapter(parts, trainer.accelerator.unwrap_model(trainer.model), context, adapter_dir)
+        save_adapter(parts, trainer.accelerator.unwrap_model(trainer.model), context, adapter_dir)
         write_predictions(run_dir, val_predictions)
         for val_set, predictions in extra_predictions.items():
             write_predictions(run_dir, predictions, val_set)
@@ -197,59 +191,3 @@ def train_run(
         write_record(run_dir, record)
         shutil.rmtree(run_dir / "checkpoint", ignore_errors=True)
     return record.to_dict()
-
-
-def _save_adapter(parts: RunParts, model: nn.Module, context, adapter_dir: Path) -> None:
-    tmp = adapter_dir.with_name(adapter_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    parts.method.save(model, tmp)
-    meta = {
-        "format_version": ADAPTER_FORMAT,
-        "method": parts.method.name,
-        "method_options": parts.method.options_dict(),
-        "task": parts.task.name,
-        "labels": [str(label) for label in parts.task.spec.labels or []],
-        "base": base_fingerprint(parts),
-        "family": parts.family,
-        "architecture": parts.architecture,
-        "head_modules": context.head_modules,
-    }
-    (tmp / ADAPTER_META).write_text(json.dumps(meta, indent=2) + "\n")
-    if adapter_dir.exists():
-        shutil.rmtree(adapter_dir)
-    os.replace(tmp, adapter_dir)
-
-
-def load_run(
-    run_dir: Path,
-    model_override: str | None = None,
-    data_dir: str | None = None,
-    task_options: dict | None = None,
-) -> tuple[RunParts, nn.Module, RunRecord]:
-    """The trained model of a finished run: base model + saved adapter, checked against each other."""
-    record = read_record(run_dir)
-    config = record.run_config()
-    if model_override:
-        config = dataclasses.replace(config, model=model_override)
-    if data_dir:
-        config = dataclasses.replace(config, data_dir=data_dir)
-    adapter_dir = Path(run_dir) / ADAPTER_DIR
-    meta_path = adapter_dir / ADAPTER_META
-    if not meta_path.is_file():
-        raise ConfigError(f"{adapter_dir} has no {ADAPTER_META}; it was not written by slopeft train.")
-    meta = json.loads(meta_path.read_text())
-    if meta.get("format_version") != ADAPTER_FORMAT:
-        raise ConfigError(
-            f"{adapter_dir} uses adapter format {meta.get('format_version')}, this slopeft reads format "
-            f"{ADAPTER_FORMAT}. Use the slopeft version that wrote it ({record.versions.get('slopeft')})."
-        )
-    parts = prepare_parts(config, task_options)
-    check_fingerprint(meta["base"], parts, adapter_dir)
-    base, context = load_base(parts)
-    model = parts.method.load(base, adapter_dir, context)
-    model.eval()
-    return parts, model, record
-
-
-def predict_split(parts: RunParts, model: nn.Module, split: str, batch_size: int) -> dict[int, Any]:
-    return parts.head.predict(model, parts.task.examples(split), batch_size=batch_size)
