@@ -35,14 +35,14 @@ Runs a model family cannot do (an encoder has no head for translation, a method 
 apply to the family) are skipped with the reason, not failed. A run's id is readable
 (``cb-tiny-bert-lora-s1-<hash>``) and ends in a hash of its full configuration (task, model,
 method, options, seed, training set and every training setting, defaults included), so the same
-configuration always gets the same id and folder, and any change gets a new one.
+configuration always gets the same id and folder, and any change gets a new one
+(:mod:`slopeft.experiments.run_ids`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import fnmatch
-import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -52,8 +52,8 @@ from typing import Any
 import yaml
 
 from slopeft.errors import ConfigError
+from slopeft.experiments.run_ids import TINY_PREFIX, config_hash, make_run_id, run_config_hash
 
-TINY_PREFIX = "tiny:"
 #: Family of each tiny architecture (see :mod:`slopeft.models.tiny`).
 TINY_FAMILIES = {
     "bert": "encoder",
@@ -542,94 +542,6 @@ def _patterns(entry: PatternEntry) -> dict[str, Any]:
         for key, value in dataclasses.asdict(entry).items()
         if value is not None
     }
-
-
-def config_hash(config: dict[str, Any]) -> str:
-    """sha256 of the canonical JSON of a run configuration."""
-    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-#: A training run's settings as they stood when run ids were frozen (slopeft 0.1, December 2026).
-#: A run id hashes only what differs from these values. So a setting added later, at a value that
-#: keeps the old behaviour, leaves every existing id valid (and with it the finished records
-#: committed under results/), while a changed default does change the ids of the runs that used
-#: it. A new TrainingConfig field must be added here with the value that reproduces the behaviour
-#: before it existed (tests/experiments/test_grid.py checks that every field is listed).
-HASH_REFERENCE: dict[str, Any] = {
-    "train_set": None,
-    "val_set": None,
-    "extra_val_sets": [],
-    "method_options": {},
-    "training": {
-        "epochs": 3.0,
-        "max_steps": 0,
-        "batch_size": 16,
-        "grad_accumulation": 1,
-        "learning_rate": None,
-        "weight_decay": 0.0,
-        "warmup_ratio": 0.06,
-        "scheduler": "linear",
-        "max_length": 256,
-        "eval_batch_size": 32,
-        "eval_every": 0,
-        "patience": 0,
-        "class_weights": False,
-        "group_by_length": True,
-        "precision": "auto",
-        "max_train_examples": 0,
-        "max_eval_examples": 0,
-        "max_grad_norm": 1.0,
-        "log_every": 10,
-        "malloc_mmap_threshold_kib": 2048,
-        "select_best": True,
-    },
-}
-
-
-def _differences(values: dict[str, Any], reference: dict[str, Any]) -> dict[str, Any]:
-    """``values`` without the entries equal to ``reference``'s (recursively into mappings)."""
-    kept = {}
-    for key, value in values.items():
-        if key in reference and isinstance(value, dict) and isinstance(reference[key], dict):
-            nested = _differences(value, reference[key])
-            if nested:
-                kept[key] = nested
-        elif key not in reference or not _same(value, reference[key]):
-            kept[key] = value
-    return kept
-
-
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, bool) or isinstance(b, bool):
-        return a is b
-    return a == b
-
-
-def run_config_hash(run_config: dict[str, Any]) -> str:
-    """The hash in a training run's id: its configuration's differences from :data:`HASH_REFERENCE`."""
-    return config_hash({"kind": "train", **_differences(run_config, HASH_REFERENCE)})
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "x"
-
-
-def short_task(task: str) -> str:
-    from slopeft.tasks import TASKS
-
-    return TASKS.get(task).spec.short_name.replace("/", "-")
-
-
-def short_model(model: str) -> str:
-    if model.startswith(TINY_PREFIX):
-        return "tiny-" + model[len(TINY_PREFIX) :]
-    return _slug(Path(model).name if ("/" in model or Path(model).exists()) else model)
-
-
-def make_run_id(task: str, model: str, method: str, seed: int, digest: str) -> str:
-    """``<task>-<model>-<method>-s<seed>-<hash>``: readable, and unique through the hash."""
-    return f"{short_task(task)}-{short_model(model)}-{_slug(method)}-s{seed}-{digest[:10]}"
 
 
 def model_family(model: str) -> str | None:

@@ -56,7 +56,7 @@ def test_run_ids_survive_new_settings_at_their_old_behaviour():
     import dataclasses
 
     from slopeft.config import TrainingConfig
-    from slopeft.experiments.grid import HASH_REFERENCE, run_config_hash
+    from slopeft.experiments.run_ids import HASH_REFERENCE, run_config_hash
 
     # every training setting is listed, so a new one cannot silently change every committed run id
     assert set(HASH_REFERENCE["training"]) == {f.name for f in dataclasses.fields(TrainingConfig)}
