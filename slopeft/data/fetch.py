@@ -59,7 +59,7 @@ def ensure_dataset(name: str, cache_root: Path, *, progress: bool = True) -> Pat
     next call).
 
     Args:
-        name: ``"slo-superglue"``, ``"si-nli"`` or ``"mt"``.
+        name: a registered dataset (:data:`~slopeft.data.catalogue.DATASETS`).
         cache_root: the data cache, normally ``cache_dir() / "data"``.
         progress: show a progress bar per file on stderr.
 

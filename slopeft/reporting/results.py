@@ -93,7 +93,7 @@ class Average:
     low: float | None
     high: float | None
     degenerate_runs: int
-    group: str = "slo-superglue"
+    group: str = ""  # the task group's name
 
 
 @dataclass

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from rich.table import Table
 
 from slopeft.records import RunRecord
+from slopeft.tasks import group_of
 
 
 def format_value(value: object) -> str:
@@ -31,7 +32,8 @@ def metrics_table(
     """One row per (task, metric); the leaderboard average, when present, as the last row."""
     rows = [(task, name, value) for task, scores in per_task.items() for name, value in scores.items()]
     if board and "Average" in board:
-        rows.append(("slo-superglue", "Average (leaderboard)", board["Average"]))
+        groups = sorted({group.name for task in per_task if (group := group_of(task)) is not None})
+        rows.append((", ".join(groups) or "all", "Average (leaderboard)", board["Average"]))
     return table(title, ("task", "metric", "value"), rows)
 
 

@@ -195,9 +195,16 @@ class Task(abc.ABC):
 
     def first(self, examples: Sequence[Example], n: int) -> list[Example]:
         """The first ``n`` examples (all when ``n`` is 0) — the slice ``max_train_examples`` and
-        ``max_eval_examples`` take; tasks whose metric scores groups of examples end it on a group
-        boundary (MultiRC: whole questions)."""
-        return list(examples[:n] if n else examples)
+        ``max_eval_examples`` take. A task whose metric scores units of examples (``unit_fields``) ends
+        it on a unit boundary (MultiRC: whole questions): a unit cut in two would be scored on part of it."""
+        if not n or n >= len(examples):
+            return list(examples)
+        end = n
+        if self.spec.unit_fields:
+            key = self.spec.unit_fields[-1]
+            while 0 < end < len(examples) and examples[end].inputs[key] == examples[end - 1].inputs[key]:
+                end -= 1
+        return list(examples[:end])
 
     @abc.abstractmethod
     def metrics(self, predictions: Mapping[int, Any], examples: Sequence[Example]) -> dict[str, float]:
