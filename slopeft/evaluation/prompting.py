@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from slopeft.errors import ConfigError
-from slopeft.evaluation.baselines import BASELINES
 from slopeft.tasks.base import Example, Task
 from slopeft.tasks.formats import TaskFormat
 
@@ -52,9 +51,10 @@ def _prompting(
     _loaded: dict | None = None,
     **_: Any,
 ) -> dict[int, Any]:
+    from slopeft.models.catalogue import family_of
     from slopeft.models.heads import build_head
     from slopeft.models.positions import position_limits
-    from slopeft.models.sources import family_of, load_tokenizer, model_path, resolve_model
+    from slopeft.models.sources import load_tokenizer, model_path, resolve_model
 
     if model is None:
         raise ConfigError("Prompting baselines need a generative model: add --model (e.g. gemma-3-270m).")
@@ -93,7 +93,6 @@ def _prompting(
     return predictions
 
 
-@BASELINES.register("zero-shot")
 def zero_shot(
     task: Task, train: Sequence[Example], targets: Sequence[Example], seed: int = 0, **options: Any
 ) -> dict[int, Any]:
@@ -101,7 +100,6 @@ def zero_shot(
     return _prompting(task, train, targets, seed, **{**options, "shots": 0})
 
 
-@BASELINES.register("few-shot")
 def few_shot(
     task: Task, train: Sequence[Example], targets: Sequence[Example], seed: int = 0, **options: Any
 ) -> dict[int, Any]:

@@ -23,11 +23,25 @@ from torch import nn
 
 from slopeft.config import update_dataclass
 from slopeft.errors import ConfigError
-from slopeft.models.positions import AddedPositions
 from slopeft.registry import Registry
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
+
+
+@dataclass(frozen=True)
+class AddedPositions:
+    """Positions a method occupies in front of the text of every sequence (:meth:`Method.added_positions`).
+
+    The head takes them off its text budget (:meth:`slopeft.models.heads.Head.for_method`); the
+    model's own limits are :class:`slopeft.models.positions.PositionLimits`.
+    """
+
+    input: int = 0
+    """In the sequence the head encodes: an encoder's input, a causal LM's prompt and continuation,
+    a seq2seq model's encoder input."""
+    decoder: int = 0
+    """In a seq2seq model's decoder sequence (its labels, or what it generates)."""
 
 
 @dataclass
@@ -93,9 +107,12 @@ class Method(abc.ABC):
         """A regulariser added to the task loss (None: nothing to add)."""
         return None
 
-    def build_optimizer(self, model: nn.Module, learning_rate: float, weight_decay: float) -> Any | None:
-        """A method-specific optimiser (or list of optimisers); None lets the trainer build AdamW."""
-        return None
+    def build_optimizer(self, model: nn.Module, learning_rate: float, weight_decay: float) -> Any:
+        """The optimiser (or list of optimisers) for ``model``'s trainable parameters: AdamW without
+        decay on biases and norms, unless the method needs its own (sparse embeddings, IncreLoRA)."""
+        from slopeft.methods.optim import adamw
+
+        return adamw(model.named_parameters(), learning_rate, weight_decay)
 
     def cost_report(self, model: nn.Module) -> dict[str, Any]:
         """Method-specific costs for the run record (effective ranks, quantised bytes ...); empty by default."""

@@ -39,12 +39,12 @@ from slopeft.methods.base import (
     ADAPTER_CONFIG,
     ADAPTER_WEIGHTS,
     METHODS,
+    AddedPositions,
     MethodContext,
     freeze_all_but,
     load_own_adapter,
 )
 from slopeft.methods.lora import PeftMethod
-from slopeft.models.positions import AddedPositions
 
 DEFAULT_INIT_TEXT = "Preberi besedilo in izberi pravilen odgovor."
 """Slovene: "Read the text and choose the correct answer." — a task description, in the model's language."""

@@ -7,7 +7,8 @@ sinusoidal table bounds its encoder and its decoder; a causal LM's ``max_positio
 context. Relative-position models (T5, mT5; DeBERTa-v2/v3 without absolute positions) have no table.
 
 Methods that put something in front of the text take part of that length
-(:meth:`slopeft.methods.base.Method.added_positions`): prompt tuning's and P-tuning's virtual tokens
+(:meth:`slopeft.methods.base.Method.added_positions`, an
+:class:`~slopeft.methods.base.AddedPositions`): prompt tuning's and P-tuning's virtual tokens
 are prepended to the input embeddings; PEFT's prefix tuning on causal and seq2seq models puts its
 prefix in the key/value cache, which moves the tokens' positions back by its length (on a seq2seq
 model, the decoder's). The head subtracts them from its budget (:class:`slopeft.models.heads.Head`).
@@ -29,16 +30,6 @@ class PositionLimits:
     a seq2seq model's encoder input."""
     decoder: int | None = None
     """A seq2seq model's decoder sequence (its labels, or what it generates)."""
-
-
-@dataclass(frozen=True)
-class AddedPositions:
-    """Positions a method occupies in front of the text of every sequence."""
-
-    input: int = 0
-    """In the sequence the head encodes (see :attr:`PositionLimits.input`)."""
-    decoder: int = 0
-    """In a seq2seq model's decoder sequence."""
 
 
 # Model types whose position ids start at padding_idx + 1 (RoBERTa's create_position_ids_from_*).

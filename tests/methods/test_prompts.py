@@ -96,7 +96,8 @@ def test_multiple_choice_prompt_run_saves_a_safetensors_adapter_and_reloads_it(
     import json
 
     from slopeft.config import RunConfig, TrainingConfig
-    from slopeft.training.run import load_run, train_run
+    from slopeft.evaluation.prediction import load_run
+    from slopeft.training.run import train_run
 
     options = {"num_virtual_tokens": 6} | ({"init": "vocab"} if method == "prompt-tuning" else {"encoder_hidden_size": 8})
     config = RunConfig(
