@@ -42,6 +42,9 @@ class AddedPositions:
     a seq2seq model's encoder input."""
     decoder: int = 0
     """In a seq2seq model's decoder sequence (its labels, or what it generates)."""
+    option: str = ""
+    """The method option that sets them (``num_virtual_tokens``): a budget error tells the user to
+    lower it, without the head knowing the method."""
 
 
 @dataclass

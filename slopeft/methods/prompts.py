@@ -61,7 +61,7 @@ class _PromptLearning(PeftMethod):
     def added_positions(self, family: str) -> AddedPositions:
         # The prompt is prepended to the input embeddings, on every family. On seq2seq models PEFT
         # 0.21 puts it in front of the encoder input only (the decoder's positions stay the tokens').
-        return AddedPositions(input=self.config.num_virtual_tokens)
+        return AddedPositions(input=self.config.num_virtual_tokens, option="num_virtual_tokens")
 
     def prompt_module(self, config: Any, word_embeddings: nn.Module) -> nn.Module:
         """PEFT's module that produces the ``(num_virtual_tokens, token_dim)`` prompt."""
@@ -431,9 +431,9 @@ class PrefixTuning(PeftMethod):
     def added_positions(self, family: str) -> AddedPositions:
         n = self.config.num_virtual_tokens
         if family == "causal":  # PEFT's prefix sits in the key/value cache: the tokens' positions start at n
-            return AddedPositions(input=n)
+            return AddedPositions(input=n, option="num_virtual_tokens")
         if family == "seq2seq":  # the same in the decoder (its self-attention cache); the encoder has none
-            return AddedPositions(decoder=n)
+            return AddedPositions(decoder=n, option="num_virtual_tokens")
         return AddedPositions()  # encoders' deep prompts: extra keys and values, the tokens keep their positions
 
     # -- causal and seq2seq: PEFT ----------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -9,6 +10,7 @@ from transformers import AutoTokenizer
 
 from slopeft.errors import ConfigError
 from slopeft.methods import METHODS
+from slopeft.methods.base import AddedPositions, Method
 from slopeft.models.heads import build_head
 from slopeft.models.heads.base import pad
 from slopeft.models.positions import PositionLimits, position_limits
@@ -106,13 +108,46 @@ def test_generation_budgets(real_data_env, tiny_models):
     assert (prefixed.text_budget, prefixed.decoder_budget, prefixed.generation_length) == (128, 108, 108)
     prompted = marian.for_method(METHODS.get("prompt-tuning")())  # PEFT prompts the encoder only
     assert (prompted.text_budget, prompted.decoder_budget, prompted.generation_length) == (108, 128, 128)
-    with pytest.raises(ConfigError, match="128 decoder positions − 130 positions prefix-tuning adds there = -2"):
+    with pytest.raises(ConfigError, match="128 decoder positions − 130 positions prefix-tuning adds there = -2") as err:
         marian.for_method(METHODS.get("prefix-tuning")({"num_virtual_tokens": 130}))
+    assert "lower prefix-tuning's num_virtual_tokens below 128" in str(err.value)
+
+
+class _Lengthening(Method):
+    """None of the shipped methods: it lengthens every sequence, and the head learns by how much
+    through ``added_positions`` alone."""
+
+    name = "lengthening"
+    config_class = dataclasses.make_dataclass("LengtheningOptions", [])
+
+    def __init__(self, added: AddedPositions) -> None:
+        super().__init__()
+        self.added = added
+
+    def apply(self, model, context):
+        return model
+
+    def added_positions(self, family):
+        return self.added
+
+
+@pytest.mark.parametrize(
+    ("arch", "task", "family"),
+    [("bert", "slo-superglue/boolq", "encoder"), ("gemma", "slo-superglue/boolq", "causal"), ("marian", "mt/en-sl", "seq2seq")],
+)
+def test_any_method_that_adds_positions_gets_the_same_budget(real_data_env, tiny_models, arch, task, family):
+    head = _head(tiny_models, arch, task, family, 512)
+    limit = head.sequence_limit
+    lengthened = head.for_method(_Lengthening(AddedPositions(input=7, decoder=3, option="width")))
+    assert lengthened.text_budget == limit - 7
+    if family == "seq2seq":
+        assert lengthened.decoder_budget == head.positions.decoder - 3
+    with pytest.raises(ConfigError, match=f"= {limit} − {limit} positions lengthening adds in front") as err:
+        head.for_method(_Lengthening(AddedPositions(input=limit, option="width")))
+    assert "lower lengthening's width" in str(err.value)
 
 
 def test_a_causal_target_longer_than_the_budget_is_cut_and_the_prompt_keeps_half(real_data_env, tiny_models):
-    import dataclasses
-
     head = _head(tiny_models, "gemma", "mt/en-sl", "causal", 160).for_method(METHODS.get("prompt-tuning")())
     examples = get_task("mt/en-sl").examples("train")
     long = dataclasses.replace(examples[0], label=" ".join(e.label for e in examples[:20]))

@@ -127,7 +127,7 @@ class Head(abc.ABC):
             terms += f" − {self.added.input} positions {self.added_by} adds in front"
         if reserved:
             terms += f" − {reserved[1]} {reserved[0]}"
-        lower = f"lower {self.added_by}'s num_virtual_tokens" if self.added.input else ""
+        lower = f"lower {self.added_by}'s {self.added.option}" if self.added.input and self.added.option else ""
         model_limits = [limit for limit in (self.tokenizer_limit, self.positions.input) if limit is not None]
         if self.sequence_limit == self.requested_max_length and self.sequence_limit not in model_limits:
             allows = f" (the model allows {min(model_limits)})" if model_limits else ""

@@ -46,10 +46,11 @@ class _GenerativeHead(Head):
             return None
         budget = self.positions.decoder - self.added.decoder
         if budget <= 0:
+            option = self.added.option or "what it adds"
             raise ConfigError(
                 f"{self.task.name} on this seq2seq model leaves no room in the decoder: the model's "
                 f"{self.positions.decoder} decoder positions − {self.added.decoder} positions {self.added_by} "
-                f"adds there = {budget} tokens. To fit, lower {self.added_by}'s num_virtual_tokens below "
+                f"adds there = {budget} tokens. To fit, lower {self.added_by}'s {option} below "
                 f"{self.positions.decoder}."
             )
         return budget
