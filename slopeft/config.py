@@ -42,7 +42,9 @@ class TrainingConfig:
     scheduler: str = "linear"
     """Learning-rate decay after warmup: linear, cosine or constant."""
     max_length: int = 256
-    """Longest input in tokens; longer inputs are cut on the passage side."""
+    """Longest input in tokens (at most the model's positions); longer inputs are cut on the passage
+    side. Virtual tokens a method puts in front (prompt tuning, p-tuning) come out of it, and on a
+    causal model so do the tokens a translation generates."""
     eval_batch_size: int = 32
     """Examples per forward pass when predicting."""
     eval_every: int = 0
@@ -198,6 +200,14 @@ def update_dataclass(obj: Any, values: dict[str, Any], where: str) -> Any:
         else:
             changes[key] = _coerce(type(obj), key, value)
     return dataclasses.replace(obj, **changes)
+
+
+def run_config_from_dict(data: dict[str, Any], where: str = "run") -> RunConfig:
+    """A :class:`RunConfig` from :meth:`RunConfig.to_dict`'s layout (a run record's or a grid job's
+    ``config``), checked like a config file: unknown settings and invalid values are errors."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: a run configuration is a mapping of settings, not {data!r:.80}.")
+    return update_dataclass(RunConfig(), data, where)
 
 
 def load_run_config(

@@ -7,12 +7,13 @@ drawn per example with a seeded generator, in front of the prompt.
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from slopeft.errors import ConfigError
-from slopeft.evaluation.baselines import BASELINES
 from slopeft.tasks.base import Example, Task
 from slopeft.tasks.formats import TaskFormat
 
@@ -50,7 +51,9 @@ def _prompting(
     _loaded: dict | None = None,
     **_: Any,
 ) -> dict[int, Any]:
+    from slopeft.models.catalogue import family_of
     from slopeft.models.heads import build_head
+    from slopeft.models.positions import position_limits
     from slopeft.models.sources import load_tokenizer, model_path, resolve_model
 
     if model is None:
@@ -58,21 +61,22 @@ def _prompting(
     source = resolve_model(model)
     path = model_path(source)
     tokenizer = load_tokenizer(source)
-    family = source.family
-    if family is None:
-        import json
-        from pathlib import Path
-
-        from slopeft.models.sources import family_of
-
-        family = family_of(json.loads((Path(path) / "config.json").read_text()))
+    base_config = json.loads((Path(path) / "config.json").read_text())
+    family = source.family or family_of(base_config)
     if family == "encoder":
         raise ConfigError(
             f"{model} is an encoder: zero-/few-shot prompting needs a causal or seq2seq model "
             "(e.g. gemma-3-270m). Encoders get task heads through training."
         )
     task_format = TaskFormat.for_task(task)
-    head = build_head(task_format, tokenizer, family, max_length=max_length, input_prefix=source.input_prefix)
+    head = build_head(
+        task_format,
+        tokenizer,
+        family,
+        max_length=max_length,
+        input_prefix=source.input_prefix,
+        positions=position_limits(base_config, family),
+    )
     if shots:
         head.context = FewShotContext(task_format, train, shots, seed)
     cache = _loaded if _loaded is not None else {}
@@ -89,7 +93,6 @@ def _prompting(
     return predictions
 
 
-@BASELINES.register("zero-shot")
 def zero_shot(
     task: Task, train: Sequence[Example], targets: Sequence[Example], seed: int = 0, **options: Any
 ) -> dict[int, Any]:
@@ -97,7 +100,6 @@ def zero_shot(
     return _prompting(task, train, targets, seed, **{**options, "shots": 0})
 
 
-@BASELINES.register("few-shot")
 def few_shot(
     task: Task, train: Sequence[Example], targets: Sequence[Example], seed: int = 0, **options: Any
 ) -> dict[int, Any]:

@@ -29,6 +29,24 @@ ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 
 
+@dataclass(frozen=True)
+class AddedPositions:
+    """Positions a method occupies in front of the text of every sequence (:meth:`Method.added_positions`).
+
+    The head takes them off its text budget (:meth:`slopeft.models.heads.Head.for_method`); the
+    model's own limits are :class:`slopeft.models.positions.PositionLimits`.
+    """
+
+    input: int = 0
+    """In the sequence the head encodes: an encoder's input, a causal LM's prompt and continuation,
+    a seq2seq model's encoder input."""
+    decoder: int = 0
+    """In a seq2seq model's decoder sequence (its labels, or what it generates)."""
+    option: str = ""
+    """The method option that sets them (``num_virtual_tokens``): a budget error tells the user to
+    lower it, without the head knowing the method."""
+
+
 @dataclass
 class MethodContext:
     """What a method needs to know about the model it adapts.
@@ -75,6 +93,15 @@ class Method(abc.ABC):
     def apply(self, model: nn.Module, context: MethodContext) -> nn.Module:
         """Freezes what stays frozen, adds the method's parameters; returns the model to train."""
 
+    def added_positions(self, family: str) -> AddedPositions:
+        """Positions the adapted ``family`` model spends in front of the text of every sequence.
+
+        The head is given this (:meth:`slopeft.models.heads.Head.for_method`) and encodes that much
+        less text, so that text + what the method adds fits the model's position table. Methods that
+        change weights only add nothing (the default).
+        """
+        return AddedPositions()
+
     # -- training hooks (defaults do nothing) ---------------------------------------------------
     def on_step_end(self, model: nn.Module, step: int, total_steps: int) -> None:
         """Called after every optimiser step (rank allocation, schedules)."""
@@ -83,9 +110,12 @@ class Method(abc.ABC):
         """A regulariser added to the task loss (None: nothing to add)."""
         return None
 
-    def build_optimizer(self, model: nn.Module, learning_rate: float, weight_decay: float) -> Any | None:
-        """A method-specific optimiser (or list of optimisers); None lets the trainer build AdamW."""
-        return None
+    def build_optimizer(self, model: nn.Module, learning_rate: float, weight_decay: float) -> Any:
+        """The optimiser (or list of optimisers) for ``model``'s trainable parameters: AdamW without
+        decay on biases and norms, unless the method needs its own (sparse embeddings, IncreLoRA)."""
+        from slopeft.methods.optim import adamw
+
+        return adamw(model.named_parameters(), learning_rate, weight_decay)
 
     def cost_report(self, model: nn.Module) -> dict[str, Any]:
         """Method-specific costs for the run record (effective ranks, quantised bytes ...); empty by default."""

@@ -12,9 +12,14 @@
   (:mod:`slopeft.methods.deep_prompt`), because PEFT's prefix tuning fails on transformers 5
   encoders ("Model does not support past key values").
 
-Input-level prompts (prompt-tuning, p-tuning) do not apply to encoder multiple choice (COPA):
-PEFT has no task type for it, and its generic ``PeftModel.forward`` calls the bare model without
-the prompt, so the prompt would silently never be used. Prefix tuning's deep prompts work there.
+On encoder multiple choice (COPA's ``AutoModelForMultipleChoice``) PEFT has no task type, and its
+generic ``PeftModel.forward`` calls the bare model without the prompt; prompt tuning and P-tuning
+there use PEFT's prompt modules inside slopeft's own injection (:class:`MultipleChoicePrompt`): the
+same prompt in front of every (premise, choice) row. Prefix tuning's deep prompts work there as
+they are (keys and values in every layer, nothing in front of the text).
+
+Every input-level prompt takes positions from the text (:meth:`Method.added_positions`): the head
+encodes ``num_virtual_tokens`` fewer tokens, so text + prompt fits the model's position table.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from slopeft.errors import ConfigError
@@ -34,6 +39,7 @@ from slopeft.methods.base import (
     ADAPTER_CONFIG,
     ADAPTER_WEIGHTS,
     METHODS,
+    AddedPositions,
     MethodContext,
     freeze_all_but,
     load_own_adapter,
@@ -44,29 +50,206 @@ DEFAULT_INIT_TEXT = "Preberi besedilo in izberi pravilen odgovor."
 """Slovene: "Read the text and choose the correct answer." — a task description, in the model's language."""
 
 
-class _PromptLearning(PeftMethod):
-    """Shared by the PEFT prompt-learning methods: no multiple choice, no merge."""
+MULTIPLE_CHOICE_PEFT_TYPE = "SLOPEFT_MULTIPLE_CHOICE_PROMPT"
+"""``peft_type`` of a soft prompt saved from a multiple-choice model (PEFT cannot load it: it would
+attach the prompt to a generic PeftModel that never uses it)."""
 
-    def check(self, context: MethodContext) -> None:
-        super().check(context)
-        if context.task_type is None:
-            raise ConfigError(
-                f"{self.name} cannot train an encoder's multiple-choice head (COPA): PEFT has no task type "
-                "for multiple choice, and its generic PeftModel.forward passes inputs to the model without "
-                "the soft prompt, so the prompt would never be used. Use prefix-tuning (deep prompts in "
-                "every layer, which work with multiple choice), lora or ia3."
-            )
+
+class _PromptLearning(PeftMethod):
+    """Shared by prompt tuning and p-tuning: virtual tokens in front of the input, no merge."""
+
+    def added_positions(self, family: str) -> AddedPositions:
+        # The prompt is prepended to the input embeddings, on every family. On seq2seq models PEFT
+        # 0.21 puts it in front of the encoder input only (the decoder's positions stay the tokens').
+        return AddedPositions(input=self.config.num_virtual_tokens, option="num_virtual_tokens")
+
+    def prompt_module(self, config: Any, word_embeddings: nn.Module) -> nn.Module:
+        """PEFT's module that produces the ``(num_virtual_tokens, token_dim)`` prompt."""
+        raise NotImplementedError
 
     def apply(self, model: nn.Module, context: MethodContext) -> nn.Module:
         self.check(context)
+        if context.task_type is None:
+            return self._multiple_choice(model, context)
         return generation_compat(super().apply(model, context))
 
+    def _multiple_choice(self, model: nn.Module, context: MethodContext, loading: bool = False) -> nn.Module:
+        """``model`` (an ``AutoModelForMultipleChoice``) inside :class:`MultipleChoicePrompt`.
+
+        ``loading``: PEFT's inference mode, where the prompt module is a plain embedding holding the
+        saved (resolved) prompt, as :meth:`save` writes it.
+        """
+        if not type(model).__name__.endswith("ForMultipleChoice"):
+            raise ConfigError(
+                f"{self.name} found no PEFT task type for {type(model).__name__}; slopeft injects the prompt "
+                "itself only into multiple-choice models (COPA). Use lora, ia3 or prefix-tuning."
+            )
+        config = self.peft_config(context)
+        embeddings = model.get_input_embeddings()
+        config.num_transformer_submodules = 1  # an encoder: one prompt
+        config.token_dim = embeddings.embedding_dim
+        config.inference_mode = loading
+        module = self.prompt_module(config, embeddings)
+        module.to(embeddings.weight.device)
+        wrapped = MultipleChoicePrompt(model, module, self.config.num_virtual_tokens, context.head_modules, loading)
+        if loading:
+            freeze_all_but(wrapped, [])  # as PEFT loads an adapter: for inference
+        else:
+            freeze_all_but(wrapped, ["prompt_encoder", *(f"base_model.{h}" for h in context.head_modules)])
+        return wrapped
+
+    def save(self, model: nn.Module, out_dir: Path) -> None:
+        if not isinstance(model, MultipleChoicePrompt):
+            return super().save(model, out_dir)
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        training = model.training
+        model.eval()  # an LSTM encoder's dropout must not reach the saved prompt
+        with torch.no_grad():  # as PEFT: the prompt itself, not the encoder that produced it
+            state = {"prompt_embeddings": model.resolved_prompt().detach().float().cpu().clone().contiguous()}
+        model.train(training)
+        state.update({name: tensor.detach().cpu().clone().contiguous() for name, tensor in model.head_state().items()})
+        save_file(state, str(out_dir / ADAPTER_WEIGHTS))
+        config = {
+            "peft_type": MULTIPLE_CHOICE_PEFT_TYPE,
+            "method": self.name,
+            **self.options_dict(),
+            "token_dim": state["prompt_embeddings"].shape[1],
+            "head_modules": list(model.head_modules),
+            "layout": (
+                "prompt_embeddings: (num_virtual_tokens, token_dim), in front of the input embeddings of every "
+                "(premise, choice) row of an AutoModelForMultipleChoice; other tensors: the task head, named "
+                "as in the base model"
+            ),
+        }
+        (out_dir / ADAPTER_CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+
     def load(self, base: nn.Module, adapter_dir: Path, context: MethodContext) -> nn.Module:
-        return generation_compat(super().load(base, adapter_dir, context))
+        if context.task_type is not None:
+            return generation_compat(super().load(base, adapter_dir, context))
+        adapter_dir = Path(adapter_dir)
+        config = json.loads((adapter_dir / ADAPTER_CONFIG).read_text())
+        if config.get("peft_type") != MULTIPLE_CHOICE_PEFT_TYPE or config.get("method") != self.name:
+            raise ConfigError(
+                f"{adapter_dir} holds a {config.get('method') or config.get('peft_type')} adapter, not a "
+                f"{self.name} prompt for a multiple-choice model."
+            )
+        model = self._multiple_choice(base, context, loading=True)
+        state = load_file(str(adapter_dir / ADAPTER_WEIGHTS))
+        prompt = state.pop("prompt_embeddings")
+        target = model.prompt_encoder["default"].embedding.weight
+        parameters = dict(base.named_parameters())
+        head = {n for n in parameters if any(n == h or n.startswith(h + ".") for h in context.head_modules)}
+        if prompt.shape != target.shape or set(state) != head or any(
+            parameters[n].shape != t.shape for n, t in state.items()
+        ):
+            raise ConfigError(
+                f"The prompt in {adapter_dir} does not fit this model: prompt {tuple(prompt.shape)} for "
+                f"{tuple(target.shape)}, head tensors {sorted(state)[:4]} for {sorted(head)[:4]}. Load it onto "
+                "the base model and method it was trained with (see its slopeft_adapter.json)."
+            )
+        with torch.no_grad():
+            target.copy_(prompt.to(target.dtype))
+            for name, tensor in state.items():
+                parameters[name].copy_(tensor.to(parameters[name].dtype))
+        return model
 
     def merge(self, model: nn.Module) -> nn.Module:
         raise ConfigError(
             f"{self.name} has no merge step: its virtual tokens lengthen the input and cannot be folded into weights."
+        )
+
+
+class MultipleChoicePrompt(nn.Module):
+    """A soft prompt in front of every (premise, choice) row of an ``AutoModelForMultipleChoice``.
+
+    Why not PEFT: it has no task type for multiple choice, so ``get_peft_model`` gives the generic
+    ``PeftModel``, whose forward calls the model with the inputs as they are (the prompt is never
+    used); and its sequence-classification forward, which does prepend the prompt, expects
+    ``(batch, length)`` inputs, where a multiple-choice model takes ``(batch, choices, length)``.
+    So this wrapper does the injection around PEFT's own prompt module (``PromptEmbedding`` for
+    prompt tuning, ``PromptEncoder`` for P-tuning), as PEFT's sequence-classification forward does
+    per row: the word embeddings of every flattened (example, choice) row get the same prompt in
+    front, the attention mask as many ones, the token types as many zeros, and the model is called
+    with ``inputs_embeds``. Names follow PEFT's: ``base_model.*`` and ``prompt_encoder.default.*``.
+
+    Args:
+        model: the multiple-choice model (frozen but for its head).
+        prompt_module: PEFT's prompt module; ``module(indices)`` gives the prompt.
+        num_virtual_tokens: the prompt's length.
+        head_modules: the task head's modules in ``model`` (trained and saved with the prompt).
+        inference_mode: the module is a plain embedding holding a saved prompt (PEFT's inference mode).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        prompt_module: nn.Module,
+        num_virtual_tokens: int,
+        head_modules: list[str],
+        inference_mode: bool = False,
+    ) -> None:
+        super().__init__()
+        self.base_model = model
+        self.prompt_encoder = nn.ModuleDict({"default": prompt_module})
+        self.active_adapter = "default"
+        self.num_virtual_tokens = num_virtual_tokens
+        self.head_modules = list(head_modules)
+        self.inference_mode = inference_mode
+
+    @property
+    def config(self) -> Any:
+        return self.base_model.config
+
+    @property
+    def device(self) -> torch.device:
+        return self.base_model.device
+
+    def get_base_model(self) -> nn.Module:
+        return self.base_model
+
+    def resolved_prompt(self) -> torch.Tensor:
+        """The prompt ``(num_virtual_tokens, hidden)``: the module's output (or, loaded, its stored rows)."""
+        module = self.prompt_encoder["default"]
+        if self.inference_mode:
+            return module.embedding.weight
+        indices = torch.arange(self.num_virtual_tokens, device=module.embedding.weight.device)
+        return module(indices.unsqueeze(0))[0]  # PEFT's LSTM encoder reads (batch, tokens)
+
+    def head_state(self) -> dict[str, torch.Tensor]:
+        """The task head's tensors, named as in the base model."""
+        return {
+            name: parameter
+            for name, parameter in self.base_model.named_parameters()
+            if any(name == h or name.startswith(h + ".") for h in self.head_modules)
+        }
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        if inputs_embeds is None:
+            inputs_embeds = self.base_model.get_input_embeddings()(input_ids)
+        batch, choices, length, width = inputs_embeds.shape
+        n = self.num_virtual_tokens
+        rows = inputs_embeds.reshape(batch * choices, length, width)
+        prompt = self.resolved_prompt().to(rows.dtype).unsqueeze(0).expand(batch * choices, -1, -1)
+        embeds = torch.cat([prompt, rows], dim=1).view(batch, choices, n + length, width)
+
+        def in_front(values: torch.Tensor | None, fill: int) -> torch.Tensor | None:
+            if values is None:
+                return None
+            return torch.cat([values.new_full((batch, choices, n), fill), values], dim=-1)
+
+        return self.base_model(
+            inputs_embeds=embeds,
+            attention_mask=in_front(attention_mask, 1),
+            token_type_ids=in_front(token_type_ids, 0),
+            **kwargs,
         )
 
 
@@ -121,6 +304,11 @@ class PromptTuning(_PromptLearning):
             raise ConfigError("prompt-tuning.num_virtual_tokens must be at least 1.")
         if self.config.init == "text" and not self.config.init_text.strip():
             raise ConfigError("prompt-tuning.init_text is empty; give a task description or the label words.")
+
+    def prompt_module(self, config: Any, word_embeddings: nn.Module) -> nn.Module:
+        from peft import PromptEmbedding
+
+        return PromptEmbedding(config, word_embeddings)
 
     def peft_config(self, context: MethodContext):
         from peft import PromptTuningConfig, PromptTuningInit
@@ -192,6 +380,11 @@ class PTuning(_PromptLearning):
         if self.config.encoder not in ("MLP", "LSTM"):
             raise ConfigError(f"p-tuning.encoder must be MLP or LSTM, not {self.config.encoder!r}.")
 
+    def prompt_module(self, config: Any, word_embeddings: nn.Module) -> nn.Module:
+        from peft import PromptEncoder
+
+        return PromptEncoder(config)
+
     def peft_config(self, context: MethodContext):
         from peft import PromptEncoderConfig
 
@@ -234,6 +427,14 @@ class PrefixTuning(PeftMethod):
 
     def peft_type(self) -> str:
         return "SLOPEFT_DEEP_PROMPT"
+
+    def added_positions(self, family: str) -> AddedPositions:
+        n = self.config.num_virtual_tokens
+        if family == "causal":  # PEFT's prefix sits in the key/value cache: the tokens' positions start at n
+            return AddedPositions(input=n, option="num_virtual_tokens")
+        if family == "seq2seq":  # the same in the decoder (its self-attention cache); the encoder has none
+            return AddedPositions(decoder=n, option="num_virtual_tokens")
+        return AddedPositions()  # encoders' deep prompts: extra keys and values, the tokens keep their positions
 
     # -- causal and seq2seq: PEFT ----------------------------------------------------------------
     def peft_config(self, context: MethodContext):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from slopeft.models.sources import pin_fast_tokenizer
+from slopeft.models.catalogue import pin_fast_tokenizer
 from slopeft.registry import Registry
 
 if TYPE_CHECKING:
@@ -134,10 +134,11 @@ def _template(tok: Tokenizer, single: str, pair: str) -> None:
     )
 
 
-def _wrap(tok: Tokenizer, specials: _Specials, **kwargs: Any) -> PreTrainedTokenizerFast:
+def _wrap(tok: Tokenizer, specials: _Specials, max_length: int = MAX_LEN, **kwargs: Any) -> PreTrainedTokenizerFast:
     from transformers import PreTrainedTokenizerFast
 
-    return PreTrainedTokenizerFast(tokenizer_object=tok, model_max_length=MAX_LEN, **specials.roles, **kwargs)
+    # model_max_length: the model's position limit, as real checkpoints' tokenizers state it.
+    return PreTrainedTokenizerFast(tokenizer_object=tok, model_max_length=max_length, **specials.roles, **kwargs)
 
 
 Builder = Callable[[Sequence[str]], tuple["PreTrainedTokenizerFast", "PreTrainedModel"]]
@@ -200,7 +201,8 @@ def _gemma(texts: Sequence[str]) -> tuple[PreTrainedTokenizerFast, PreTrainedMod
     )
     tok = _train("bpe", texts, sp, prepend="never")
     _template(tok, "<bos> $A", "<bos> $A <bos>:1 $B:1")
-    fast = _wrap(tok, sp, padding_side="left")  # as Gemma's tokenizer: batched generation pads on the left
+    # As Gemma's tokenizer: batched generation pads on the left.
+    fast = _wrap(tok, sp, max_length=2 * MAX_LEN, padding_side="left")
     config = Gemma3TextConfig(
         vocab_size=len(fast), hidden_size=HIDDEN, intermediate_size=2 * HIDDEN, num_hidden_layers=2,
         num_attention_heads=4, num_key_value_heads=2, head_dim=16, query_pre_attn_scalar=16,

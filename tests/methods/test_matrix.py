@@ -1,4 +1,5 @@
-"""Every registered method × tiny bert / xlm-roberta / gemma / t5 on RTE (plus COPA's multiple-choice head).
+"""Every registered method × tiny bert / xlm-roberta / gemma / t5 on RTE (plus COPA's multiple-choice head),
+and every method × model family on inputs longer than the model's position table.
 
 Each combination is trained once per session for two optimiser steps through the real
 :class:`~slopeft.training.trainer.Trainer` (so ``on_step_end`` and ``extra_loss`` run as in a real run),
@@ -13,9 +14,15 @@ four tests below read that shared result:
 * ``test_merged_and_unmerged_outputs_agree``: for methods with a merge step (LoRA family, (IA)³),
   the merged model's outputs equal the adapter's (atol 1e-5).
 
+``test_inputs_longer_than_the_position_table_train_and_predict`` trains every method for two steps on
+inputs longer than the tiny models' position tables (128 text positions; the causal model 256) and
+predicts them: BoolQ and MultiRC passages, COPA with long premises, translation (whose prompt and
+generated tokens share a causal model's sequence, and whose targets fill a seq2seq decoder), with
+``max_length`` above and below the model's limit. Every position a position table is asked for is
+recorded and must exist (rotary models would not fail by themselves).
+
 Combinations a method declares inapplicable (its ``check``/``apply`` raises ConfigError: BitFit on
-models without biases, input prompts on multiple choice, QLoRA without a GPU ...) are skipped with
-the method's own reason.
+models without biases, QLoRA without a GPU ...) are skipped with the method's own reason.
 """
 
 from __future__ import annotations
@@ -37,8 +44,10 @@ from slopeft.methods import METHODS
 from slopeft.methods.targets import modules_for
 from slopeft.training.build import load_base
 from slopeft.training.trainer import Trainer
+from tests.methods._positions import PositionProbe, generate_to_the_end, long_examples
 
 RTE, COPA = "slo-superglue/rte", "slo-superglue/copa"
+BOOLQ, MULTIRC, MT = "slo-superglue/boolq", "slo-superglue/multirc", "mt/en-sl"
 ARCHS = ("bert", "xlm-roberta", "gemma", "t5")
 TRAIN_ROWS = 4  # two steps of batch 2
 METHOD_NAMES = METHODS.names()
@@ -222,3 +231,55 @@ def test_merged_and_unmerged_outputs_agree(trained, method, arch, task):
         pytest.skip(str(err))
     merged_model.eval()
     torch.testing.assert_close(_logits(merged_model, result.batch), unmerged, atol=1e-5, rtol=0)
+
+
+# -- inputs longer than the position table ---------------------------------------------------------
+# (arch, task, training.max_length): every family, both sides of the model's limit (tiny encoders and
+# Marian: 128 text positions; tiny Gemma: 256), the pair head, multiple choice, candidate scoring and
+# generation.
+LONG = [
+    ("bert", BOOLQ, 512),
+    ("xlm-roberta", MULTIRC, 120),  # below the limit: 120 + a 20-token prompt would still overrun 128
+    ("xlm-roberta", COPA, 512),  # RoBERTa positions start after padding_idx
+    ("gemma", BOOLQ, 512),
+    ("gemma", MT, 512),  # prompt + 128 generated tokens share the causal sequence
+    ("marian", BOOLQ, 120),
+    ("marian", MT, 512),  # the prompt fills the encoder, targets and generation the decoder
+]
+LONG_CASES = [(method, *case) for method in METHOD_NAMES for case in LONG]
+LONG_IDS = [f"{m}-{a}-{t.rsplit('/', 1)[1]}-{n}" for m, a, t, n in LONG_CASES]
+
+
+@pytest.mark.parametrize(("method", "arch", "task", "max_length"), LONG_CASES, ids=LONG_IDS)
+def test_inputs_longer_than_the_position_table_train_and_predict(
+    run_parts, monkeypatch, tmp_path, method, arch, task, max_length
+):
+    parts = run_parts(arch, task, method, max_length=max_length)
+    torch.manual_seed(0)
+    try:
+        base, context = load_base(parts)
+        model = parts.method.apply(base, context)
+    except ConfigError as err:
+        pytest.skip(f"{method} on {parts.architecture} ({parts.task.name}): {err}")
+    head, examples = parts.head, long_examples(parts.task)
+    # A causal prompt fills what 16 generated tokens leave; whole 128-token generations (a seq2seq
+    # decoder's limit) are tested for the methods that add positions, in test_prompts.py.
+    head.max_new_tokens = 16
+    generate_to_the_end(model)
+    probe = PositionProbe(monkeypatch, model)
+    # Two steps (AdaLoRA allocates from scores the first step gathers), one long example each.
+    config = TrainingConfig(max_steps=2, epochs=1, batch_size=1, max_length=max_length, eval_batch_size=2)
+    trainer = Trainer(
+        model, head, parts.method, parts.task, config, tmp_path, seed=0, console=Console(file=io.StringIO())
+    )
+    result = trainer.fit(examples, examples)  # trains, then predicts the same long inputs
+    assert result.state.step == 2
+    assert trainer.truncated_train >= len(examples), "the inputs should be longer than the model's positions"
+    assert set(trainer.final_predictions) == {e.idx for e in examples}
+    if parts.task.spec.labels is not None:
+        assert set(trainer.final_predictions.values()) <= set(parts.task.spec.labels)
+    if arch != "t5":
+        assert probe.seen, "no position table was consulted"
+    assert not probe.overruns(), f"positions past the table (largest asked, rows): {probe.overruns()}"
+    text = head.text_budget + head.added.input
+    assert text <= min(p for p in (head.positions.input, max_length) if p is not None)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator, Sequence
-from typing import Any
+import copy
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, ClassVar
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from slopeft.errors import ConfigError
+from slopeft.methods.base import AddedPositions, Method
+from slopeft.models.positions import PositionLimits
 from slopeft.tasks.base import Example
 from slopeft.tasks.formats import TaskFormat
 
@@ -25,9 +28,18 @@ class Head(abc.ABC):
         max_length: the longest input in tokens; longer inputs are cut on the passage side.
         input_prefix: text some models expect before every input (e5: ``"query: "``).
         family: the model family (``encoder``, ``causal``, ``seq2seq``).
+        positions: the model's position limits (:func:`slopeft.models.positions.position_limits`);
+            None: only ``max_length`` and the tokenizer's limit bound the input.
+
+    The text of an input gets :attr:`text_budget` tokens: ``min(max_length, the tokenizer's limit,
+    the model's positions)`` less the positions the method adds in front of it. A head built by
+    :func:`build_head` assumes a method that adds nothing; :meth:`for_method` gives the head for a
+    method (``Method.added_positions``), so that head and method agree on that number.
     """
 
     auto_class: str  # the transformers Auto class that loads a model for this head
+    #: PEFT's task type for a model of each family with this head (absent: PEFT has none, e.g. multiple choice).
+    peft_task_types: ClassVar[Mapping[str, str]] = {}
 
     def __init__(
         self,
@@ -36,16 +48,96 @@ class Head(abc.ABC):
         max_length: int = 256,
         input_prefix: str = "",
         family: str = "encoder",
+        positions: PositionLimits | None = None,
     ) -> None:
         self.family = family
         self.format = task_format
         self.task = task_format.task
         self.tokenizer = tokenizer
+        self.requested_max_length = max_length
+        self.positions = positions or PositionLimits()
         model_limit = getattr(tokenizer, "model_max_length", None) or max_length
         # Tokenizers without a limit report a huge sentinel (1e30); a real limit caps max_length.
-        self.max_length = min(max_length, model_limit) if model_limit < 1_000_000 else max_length
+        self.tokenizer_limit = model_limit if model_limit < 1_000_000 else None
+        self.added = AddedPositions()
+        self.added_by = ""  # the method that adds them (for messages)
         self.input_prefix = input_prefix
         self.truncated = 0  # examples cut to max_length by the last encode()
+
+    @classmethod
+    def peft_task_type_for(cls, family: str) -> str | None:
+        """PEFT's task type for this head on a ``family`` model (``SEQ_CLS``, ``CAUSAL_LM`` ...), or None."""
+        return cls.peft_task_types.get(family)
+
+    @property
+    def peft_task_type(self) -> str | None:
+        """PEFT's task type for this head's model, or None where PEFT has none (multiple choice)."""
+        return self.peft_task_type_for(self.family)
+
+    def feature_length(self, feature: Features) -> int:
+        """The tokens of one encoded training example: what length-grouped batching sorts by."""
+        labels = feature.get("labels")
+        return len(feature["input_ids"]) + (len(labels) if isinstance(labels, list) else 0)
+
+    # -- the budget ----------------------------------------------------------------------------
+    @property
+    def sequence_limit(self) -> int:
+        """The longest sequence the model is given: ``min(max_length, tokenizer limit, model positions)``."""
+        limits = [self.requested_max_length, self.tokenizer_limit, self.positions.input]
+        return min(limit for limit in limits if limit is not None)
+
+    @property
+    def text_budget(self) -> int:
+        """Tokens for an input's text: :attr:`sequence_limit` less the positions the method adds."""
+        budget = self.sequence_limit - self.added.input
+        if budget <= 0:
+            raise ConfigError(self._budget_message("the input's text", budget))
+        return budget
+
+    @property
+    def max_length(self) -> int:
+        """The longest text of an input in tokens (:attr:`text_budget`)."""
+        return self.text_budget
+
+    def for_method(self, method: Method) -> Head:
+        """This head for a model adapted by ``method``: its text leaves room for what the method adds.
+
+        Raises:
+            ConfigError: the method leaves no room for text (or for what the head generates).
+        """
+        head = copy.copy(self)
+        head.added = method.added_positions(self.family)
+        head.added_by = method.name
+        head.check_budget()
+        return head
+
+    def check_budget(self) -> None:
+        """Raises ConfigError when some sequence this head encodes or generates has no room left."""
+        _ = self.text_budget
+
+    def _budget_message(self, what: str, budget: int, reserved: tuple[str, int] | None = None) -> str:
+        """Why ``what`` gets ``budget`` ≤ 0 tokens, with every number that went into it, and the fix."""
+        limits = [f"training.max_length {self.requested_max_length}"]
+        if self.tokenizer_limit is not None:
+            limits.append(f"the tokenizer's {self.tokenizer_limit}")
+        if self.positions.input is not None:
+            limits.append(f"the model's {self.positions.input} positions")
+        terms = f"min({', '.join(limits)}) = {self.sequence_limit}"
+        if self.added.input:
+            terms += f" − {self.added.input} positions {self.added_by} adds in front"
+        if reserved:
+            terms += f" − {reserved[1]} {reserved[0]}"
+        lower = f"lower {self.added_by}'s {self.added.option}" if self.added.input and self.added.option else ""
+        model_limits = [limit for limit in (self.tokenizer_limit, self.positions.input) if limit is not None]
+        if self.sequence_limit == self.requested_max_length and self.sequence_limit not in model_limits:
+            allows = f" (the model allows {min(model_limits)})" if model_limits else ""
+            fix = f"To fit, raise training.max_length{allows}" + (f" or {lower}." if lower else ".")
+        else:
+            fix = "The model allows no more" + (f"; to fit, {lower}." if lower else ".")
+        return (
+            f"{self.task.name} on this {self.family} model leaves no room for {what}: {terms} "
+            f"= {budget} tokens. {fix}"
+        )
 
     def model_kwargs(self) -> dict[str, Any]:
         """Extra ``from_pretrained`` arguments (e.g. the number of labels)."""
@@ -82,13 +174,22 @@ class Head(abc.ABC):
 PAD_MULTIPLE = 8
 
 
-def pad(rows: Sequence[Sequence[int]], value: int, left: bool = False) -> torch.Tensor:
-    """Pads integer rows to the longest, rounded up to a multiple of 8; ``left`` pads in front.
+def pad(
+    rows: Sequence[Sequence[int]], value: int, left: bool = False, limit: int | None = None
+) -> torch.Tensor:
+    """Pads integer rows to the longest, rounded up to a multiple of 8 but not past ``limit``;
+    ``left`` pads in front.
 
     Rounding keeps the number of distinct batch shapes small: CPU kernels (oneDNN) and the
     allocator cache per shape, and dozens of one-off shapes cost time and resident memory.
+    ``limit`` is the head's budget: padding positions are positions too (a model numbers them,
+    and inputs_embeds-based prompts count them), so rounding must not push a full-length row
+    past the position table.
     """
-    width = -(-max(len(r) for r in rows) // PAD_MULTIPLE) * PAD_MULTIPLE
+    longest = max(len(r) for r in rows)
+    width = -(-longest // PAD_MULTIPLE) * PAD_MULTIPLE
+    if limit is not None:
+        width = max(longest, min(width, limit))
     padded = [
         ([value] * (width - len(r)) + list(r)) if left else (list(r) + [value] * (width - len(r)))
         for r in rows
@@ -106,10 +207,17 @@ def build_head(
     family: str,
     max_length: int = 256,
     input_prefix: str = "",
+    positions: PositionLimits | None = None,
 ) -> Head:
-    """The head for ``task_format``'s task on a ``family`` model, ready to encode and predict."""
+    """The head for ``task_format``'s task on a ``family`` model, ready to encode and predict
+    (for a method that adds nothing to the sequence; see :meth:`Head.for_method`)."""
     return select_head(task_format, family)(
-        task_format, tokenizer, max_length=max_length, input_prefix=input_prefix, family=family
+        task_format,
+        tokenizer,
+        max_length=max_length,
+        input_prefix=input_prefix,
+        family=family,
+        positions=positions,
     )
 
 

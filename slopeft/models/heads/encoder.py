@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from transformers import PreTrainedModel
 
+from slopeft.errors import ConfigError
 from slopeft.models.heads.base import HEADS, Features, Head, pad
 from slopeft.models.heads.pooling import pooling_of, use_mean_pooling
 from slopeft.tasks.base import Example
@@ -20,6 +21,13 @@ def _input_length(feature: Features) -> int:
 
 
 class _EncoderHead(Head):
+    def check_budget(self) -> None:
+        specials = self.tokenizer.num_special_tokens_to_add(pair=True)
+        if self.text_budget <= specials:  # a pair's [CLS]/[SEP] tokens alone would fill it
+            raise ConfigError(
+                self._budget_message("the input's text", self.text_budget - specials, ("special tokens", specials))
+            )
+
     def load_model(self, path: str, **kwargs: Any) -> Any:
         loaded = super().load_model(path, **kwargs)
         if pooling_of(path) == "mean":
@@ -51,23 +59,25 @@ class _EncoderHead(Head):
         # question/answer whole; other pairs are cut from the longer side.
         strategy = "only_second" if self.format.long_field else "longest_first"
         text_a = self.input_prefix + text_a
+        budget = self.text_budget  # what the method adds in front is already taken off
         full = self.tokenizer(text_a, text_b, truncation=False)
-        was_cut = len(full["input_ids"]) > self.max_length
+        was_cut = len(full["input_ids"]) > budget
         if not was_cut:
             return dict(full), False
         try:
-            cut = self.tokenizer(text_a, text_b, truncation=strategy, max_length=self.max_length)
-        except Exception:  # text_a alone longer than max_length: only_second cannot fit it
-            cut = self.tokenizer(text_a, text_b, truncation="longest_first", max_length=self.max_length)
+            cut = self.tokenizer(text_a, text_b, truncation=strategy, max_length=budget)
+        except Exception:  # text_a alone longer than the budget: only_second cannot fit it
+            cut = self.tokenizer(text_a, text_b, truncation="longest_first", max_length=budget)
         return dict(cut), True
 
     def _pad_features(self, features: Sequence[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
+        limit = self.text_budget
         batch = {
-            "input_ids": pad([f["input_ids"] for f in features], self.tokenizer.pad_token_id),
-            "attention_mask": pad([f["attention_mask"] for f in features], 0),
+            "input_ids": pad([f["input_ids"] for f in features], self.tokenizer.pad_token_id, limit=limit),
+            "attention_mask": pad([f["attention_mask"] for f in features], 0, limit=limit),
         }
         if "token_type_ids" in features[0]:
-            batch["token_type_ids"] = pad([f["token_type_ids"] for f in features], 0)
+            batch["token_type_ids"] = pad([f["token_type_ids"] for f in features], 0, limit=limit)
         return batch
 
 
@@ -75,6 +85,7 @@ class EncoderPairHead(_EncoderHead):
     """Sequence-pair classification (BoolQ, CB, RTE, SI-NLI, MultiRC answers, WSC with marked spans)."""
 
     auto_class = "AutoModelForSequenceClassification"
+    peft_task_types = {"encoder": "SEQ_CLS"}
     supports_class_weights = True
 
     def model_kwargs(self) -> dict[str, Any]:
@@ -109,7 +120,10 @@ class EncoderPairHead(_EncoderHead):
 class EncoderChoiceHead(_EncoderHead):
     """Multiple choice (COPA): one score per (premise + connective, choice) pair."""
 
-    auto_class = "AutoModelForMultipleChoice"
+    auto_class = "AutoModelForMultipleChoice"  # PEFT has no task type for multiple choice
+
+    def feature_length(self, feature: Features) -> int:
+        return sum(len(choice["input_ids"]) for choice in feature["choices"])
 
     def encode(self, examples: Sequence[Example], with_labels: bool = True) -> list[Features]:
         features, self.truncated = [], 0

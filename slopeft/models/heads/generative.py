@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from transformers import PreTrainedModel
 
+from slopeft.errors import ConfigError
 from slopeft.models.heads.base import HEADS, Features, Head, pad
 from slopeft.tasks.base import Example
 
@@ -17,6 +18,7 @@ IGNORE = -100  # label value the loss skips (prompt tokens, padding)
 
 class _GenerativeHead(Head):
     context: Callable[[Example], str] | None = None  # few-shot demonstrations placed before the prompt
+    peft_task_types = {"causal": "CAUSAL_LM", "seq2seq": "SEQ_2_SEQ_LM"}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -36,21 +38,71 @@ class _GenerativeHead(Head):
     def _body(self, example: Example) -> str:
         return self.format.prompt(example)
 
-    def _prompt_ids(self, example: Example, reserve: int) -> tuple[list[int], bool]:
-        """Prompt ids cut from the left to leave ``reserve`` tokens for the continuation.
+    @property
+    def decoder_budget(self) -> int | None:
+        """Tokens a seq2seq decoder sequence may hold (labels, generated tokens): the model's decoder
+        positions less what the method adds there; None when nothing bounds it (causal models, T5)."""
+        if self.family != "seq2seq" or self.positions.decoder is None:
+            return None
+        budget = self.positions.decoder - self.added.decoder
+        if budget <= 0:
+            option = self.added.option or "what it adds"
+            raise ConfigError(
+                f"{self.task.name} on this seq2seq model leaves no room in the decoder: the model's "
+                f"{self.positions.decoder} decoder positions − {self.added.decoder} positions {self.added_by} "
+                f"adds there = {budget} tokens. To fit, lower {self.added_by}'s {option} below "
+                f"{self.positions.decoder}."
+            )
+        return budget
+
+    def check_budget(self) -> None:
+        super().check_budget()
+        _ = self.decoder_budget
+
+    def _full_prompt_ids(self, example: Example) -> list[int]:
+        return self.tokenizer(self._prompt_text(example))["input_ids"]
+
+    def _prompt_ids(self, example: Example, reserve: int, what: str = "tokens to score") -> tuple[list[int], bool]:
+        """Prompt ids cut from the left to leave ``reserve`` tokens for the continuation (``what``).
 
         Long fields (demonstrations, then the passage) open the prompt, so cutting on the left
         drops passage text and keeps the question and the answer cue.
         """
-        ids = self.tokenizer(self._prompt_text(example))["input_ids"]
         if self.family == "seq2seq":
             reserve = 0  # the continuation lives in the decoder
-        budget = self.max_length - reserve
+        budget = self.text_budget - reserve
+        if budget <= 0:
+            raise ConfigError(self._budget_message("the prompt", budget, (what, reserve)))
+        return self._cut_prompt(self._full_prompt_ids(example), budget)
+
+    def _cut_prompt(self, ids: list[int], budget: int) -> tuple[list[int], bool]:
         if len(ids) <= budget:
             return ids, False
         bos = self.tokenizer.bos_token_id
         keep_bos = bos is not None and ids[0] == bos
         return ([bos] if keep_bos else []) + ids[len(ids) - budget + keep_bos :], True
+
+    def _fit_training(self, example: Example, target: list[int]) -> tuple[list[int], list[int], bool]:
+        """Prompt and target ids of a training example, cut so that the whole sequence fits.
+
+        Causal: prompt + target share :attr:`text_budget`; the prompt gives way first (from the left),
+        and only a target that leaves it no room at all is cut too (from the right; the prompt then
+        keeps half the budget). Seq2seq: the prompt fills the encoder, the target the decoder
+        (:attr:`decoder_budget`).
+        """
+        ids = self._full_prompt_ids(example)
+        if self.family == "seq2seq":
+            prompt, was_cut = self._cut_prompt(ids, self.text_budget)
+            limit = self.decoder_budget
+            if limit is not None and len(target) > limit:
+                return prompt, target[:limit], True
+            return prompt, target, was_cut
+        budget = self.text_budget
+        if len(target) < budget:
+            prompt, was_cut = self._cut_prompt(ids, budget - len(target))
+            return prompt, target, was_cut
+        prompt, _ = self._cut_prompt(ids, min(len(ids), max(1, budget // 2)))
+        return prompt, target[: budget - len(prompt)], True
 
     def _eos(self) -> list[int]:
         eos = self.tokenizer.eos_token_id
@@ -62,12 +114,14 @@ class _GenerativeHead(Head):
         return {"input_ids": prompt, "labels": target}
 
     def collate(self, features: Sequence[Features]) -> dict[str, torch.Tensor]:
+        limit = self.text_budget
         batch = {
-            "input_ids": pad([f["input_ids"] for f in features], self.pad_id),
-            "attention_mask": pad([[1] * len(f["input_ids"]) for f in features], 0),
+            "input_ids": pad([f["input_ids"] for f in features], self.pad_id, limit=limit),
+            "attention_mask": pad([[1] * len(f["input_ids"]) for f in features], 0, limit=limit),
         }
         if "labels" in features[0]:
-            batch["labels"] = pad([f["labels"] for f in features], IGNORE)
+            labels_limit = limit if self.family == "causal" else self.decoder_budget
+            batch["labels"] = pad([f["labels"] for f in features], IGNORE, limit=labels_limit)
         return batch
 
     def _target_ids(self, example: Example) -> list[int]:
@@ -76,10 +130,13 @@ class _GenerativeHead(Head):
     def encode(self, examples: Sequence[Example], with_labels: bool = True) -> list[Features]:
         features, self.truncated = [], 0
         for example in examples:
-            target = self._target_ids(example) if with_labels else []
-            prompt, was_cut = self._prompt_ids(example, reserve=len(target))
+            if with_labels:
+                prompt, target, was_cut = self._fit_training(example, self._target_ids(example))
+                features.append(self._training_feature(prompt, target))
+            else:
+                prompt, was_cut = self._prompt_ids(example, reserve=0)
+                features.append({"input_ids": prompt})
             self.truncated += was_cut
-            features.append(self._training_feature(prompt, target) if with_labels else {"input_ids": prompt})
         return features
 
 
@@ -127,9 +184,10 @@ class CandidateScoringHead(_GenerativeHead):
     def _score_rows(self, model: PreTrainedModel, rows: list[tuple[list[int], list[int]]]) -> list[float]:
         device = model.device
         if self.family == "seq2seq":
-            input_ids = pad([p for p, _ in rows], self.pad_id).to(device)
-            attention = pad([[1] * len(p) for p, _ in rows], 0).to(device)
-            labels = pad([c for _, c in rows], IGNORE).to(device)
+            limit = self.text_budget
+            input_ids = pad([p for p, _ in rows], self.pad_id, limit=limit).to(device)
+            attention = pad([[1] * len(p) for p, _ in rows], 0, limit=limit).to(device)
+            labels = pad([c for _, c in rows], IGNORE, limit=self.decoder_budget).to(device)
             logits = model(input_ids=input_ids, attention_mask=attention, labels=labels).logits
             logprobs = logits.log_softmax(-1)
             mask = labels != IGNORE
@@ -138,8 +196,9 @@ class CandidateScoringHead(_GenerativeHead):
         # Causal: left padding puts every candidate at the end of its row, so only the last
         # `width` positions need logits (a 262k-token vocabulary makes full logits costly).
         sequences = [p + c for p, c in rows]
-        input_ids = pad(sequences, self.pad_id, left=True).to(device)
-        attention = pad([[1] * len(s) for s in sequences], 0, left=True).to(device)
+        limit = self.text_budget
+        input_ids = pad(sequences, self.pad_id, left=True, limit=limit).to(device)
+        attention = pad([[1] * len(s) for s in sequences], 0, left=True, limit=limit).to(device)
         positions = (attention.cumsum(-1) - 1).clamp(min=0)
         width = max(len(c) for _, c in rows) + 1
         try:
@@ -172,6 +231,30 @@ class GenerationHead(_GenerativeHead):
     """Translation: a causal LM continues a Slovene instruction prompt; a seq2seq model maps source to target."""
 
     max_new_tokens = 128
+    """The longest translation generated (a seq2seq model's decoder positions may allow fewer:
+    :attr:`generation_length`). On a causal model, prompt + this must fit :attr:`text_budget`."""
+
+    @property
+    def generation_length(self) -> int:
+        """Tokens generated at most: ``max_new_tokens``, or fewer where a seq2seq decoder's positions
+        (less what the method adds there) end sooner."""
+        decoder = self.decoder_budget
+        return self.max_new_tokens if decoder is None else min(self.max_new_tokens, decoder)
+
+    def _prompt_budget(self) -> int:
+        """Tokens for a generation prompt: a causal model's prompt and generation share the sequence."""
+        if self.family == "seq2seq":
+            return self.text_budget
+        budget = self.text_budget - self.max_new_tokens
+        if budget <= 0:
+            raise ConfigError(
+                self._budget_message("the prompt", budget, ("generated tokens", self.max_new_tokens))
+            )
+        return budget
+
+    def check_budget(self) -> None:
+        super().check_budget()
+        self._prompt_budget()
 
     def _body(self, example: Example) -> str:
         if self.family == "seq2seq":
@@ -192,17 +275,18 @@ class GenerationHead(_GenerativeHead):
         self.truncated = 0
         for chunk in self.batches(examples, batch_size):
             prompts = []
+            budget = self._prompt_budget()
             for example in chunk:
-                ids, was_cut = self._prompt_ids(example, reserve=self.max_new_tokens)
+                ids, was_cut = self._cut_prompt(self._full_prompt_ids(example), budget)
                 self.truncated += was_cut
                 prompts.append(ids)
             left = self.family == "causal"  # decoder-only generation continues from the right edge
-            input_ids = pad(prompts, self.pad_id, left=left).to(model.device)
-            attention = pad([[1] * len(p) for p in prompts], 0, left=left).to(model.device)
+            input_ids = pad(prompts, self.pad_id, left=left, limit=budget).to(model.device)
+            attention = pad([[1] * len(p) for p in prompts], 0, left=left, limit=budget).to(model.device)
             output = model.generate(
                 input_ids=input_ids,
                 attention_mask=attention,
-                max_new_tokens=self.max_new_tokens,
+                max_new_tokens=self.generation_length,
                 do_sample=False,
                 num_beams=1,
                 pad_token_id=self.pad_id,
