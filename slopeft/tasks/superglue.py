@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import string
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -34,10 +35,46 @@ MAX_LISTED_PROBLEMS = 8
 
 
 def _idx(value: Any, where: str) -> int:
-    # MT MultiRC stores idx values as floats (4.0); anything non-integral is corrupt.
-    if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
-        raise DataError(f"{where}: idx {value!r} is not an integer. Every row needs an integer idx.")
+    # MT MultiRC stores idx values as floats (4.0); anything non-integral (or NaN/inf) is corrupt.
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or (isinstance(value, float) and not math.isfinite(value))
+        or int(value) != value
+    ):
+        raise DataError(f"{where}: idx {_describe(value)} is not an integer. Every row needs an integer idx.")
     return int(value)
+
+
+def _describe(value: Any) -> str:
+    """A short, readable account of a bad field value for error messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        return "empty text" if not value.strip() else repr(value[:60])
+    if isinstance(value, dict | list):
+        return f"a JSON {'object' if isinstance(value, dict) else 'array'}"
+    return repr(value)
+
+
+def _text(container: Mapping, name: str, where: str, needs: str) -> str:
+    """The non-empty string field ``name``; missing, null, empty or non-text values are a DataError."""
+    if not isinstance(container, Mapping) or name not in container:
+        raise DataError(f"{where}: missing field {name!r}. {needs}")
+    value = container[name]
+    if not isinstance(value, str) or not value.strip():
+        raise DataError(f"{where}: field {name!r} is {_describe(value)}, not text. {needs}")
+    return value
+
+
+def _index(container: Mapping, name: str, where: str, needs: str) -> int:
+    """The integer field ``name`` (a word index); anything else is a DataError."""
+    if name not in container:
+        raise DataError(f"{where}: missing field {name!r}. {needs}")
+    value = container[name]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise DataError(f"{where}: field {name!r} is {_describe(value)}, not an integer. {needs}")
+    return value
 
 
 class SuperGlueTask(Task):
@@ -61,8 +98,10 @@ class SuperGlueTask(Task):
             origin = ORIGIN.get(path.parent.parent.name, "human")
             rows = read_jsonl(path)
             seen: dict[int, int] = {}
+            self._seen_groups: dict[tuple[str, int], int] = {}  # MultiRC passage/question idx → row
             for line, row in enumerate(rows, start=1):
                 where = f"{path}, row {line}"
+                self._row = line
                 for example in self._row_examples(row, where, labelled=split != "test", origin=origin):
                     if example.idx in seen:
                         raise DataError(
@@ -73,18 +112,25 @@ class SuperGlueTask(Task):
                     examples.append(example)
         return examples
 
+    #: Fields holding integers (word indices) rather than text.
+    index_fields: tuple[str, ...] = ()
+
+    def _needs(self) -> str:
+        fields = ", ".join(
+            f"{name} ({'an integer' if name in self.index_fields else 'non-empty text'})"
+            for name in self.spec.text_fields
+        )
+        return f"{self.folder} rows need idx, {fields}; restore the row from the official file."
+
     def _row_examples(self, row: dict, where: str, labelled: bool, origin: str) -> list[Example]:
         if "idx" not in row:
             raise DataError(f"{where}: no idx field. Every row needs an integer idx.")
-        inputs = {}
+        idx = _idx(row["idx"], where)
+        inputs: dict[str, Any] = {}
         for name in self.spec.text_fields:
-            if name not in row:
-                raise DataError(
-                    f"{where}: missing field {name!r}. {self.folder} rows need "
-                    f"{', '.join(self.spec.text_fields)}."
-                )
-            inputs[name] = row[name]
-        return [Example(_idx(row["idx"], where), inputs, self._gold(row, where, labelled), origin)]
+            check = _index if name in self.index_fields else _text
+            inputs[name] = check(row, name, where, self._needs())
+        return [Example(idx, inputs, self._gold(row, where, labelled), origin)]
 
     def _gold(self, row: Mapping, where: str, labelled: bool) -> Any:
         if not labelled:
@@ -271,6 +317,7 @@ class WSC(SuperGlueTask):
     """Winograd schemas; span indices count whitespace-separated words of ``text``."""
 
     folder = "WSC"
+    index_fields = ("span1_index", "span2_index")
     codec = boolean_codec("True", "False")
     spec = _spec(
         "wsc",
@@ -284,13 +331,16 @@ class WSC(SuperGlueTask):
     def _row_examples(self, row: dict, where: str, labelled: bool, origin: str) -> list[Example]:
         target = row.get("target")
         if not isinstance(target, dict):
-            raise DataError(f"{where}: no target object with span1/span2 index and text.")
+            raise DataError(
+                f"{where}: target is {'missing' if 'target' not in row else _describe(target)}; WSC rows need a "
+                "target object with span1_index, span1_text, span2_index and span2_text."
+            )
         flat = {**row, **target}
         example = super()._row_examples(flat, where, labelled, origin)[0]
-        words = row["text"].split()
+        words = flat["text"].split()
         for span in ("span1", "span2"):
             index, text = flat[f"{span}_index"], flat[f"{span}_text"]
-            if not isinstance(index, int) or not 0 <= index < len(words):
+            if not 0 <= index < len(words):
                 raise DataError(f"{where}: {span}_index {index!r} is outside the text's {len(words)} words.")
             found = " ".join(words[index : index + len(text.split())])
             # Word tokens keep attached punctuation ("vlake," for span "vlake"): compare without it.
@@ -324,38 +374,74 @@ class MultiRC(SuperGlueTask):
     )
 
     def _row_examples(self, row: dict, where: str, labelled: bool, origin: str) -> list[Example]:
+        needs = (
+            "A MultiRC row is {idx, passage: {text, questions: [{idx, question, answers: [{idx, text, label}]}]}}; "
+            "restore it from the official file."
+        )
+        if "idx" not in row:
+            raise DataError(f"{where}: no idx field. {needs}")
+        passage_idx = self._group_idx("passage", row["idx"], where)
         passage = row.get("passage")
-        if "idx" not in row or not isinstance(passage, dict) or "questions" not in passage:
-            raise DataError(f"{where}: a MultiRC row needs idx and passage.text / passage.questions.")
+        if not isinstance(passage, dict):
+            raise DataError(f"{where}: passage is {'missing' if 'passage' not in row else _describe(passage)}. {needs}")
         unescape = _mt_text if origin == "machine" else str
-        passage_idx = _idx(row["idx"], where)
+        text = unescape(_text(passage, "text", f"{where}, passage", needs))
         examples = []
-        for question in _items(passage["questions"]):
-            question_idx = _idx(question.get("idx"), f"{where}, question")
-            for answer in _items(question.get("answers", [])):
+        for q_number, question in enumerate(_items(passage.get("questions"), f"{where}, passage.questions", needs)):
+            q_where = f"{where}, question {q_number + 1}"
+            if not isinstance(question, dict):
+                raise DataError(f"{q_where} is {_describe(question)}, not an object. {needs}")
+            if "idx" not in question:
+                raise DataError(f"{q_where}: no idx field. {needs}")
+            question_idx = self._group_idx("question", question["idx"], q_where)
+            question_text = unescape(_text(question, "question", q_where, needs))
+            for a_number, answer in enumerate(_items(question.get("answers"), f"{q_where}, answers", needs)):
+                answer_where = f"{q_where} (idx {question_idx}), answer {a_number + 1}"
+                if not isinstance(answer, dict):
+                    raise DataError(f"{answer_where} is {_describe(answer)}, not an object. {needs}")
                 if origin == "machine" and not answer.get("text"):
                     # 3 answers of the MT train set have no text: nothing to learn from, so drop them.
                     self.notes.append(f"dropped answer {answer.get('idx')} of {where}: it has no text")
                     continue
+                if "idx" not in answer:
+                    raise DataError(f"{answer_where}: no idx field. {needs}")
+                if origin == "machine" and isinstance(answer["text"], int | float) and not isinstance(
+                    answer["text"], bool
+                ):
+                    answer_text = _mt_text(answer["text"])  # a few MT answers are numbers (1970.0)
+                else:
+                    answer_text = unescape(_text(answer, "text", answer_where, needs))
                 inputs = {
-                    "passage": unescape(passage.get("text", "")),
-                    "question": unescape(question["question"]),
-                    "answer": unescape(answer["text"]),
+                    "passage": text,
+                    "question": question_text,
+                    "answer": answer_text,
                     "passage_idx": passage_idx,
                     "question_idx": question_idx,
                 }
-                answer_where = f"{where}, question {question_idx}, answer {answer.get('idx')}"
                 examples.append(
                     Example(
-                        _idx(answer.get("idx"), answer_where),
+                        _idx(answer["idx"], answer_where),
                         inputs,
                         self._gold(answer, answer_where, labelled),
                         origin,
                     )
                 )
         if not examples:
-            raise DataError(f"{where}: passage {passage_idx} has no answers.")
+            raise DataError(f"{where}: passage {passage_idx} has no answers. {needs}")
         return examples
+
+    def _group_idx(self, kind: str, value: Any, where: str) -> int:
+        # Exact match is scored per question idx and submissions nest answers by passage and question
+        # idx: a repeated one would merge two questions (or passages) silently.
+        idx = _idx(value, where)
+        seen = getattr(self, "_seen_groups", {})
+        if (kind, idx) in seen:
+            raise DataError(
+                f"{where}: {kind} idx {idx} already used by row {seen[(kind, idx)]}. Each {kind} idx must be "
+                "unique within a file; restore the official file."
+            )
+        seen[(kind, idx)] = getattr(self, "_row", 0)
+        return idx
 
     def count_rows(self, split: Split) -> str:
         examples = self.examples(split)
@@ -431,11 +517,20 @@ def _mt_text(value: Any) -> str:
     return html.unescape(str(value))
 
 
-def _items(container: Any) -> list:
+def _items(container: Any, where: str, needs: str) -> list:
     # HT files store lists; MT files store objects keyed "0", "1", ... in position order.
     if isinstance(container, dict):
-        return [container[k] for k in sorted(container, key=lambda k: int(k))]
-    return list(container)
+        if not all(isinstance(k, str) and k.isdigit() for k in container):
+            raise DataError(f"{where}: an object keyed by position must use keys \"0\", \"1\", ...; found "
+                            f"{', '.join(repr(k) for k in list(container)[:3])}. {needs}")
+        items = [container[k] for k in sorted(container, key=int)]
+    elif isinstance(container, list):
+        items = list(container)
+    else:
+        raise DataError(f"{where} is {'missing' if container is None else _describe(container)}, not a list. {needs}")
+    if not items:
+        raise DataError(f"{where} is empty. {needs}")
+    return items
 
 
 SUPERGLUE_TASKS = tuple(f"slo-superglue/{t}" for t in ("boolq", "cb", "copa", "multirc", "rte", "wsc"))
