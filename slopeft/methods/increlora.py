@@ -50,6 +50,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn import functional as F
 
+from slopeft.config import check_modules, check_range
 from slopeft.errors import ConfigError
 from slopeft.methods.base import ADAPTER_CONFIG, ADAPTER_WEIGHTS, METHODS, Method, MethodContext
 from slopeft.methods.quant import ALL_LINEAR_ROLES, freeze_base, linear_targets
@@ -95,6 +96,32 @@ class IncreLoraOptions:
     target_modules: list[str] | None = None
     """Module-name suffixes to adapt; default: every linear layer of attention and MLP (queries, keys,
     values, attention output, both MLP layers), as in the authors' scripts."""
+
+    def __post_init__(self) -> None:
+        if self.init_r < 1 or self.target_rank < self.init_r:
+            raise ConfigError(
+                f"increlora needs 1 <= init_r <= target_rank (got init_r={self.init_r}, "
+                f"target_rank={self.target_rank})."
+            )
+        check_range(self, "increlora", "max_rank", low=0, hint="0 takes 4 × target_rank")
+        if self.max_rank and self.max_rank < self.target_rank:
+            raise ConfigError(
+                f"increlora.max_rank ({self.max_rank}) must be at least target_rank ({self.target_rank})."
+            )
+        check_range(self, "increlora", "rank_step", low=0, hint="0 takes the authors' table")
+        check_range(self, "increlora", "top_h", low=1)
+        check_range(self, "increlora", "init_warmup", low=0)
+        check_range(self, "increlora", "incre_interval", low=1)
+        check_range(self, "increlora", "finish_by", low=0, high=1, hint="0 never shrinks the schedule")
+        check_range(self, "increlora", "beta1", low=0, high=1, low_open=True, high_open=True)
+        check_range(self, "increlora", "beta2", low=0, high=1, low_open=True, high_open=True)
+        check_range(self, "increlora", "alpha", low=0, low_open=True)
+        check_range(self, "increlora", "dropout", low=0, high=1, high_open=True)
+        check_range(self, "increlora", "orth_reg", low=0)
+        check_range(self, "increlora", "reserve_lambda", low=0)
+        if self.restart_warmup is not None:
+            check_range(self, "increlora", "restart_warmup", low=0, hint="null takes the (shrunk) init_warmup")
+        check_modules(self, "increlora", "target_modules")
 
 
 class ComponentScaledAdamW(torch.optim.Optimizer):
@@ -257,20 +284,7 @@ class IncreLora(Method):
     config_class = IncreLoraOptions
 
     def __init__(self, options: dict[str, Any] | None = None) -> None:
-        super().__init__(options)
-        c = self.config
-        if c.init_r < 1 or c.target_rank < c.init_r:
-            raise ConfigError(
-                f"increlora needs 1 <= init_r <= target_rank (got init_r={c.init_r}, target_rank={c.target_rank})."
-            )
-        if self.max_rank < c.target_rank:
-            raise ConfigError(
-                f"increlora.max_rank ({c.max_rank}) must be at least target_rank ({c.target_rank})."
-            )
-        if c.top_h < 1 or c.incre_interval < 1 or c.init_warmup < 0:
-            raise ConfigError("increlora needs top_h >= 1, incre_interval >= 1 and init_warmup >= 0.")
-        if not 0 < c.beta1 < 1 or not 0 < c.beta2 < 1:
-            raise ConfigError("increlora.beta1 and beta2 must lie strictly between 0 and 1.")
+        super().__init__(options)  # IncreLoraOptions.__post_init__ checks the options
         self._layers: dict[str, IncreLoraLinear] = {}
         self._optimizer: torch.optim.Optimizer | None = None
         self._reset()

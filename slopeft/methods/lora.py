@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from torch import nn
 
+from slopeft.config import check_modules, check_range
 from slopeft.methods.base import METHODS, Method, MethodContext
 from slopeft.methods.targets import modules_for
 
@@ -23,6 +25,19 @@ class LoraOptions:
     """Module-name suffixes to adapt; default: the architecture's query and value projections."""
     use_rslora: bool = False
     """Scale by alpha / sqrt(r) (rank-stabilised LoRA)."""
+
+    section: ClassVar[str] = "lora"
+
+    def __post_init__(self) -> None:
+        check_range(self, self.section, "r", low=1)
+        check_range(self, self.section, "alpha", low=0, low_open=True)
+        check_range(self, self.section, "dropout", low=0, high=1, high_open=True)
+        check_modules(self, self.section, "target_modules")
+
+
+@dataclass
+class DoraOptions(LoraOptions):
+    section: ClassVar[str] = "dora"
 
 
 class PeftMethod(Method):
@@ -75,4 +90,5 @@ class Dora(Lora):
     """DoRA: LoRA's direction update plus a trained magnitude vector per output feature."""
 
     name = "dora"
+    config_class = DoraOptions
     use_dora = True

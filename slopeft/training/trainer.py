@@ -141,7 +141,10 @@ class Trainer:
             mixed_precision="no" if precision == "fp32" else precision, gradient_accumulation_steps=1
         )
         self.model = model
-        self.learning_rate = config.learning_rate or recipe_for(method.name).learning_rate
+        # `is None`, not `or`: an explicit rate is used as given (TrainingConfig refuses 0 and below).
+        self.learning_rate = (
+            recipe_for(method.name).learning_rate if config.learning_rate is None else config.learning_rate
+        )
         self.class_weights: torch.Tensor | None = None
         #: Validation predictions of the weights fit() returns, when its last evaluation saw exactly them.
         self.final_predictions: dict[int, Any] | None = None
