@@ -56,7 +56,7 @@ def quickstart(config: QuickstartConfig, console: Console) -> list[tuple]:
     console.rule("1/3 · model")
     console.print(f"Model folder: {model_path(resolve_model(config.model))}")
     task = get_task(config.task, config.data_dir)
-    val = task.examples("val")[: config.eval_examples or None]
+    val = task.first(task.examples("val"), config.eval_examples)
     console.rule("2/3 · majority baseline")
     majority = run_baseline([task], "majority", "val")[task.name]
     baseline_metrics = task.metrics({e.idx: majority[e.idx] for e in val}, val)

@@ -161,8 +161,8 @@ def _baseline(job: dict[str, Any]) -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     task = get_task(config["task"], job.get("data_dir"), config.get("train_set"), config.get("val_set"))
-    train = task.examples("train")[: config["max_train_examples"] or None]
-    val = task.examples("val")[: config["max_eval_examples"] or None]
+    train = task.first(task.examples("train"), config["max_train_examples"])
+    val = task.first(task.examples("val"), config["max_eval_examples"])
     options: dict[str, Any] = {}
     if config.get("model"):  # a prompting baseline: the model, how many shots, its limits
         import slopeft.evaluation.prompting  # noqa: F401  (registers zero-shot / few-shot)
@@ -181,7 +181,7 @@ def _baseline(job: dict[str, Any]) -> dict[str, Any]:
     extra_val = {}
     for val_set in config.get("extra_val_sets") or []:
         other = get_task(config["task"], job.get("data_dir"), config.get("train_set"), val_set)
-        examples = other.examples("val")[: config["max_eval_examples"] or None]
+        examples = other.first(other.examples("val"), config["max_eval_examples"])
         scored = BASELINES.get(config["strategy"])(other, train, examples, seed=config["seed"], **options)
         scores = other.metrics(scored, examples)
         extra_val[val_set] = {"metrics": scores, "main": scores[task.spec.main_metric], "examples": len(examples)}

@@ -132,6 +132,12 @@ class Task(abc.ABC):
         """The files ``split`` is read from (for data fingerprints and listings)."""
         return []
 
+    def first(self, examples: Sequence[Example], n: int) -> list[Example]:
+        """The first ``n`` examples (all when ``n`` is 0) — the slice ``max_train_examples`` and
+        ``max_eval_examples`` take; tasks whose metric scores groups of examples end it on a group
+        boundary (MultiRC: whole questions)."""
+        return list(examples[:n] if n else examples)
+
     @abc.abstractmethod
     def metrics(self, predictions: Mapping[int, Any], examples: Sequence[Example]) -> dict[str, float]:
         """Scores ``predictions`` (idx → label) against labelled ``examples``."""

@@ -373,6 +373,16 @@ class MultiRC(SuperGlueTask):
         description="is this answer option correct for the question about the passage",
     )
 
+    def first(self, examples: Sequence[Example], n: int) -> list[Example]:
+        """At most ``n`` answer options, ending on a question boundary: exact match scores whole
+        questions, and a question cut in two would be scored on some of its answers."""
+        if not n or n >= len(examples):
+            return list(examples)
+        end = n
+        while 0 < end < len(examples) and examples[end].inputs["question_idx"] == examples[end - 1].inputs["question_idx"]:
+            end -= 1
+        return list(examples[:end])
+
     def _row_examples(self, row: dict, where: str, labelled: bool, origin: str) -> list[Example]:
         needs = (
             "A MultiRC row is {idx, passage: {text, questions: [{idx, question, answers: [{idx, text, label}]}]}}; "

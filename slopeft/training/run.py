@@ -37,10 +37,6 @@ def extra_val_predictions(val_set: str) -> str:
     return f"val_predictions.{val_set}.json"
 
 
-def _limit(examples: list, n: int) -> list:
-    return examples[:n] if n else examples
-
-
 def count_parameters(model: nn.Module, head_modules: list[str]) -> dict[str, int]:
     """Trainable parameters split into the method's own and the task head's."""
 
@@ -92,8 +88,8 @@ def train_run(
     )
     model = parts.method.apply(model, context)
     params = count_parameters(model, context.head_modules)
-    train = _limit(parts.task.examples("train"), config.training.max_train_examples)
-    val = _limit(parts.task.examples("val"), config.training.max_eval_examples)
+    train = parts.task.first(parts.task.examples("train"), config.training.max_train_examples)
+    val = parts.task.first(parts.task.examples("val"), config.training.max_eval_examples)
     console.print(
         f"[bold]{config.method}[/bold] on {config.task} with {config.model}: {params['trainable']:,} "
         f"trainable parameters ({params['trainable_without_head']:,} without the head, "
@@ -125,7 +121,7 @@ def train_run(
     extra_val, extra_predictions = {}, {}
     for val_set in config.extra_val_sets:
         other = get_task(config.task, config.data_dir, config.train_set, val_set, **(task_options or {}))
-        examples = _limit(other.examples("val"), config.training.max_eval_examples)
+        examples = other.first(other.examples("val"), config.training.max_eval_examples)
         predictions = parts.head.predict(
             trainer.accelerator.unwrap_model(trainer.model), examples, batch_size=config.training.eval_batch_size
         )
@@ -186,6 +182,7 @@ def train_run(
             "trainable_share": params["trainable_without_head"] / max(base_parameters - head_parameters, 1),
             "adapter_bytes": folder_size(adapter_dir),
             "train_seconds": result.state.train_seconds,
+            "train_cpu_seconds": result.state.train_cpu_seconds,
             "wall_seconds": wall,
             "train_examples_per_s": result.state.examples_seen / max(result.state.train_seconds, 1e-9),
             "inference_examples_per_s": inference_speed,

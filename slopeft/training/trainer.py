@@ -55,6 +55,9 @@ class TrainerState:
     evals_since_best: int = 0
     examples_seen: int = 0
     train_seconds: float = 0.0
+    # CPU time of this process's threads while training: unlike wall time, a busy or paused machine
+    # does not inflate it, so it is the cost to compare across runs of a shared machine.
+    train_cpu_seconds: float = 0.0
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -270,7 +273,7 @@ class Trainer:
                     loader = self.accelerator.prepare(loader)
                     if state.batch_in_epoch:
                         loader = self.accelerator.skip_first_batches(loader, state.batch_in_epoch)
-                    tick = time.perf_counter()
+                    tick, cpu_tick = time.perf_counter(), time.process_time()
                     for batch in loader:
                         loss = self._loss(dict(batch)) / config.grad_accumulation
                         if not torch.isfinite(loss):
@@ -294,7 +297,8 @@ class Trainer:
                         )
                         elapsed = time.perf_counter() - tick
                         state.train_seconds += elapsed
-                        tick = time.perf_counter()
+                        state.train_cpu_seconds += time.process_time() - cpu_tick
+                        tick, cpu_tick = time.perf_counter(), time.process_time()
                         speed = config.batch_size * config.grad_accumulation / max(elapsed, 1e-9)
                         if state.step % config.log_every == 0 or state.step == total_steps:
                             progress.update(bar, loss=f"{running / running_n:.4f}", speed=f"{speed:.1f}")
@@ -302,7 +306,7 @@ class Trainer:
                         progress.update(bar, completed=state.step)
                         if config.eval_every and state.step % config.eval_every == 0:
                             best_weights, stopped_early = self._evaluate_and_keep(val, state, best_weights)
-                            tick = time.perf_counter()  # evaluation time is not training time
+                            tick, cpu_tick = time.perf_counter(), time.process_time()  # evaluation is not training
                         if state.step >= total_steps or stopped_early:
                             break
                     else:
