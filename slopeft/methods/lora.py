@@ -9,6 +9,7 @@ from typing import ClassVar
 from torch import nn
 
 from slopeft.config import check_modules, check_range
+from slopeft.errors import ConfigError
 from slopeft.methods.base import METHODS, Method, MethodContext
 from slopeft.methods.targets import modules_for
 
@@ -49,7 +50,16 @@ class PeftMethod(Method):
     def apply(self, model: nn.Module, context: MethodContext) -> nn.Module:
         from peft import get_peft_model
 
-        return get_peft_model(model, self.peft_config(context))
+        config = self.peft_config(context)
+        try:
+            return get_peft_model(model, config)
+        except ValueError as err:  # PEFT's configuration errors (no module matched, a bad module type ...)
+            linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)})
+            raise ConfigError(
+                f"{self.name} cannot adapt this {context.architecture} model: {str(err).splitlines()[0]} "
+                f"Check --set {self.name}.target_modules (module-name suffixes; this model's linear layers end in "
+                f"{', '.join(linear[:12])}), or leave it unset for the architecture's default."
+            ) from None
 
     def load(self, base: nn.Module, adapter_dir: Path, context: MethodContext) -> nn.Module:
         from peft import PeftModel
