@@ -9,10 +9,11 @@ from typing import Any
 
 from torch import nn
 
-from slopeft.config import RunConfig
+from slopeft.config import MIN_MAX_LENGTH, RunConfig
 from slopeft.errors import ConfigError, SlopeftError
 from slopeft.methods import METHODS, Method, MethodContext
 from slopeft.models.heads import Head, build_head
+from slopeft.models.heads.base import PAD_MULTIPLE
 from slopeft.tasks import Task, get_task
 from slopeft.tasks.formats import TaskFormat
 
@@ -33,15 +34,16 @@ class RunParts:
 
 def prepare_parts(config: RunConfig, task_options: dict | None = None) -> RunParts:
     """Resolves the task, model, head and method of ``config`` (nothing is loaded yet but the tokenizer)."""
-    from slopeft.models.sources import family_of, load_tokenizer, model_path, resolve_model
+    from slopeft.models.sources import check_tokenizer, family_of, load_tokenizer, model_path, resolve_model
 
     task = get_task(config.task, config.data_dir, config.train_set, config.val_set, **(task_options or {}))
     method = METHODS.get(config.method)(config.method_options)
     source = resolve_model(config.model)
     path = model_path(source)
-    base_config = json.loads((Path(path) / "config.json").read_text())
+    base_config = read_model_config(path)
     family = source.family or family_of(base_config)
     tokenizer = load_tokenizer(source)
+    check_tokenizer(tokenizer, base_config, path)
     head = build_head(
         TaskFormat.for_task(task),
         tokenizer,
@@ -50,7 +52,36 @@ def prepare_parts(config: RunConfig, task_options: dict | None = None) -> RunPar
         input_prefix=source.input_prefix,
     )
     architecture = base_config.get("model_type", "unknown")
+    _fit_positions(head, base_config)
     return RunParts(task, head, method, path, config.model, family, architecture, base_config)
+
+
+def read_model_config(path: str | Path) -> dict[str, Any]:
+    """A model folder's ``config.json``; unreadable or not a mapping is a ConfigError."""
+    file = Path(path) / "config.json"
+    try:
+        config = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"Cannot read {file} ({err}). Restore the model folder's config.json.") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"{file} holds {type(config).__name__}, not a model configuration. Restore it.")
+    return config
+
+
+# Architectures with learned absolute position embeddings: an input longer than them fails in the model.
+_ABSOLUTE_POSITIONS = {"bert": 0, "roberta": 2, "xlm-roberta": 2, "camembert": 2, "distilbert": 0, "electra": 0}
+
+
+def _fit_positions(head: Head, base_config: dict[str, Any]) -> None:
+    """Keeps inputs within the model's learned position embeddings: the tokenizer's own limit can be
+    missing, and then an input longer than the model's positions would fail inside the model."""
+    model_type = base_config.get("model_type")
+    positions = base_config.get("max_position_embeddings")
+    if model_type not in _ABSOLUTE_POSITIONS or not isinstance(positions, int):
+        return
+    limit = positions - _ABSOLUTE_POSITIONS[model_type]  # RoBERTa-style ids start after the padding index
+    # Batches are padded to a multiple of PAD_MULTIPLE, so the cut is rounded down to one.
+    head.max_length = min(head.max_length, max(MIN_MAX_LENGTH, limit // PAD_MULTIPLE * PAD_MULTIPLE))
 
 
 def load_base(parts: RunParts) -> tuple[nn.Module, MethodContext]:
