@@ -246,7 +246,8 @@ def train(
         data_dir=str(data_dir) if data_dir else None,
     )
     options = translation_options(run_config.task, train_src, train_tgt)
-    record = train_run(run_config, resume=resume, task_options=options)
+    # --resume asks for a checkpoint: without one it is an error, not a silent start from step 0.
+    record = train_run(run_config, resume=resume, task_options=options, require_checkpoint=resume)
     _console().print(run_table([record]))
     _console().print(f"Run record: {run_config.run_dir() / 'record.json'}")
 

@@ -13,6 +13,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -122,3 +123,29 @@ def atomic_dir(path: Path | str, what: str = "") -> Iterator[Path]:
 def is_disk_error(err: BaseException) -> bool:
     """True for an OSError of a full, read-only or forbidden destination."""
     return isinstance(err, OSError) and err.errno in DISK_ERRNOS
+
+
+def as_os_error(err: BaseException) -> OSError | None:
+    """``err`` as an OSError: itself, or the OS error a safetensors SafetensorError reports in its text
+    ("I/O error: No space left on device (os error 28)"); None for anything else."""
+    if isinstance(err, OSError):
+        return err
+    match = re.search(r"\(os error (\d+)\)", str(err))
+    if type(err).__name__ == "SafetensorError" and match:
+        code = int(match.group(1))
+        return OSError(code, os.strerror(code))
+    return None
+
+
+def save_tensors(tensors: dict, path: Path | str) -> None:
+    """safetensors' ``save_file``, with a full disk reported as the OSError it is."""
+    from safetensors.torch import save_file
+
+    try:
+        save_file(tensors, str(path))
+    except Exception as err:
+        disk = as_os_error(err)
+        if disk is None or disk is err:
+            raise
+        disk.filename = str(path)
+        raise disk from None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import platform
 import subprocess
 from pathlib import Path
@@ -65,12 +64,11 @@ def data_fingerprint(files: list[Path]) -> str:
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Writes JSON through a temporary file and a rename: a reader never sees half a record."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    """Writes JSON through a temporary file and a rename: a reader never sees half a record, and a
+    failed write (a full disk) leaves no temporary file behind (:func:`slopeft.files.write_json_atomic`)."""
+    from slopeft.files import write_json_atomic as write
+
+    write(path, data)
 
 
 def read_record(run_dir: Path) -> dict[str, Any]:
