@@ -147,9 +147,9 @@ def _quality(args: argparse.Namespace) -> dict:
     import numpy as np
 
     from slopeft.evaluation.baselines import majority
+    from slopeft.records import VAL_PREDICTIONS
     from slopeft.reporting.stats import mean_std, paired_bootstrap
     from slopeft.tasks import get_task
-    from slopeft.training.run import VAL_PREDICTIONS
 
     task = get_task("si-nli")
     val = task.examples("val")

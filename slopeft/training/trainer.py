@@ -44,7 +44,7 @@ from slopeft.models.heads import Head
 from slopeft.tasks.base import Example, Task
 from slopeft.training import checkpoint as ckpt
 from slopeft.training.memory import PeakMemory, limit_heap_fragmentation
-from slopeft.training.optim import adamw
+from slopeft.training.step import TrainStep, build_optimizers, build_schedulers
 
 
 class TrainingError(SlopeftError):
@@ -119,16 +119,6 @@ def length_grouped_batches(
     return batches
 
 
-def _feature_length(feature: dict[str, Any]) -> int:
-    if "choices" in feature:
-        return sum(len(c["input_ids"]) for c in feature["choices"])
-    return (
-        len(feature["input_ids"]) + len(feature.get("labels", []))
-        if isinstance(feature.get("labels"), list)
-        else len(feature["input_ids"])
-    )
-
-
 class Trainer:
     """Trains ``model`` (already adapted by ``method``) on a task through its ``head``.
 
@@ -179,16 +169,13 @@ class Trainer:
             recipe_for(method.name).learning_rate if config.learning_rate is None else config.learning_rate
         )
         self.class_weights: torch.Tensor | None = None
+        #: The optimiser step (forward, extra loss, backward, clip, optimisers, schedules, hooks); fit()
+        #: gives it the prepared model, optimisers and schedules.
+        self.train_step = self._train_step(model, [], [])
         #: Validation predictions of the weights fit() returns, when its last evaluation saw exactly them.
         self.final_predictions: dict[int, Any] | None = None
 
     # -- set-up ---------------------------------------------------------------------------------
-    def _optimizers(self) -> list[torch.optim.Optimizer]:
-        own = self.method.build_optimizer(self.model, self.learning_rate, self.config.weight_decay)
-        if own is None:
-            own = adamw(self.model.named_parameters(), self.learning_rate, self.config.weight_decay)
-        return list(own) if isinstance(own, list | tuple) else [own]
-
     def _class_weights(self, train: Sequence[Example]) -> torch.Tensor | None:
         if not self.config.class_weights:
             return None
@@ -202,17 +189,28 @@ class Trainer:
         # Inverse frequency, normalised so a balanced set gets weight 1 everywhere.
         return counts.sum() / (len(labels) * counts.clamp(min=1))
 
+    def _train_step(self, model: nn.Module, optimizers: list, schedulers: list) -> TrainStep:
+        return TrainStep(
+            model,
+            self.method,
+            optimizers,
+            schedulers,
+            max_grad_norm=self.config.max_grad_norm,
+            loss=self._task_loss,
+            backward=self.accelerator.backward,
+            unwrap=self.accelerator.unwrap_model,
+        )
+
+    def _task_loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        if self.class_weights is None:
+            return model(**batch).loss
+        labels = batch.pop("labels")
+        logits = model(**batch).logits
+        return nn.functional.cross_entropy(logits.float(), labels, weight=self.class_weights.to(logits.device))
+
     def _loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        if self.class_weights is not None:
-            labels = batch.pop("labels")
-            logits = self.model(**batch).logits
-            loss = nn.functional.cross_entropy(
-                logits.float(), labels, weight=self.class_weights.to(logits.device)
-            )
-        else:
-            loss = self.model(**batch).loss
-        extra = self.method.extra_loss(self.model)
-        return loss if extra is None else loss + extra
+        """The train step's forward pass: the task loss (class-weighted if asked) plus the method's extra loss."""
+        return self.train_step.loss(batch)
 
     # -- evaluation -----------------------------------------------------------------------------
     def evaluate(self, examples: Sequence[Example]) -> tuple[dict[str, float], float]:
@@ -239,7 +237,6 @@ class Trainer:
         here) saves the last boundary; one arriving during an optimiser update waits until it is done.
         """
         from torch.utils.data import DataLoader
-        from transformers import get_scheduler
 
         config = self.config
         torch.manual_seed(self.seed)
@@ -247,7 +244,7 @@ class Trainer:
         self.class_weights = self._class_weights(train)
         features = self.head.encode(train, with_labels=True)
         self.truncated_train = self.head.truncated
-        lengths = [_feature_length(f) for f in features]
+        lengths = [self.head.feature_length(f) for f in features]
         batches_per_epoch = math.ceil(len(features) / config.batch_size)
         steps_per_epoch = max(1, batches_per_epoch // config.grad_accumulation)
         total_steps = config.max_steps or math.ceil(config.epochs * steps_per_epoch)
@@ -257,18 +254,12 @@ class Trainer:
             )
         epochs = math.ceil(total_steps / steps_per_epoch)
 
-        optimizers = self._optimizers()
-        warmup = int(config.warmup_ratio * total_steps)
-        schedulers = [
-            get_scheduler(
-                config.scheduler if config.scheduler != "constant" else "constant_with_warmup",
-                optimizer=o,
-                num_warmup_steps=warmup,
-                num_training_steps=total_steps,
-            )
-            for o in optimizers
-        ]
+        optimizers = build_optimizers(self.method, self.model, self.learning_rate, config.weight_decay)
+        schedulers = build_schedulers(
+            optimizers, config.scheduler, int(config.warmup_ratio * total_steps), total_steps
+        )
         self.model, *optimizers = self.accelerator.prepare(self.model, *optimizers)
+        self.train_step = self._train_step(self.model, optimizers, schedulers)
         state = TrainerState()
         best_weights: dict[str, torch.Tensor] | None = None
         checkpoint_dir = self.run_dir / "checkpoint"
@@ -337,7 +328,7 @@ class Trainer:
                                 f"({self.learning_rate:g}; try a tenth), fp16 overflow (use bf16 or fp32), or "
                                 "corrupt inputs. Lower --set training.learning_rate=... and rerun."
                             )
-                        self.accelerator.backward(loss)
+                        self.train_step.backward(loss)
                         state.batch_in_epoch += 1
                         state.examples_seen += len(batch["input_ids"])
                         running += loss.item() * config.grad_accumulation
@@ -351,9 +342,7 @@ class Trainer:
                             self._updating = True
                             self._optimizer_step(optimizers, schedulers)
                             state.step += 1
-                            self.method.on_step_end(
-                                self.accelerator.unwrap_model(self.model), state.step, total_steps
-                            )
+                            self.train_step.end(state.step, total_steps)
                             self._updating = False
                             elapsed = time.perf_counter() - tick
                             state.train_seconds += elapsed
@@ -379,8 +368,7 @@ class Trainer:
                         state.epoch += 1
                         state.batch_in_epoch = 0
                         step_loss, step_batches = 0.0, 0  # a partial accumulation does not leak into the next epoch
-                        for optimizer in optimizers:
-                            optimizer.zero_grad(set_to_none=True)
+                        self.train_step.zero_grad()
                         if not config.eval_every:
                             best_weights, stopped_early = self._evaluate_and_keep(val, state, best_weights)
                         self._snapshot(state, best_weights)
@@ -463,16 +451,9 @@ class Trainer:
         self._pending_rng = None
 
     def _optimizer_step(self, optimizers: list, schedulers: list) -> None:
-        if self.config.max_grad_norm:
-            dense = [p for p in self.model.parameters() if p.grad is not None and not p.grad.is_sparse]
-            if dense:
-                torch.nn.utils.clip_grad_norm_(dense, self.config.max_grad_norm)
-        for optimizer in optimizers:
-            optimizer.step()
-        for scheduler in schedulers:
-            scheduler.step()
-        for optimizer in optimizers:
-            optimizer.zero_grad(set_to_none=True)
+        """The train step's update (clip, the optimisers and schedules, which are ``optimizers`` and
+        ``schedulers``); one method, so a test can stand in for it."""
+        self.train_step.update()
 
     def _evaluate_and_keep(
         self, val: Sequence[Example], state: TrainerState, best_weights: dict[str, torch.Tensor] | None

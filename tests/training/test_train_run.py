@@ -10,8 +10,9 @@ import torch
 
 from slopeft.config import RunConfig, TrainingConfig, load_run_config
 from slopeft.errors import ConfigError
+from slopeft.evaluation.prediction import load_run, predict_split
 from slopeft.models.tiny import make_tiny_model
-from slopeft.training.run import load_run, predict_split, train_run
+from slopeft.training.run import train_run
 from slopeft.training.trainer import TrainingError, length_grouped_batches
 
 
