@@ -178,7 +178,9 @@ def score(
     result = score_workflow(task, predictions, split, data_dir)
     _print_result(result)
     if json_out:
-        json_out.write_text(json.dumps(result.as_json(), indent=2, ensure_ascii=False) + "\n")
+        from slopeft.files import write_text_atomic
+
+        write_text_atomic(json_out, json.dumps(result.as_json(), indent=2, ensure_ascii=False) + "\n")
 
 
 @submission_app.command("check")
@@ -254,17 +256,27 @@ def train(
     _console().print(f"Run record: {run_config.run_dir() / 'record.json'}")
 
 
+AllowOtherBase = Annotated[
+    bool,
+    typer.Option(
+        "--allow-other-base",
+        help="Load the adapter on a base whose weights differ from those it was trained on (same shape).",
+    ),
+]
+
+
 @app.command()
 def evaluate(
     run: RunDir,
     split: Annotated[str, typer.Option(help="val (labelled).")] = "val",
     data_dir: DataDir = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Examples per forward pass.")] = 32,
+    allow_other_base: AllowOtherBase = False,
 ) -> None:
     """Score a trained run on a labelled split."""
     from slopeft.evaluation.workflows import evaluate_workflow
 
-    _print_result(evaluate_workflow(run, split, data_dir, batch_size))
+    _print_result(evaluate_workflow(run, split, data_dir, batch_size, allow_other_base))
 
 
 @app.command()
@@ -274,11 +286,12 @@ def predict(
     data_dir: DataDir = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Examples per forward pass.")] = 32,
     test_src: TestSrc = None,
+    allow_other_base: AllowOtherBase = False,
 ) -> None:
     """Write a trained run's predictions for a split in the leaderboard's format (run/predictions/<split>/)."""
     from slopeft.evaluation.workflows import predict_workflow
 
-    _print_result(predict_workflow(run, split, data_dir, batch_size, test_src))
+    _print_result(predict_workflow(run, split, data_dir, batch_size, test_src, allow_other_base))
 
 
 @app.command()

@@ -55,20 +55,38 @@ def atomic_path(path: Path | str, what: str = "") -> Iterator[Path]:
     removed when it fails. An ``OSError`` of a full or read-only disk becomes a :class:`WriteError`."""
     path = Path(path)
     tmp = _tmp_name(path)
+    created = _missing_parents(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         yield tmp
         os.replace(tmp, path)
     except OSError as err:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+        _clean_up(tmp, created)
         if err.errno in DISK_ERRNOS:
             raise write_error(path, err, what) from None
         raise
     except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+        _clean_up(tmp, created)
         raise
+
+
+def _missing_parents(path: Path) -> list[Path]:
+    """The folders above ``path`` that do not exist yet, deepest first."""
+    missing = []
+    for parent in path.parents:
+        if parent.exists():
+            break
+        missing.append(parent)
+    return missing
+
+
+def _clean_up(tmp: Path, created: list[Path]) -> None:
+    # A failed write leaves neither its temporary file nor the (empty) folders it made for it.
+    with contextlib.suppress(OSError):
+        tmp.unlink()
+    for folder in created:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def write_text_atomic(path: Path | str, text: str, what: str = "") -> Path:

@@ -55,7 +55,18 @@ def read_adapter_meta(adapter_dir: Path, written_by: str | None = None) -> dict[
     meta_path = Path(adapter_dir) / ADAPTER_META
     if not meta_path.is_file():
         raise ConfigError(f"{adapter_dir} has no {ADAPTER_META}; it was not written by slopeft train.")
-    meta = json.loads(meta_path.read_text())
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ConfigError(
+            f"{meta_path} is not readable JSON ({err}): the adapter folder is damaged. Restore the run folder, "
+            "or train the run again."
+        ) from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("base"), dict):
+        raise ConfigError(
+            f"{meta_path} is not slopeft adapter metadata (it lacks the base model's fingerprint). Restore the run "
+            "folder, or train the run again."
+        )
     if meta.get("format_version") != ADAPTER_FORMAT:
         raise ConfigError(
             f"{adapter_dir} uses adapter format {meta.get('format_version')}, this slopeft reads format "

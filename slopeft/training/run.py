@@ -28,7 +28,7 @@ from slopeft.records import (
 from slopeft.tasks import get_task
 from slopeft.training import checkpoint as ckpt
 from slopeft.training.adapter import ADAPTER_DIR, save_adapter
-from slopeft.training.build import RunParts, load_base, prepare_parts
+from slopeft.training.build import RunParts, hub_revision, load_base, prepare_parts
 from slopeft.training.trainer import TrainingError
 
 
@@ -276,6 +276,7 @@ def _train(
             "method": parts.method.cost_report(trainer.accelerator.unwrap_model(trainer.model)),
         },
         finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        base={"revision": hub_revision(parts.model_path), "weights": parts.base_weights},
     )
     if main_process:
         with _results_written(run_dir):
