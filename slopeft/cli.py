@@ -124,12 +124,12 @@ def baseline(
     model: Annotated[
         str | None, typer.Option(help="zero-/few-shot: a causal or seq2seq model (alias, Hub id or folder).")
     ] = None,
-    shots: Annotated[int, typer.Option(help="few-shot: demonstrations per prompt.")] = 3,
-    max_length: Annotated[int, typer.Option(help="zero-/few-shot: longest prompt in tokens.")] = 512,
-    batch_size: Annotated[int, typer.Option(help="zero-/few-shot: examples per forward pass.")] = 8,
+    shots: Annotated[int, typer.Option(min=1, help="few-shot: demonstrations per prompt.")] = 3,
+    max_length: Annotated[int, typer.Option(min=8, help="zero-/few-shot: longest prompt in tokens.")] = 512,
+    batch_size: Annotated[int, typer.Option(min=1, help="zero-/few-shot: examples per forward pass.")] = 8,
     split: Annotated[str, typer.Option(help="val (scored) or test (unlabelled)")] = "val",
     train_set: TrainSet = None,
-    seed: int = 0,
+    seed: Annotated[int, typer.Option(min=0)] = 0,
     data_dir: DataDir = None,
     output: Annotated[
         Path | None,
@@ -178,7 +178,9 @@ def score(
     result = score_workflow(task, predictions, split, data_dir)
     _print_result(result)
     if json_out:
-        json_out.write_text(json.dumps(result.as_json(), indent=2, ensure_ascii=False) + "\n")
+        from slopeft.files import write_text_atomic
+
+        write_text_atomic(json_out, json.dumps(result.as_json(), indent=2, ensure_ascii=False) + "\n")
 
 
 @submission_app.command("check")
@@ -214,7 +216,7 @@ def train(
     output: Annotated[
         str | None, typer.Option(help="Run folder [default: runs/<task>-<model>-<method>-s<seed>].")
     ] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed (default 42).")] = None,
+    seed: Annotated[int | None, typer.Option(min=0, max=2**32 - 1, help="Seed (default 42).")] = None,
     train_set: TrainSet = None,
     data_dir: DataDir = None,
     resume: Annotated[
@@ -248,9 +250,19 @@ def train(
         data_dir=str(data_dir) if data_dir else None,
     )
     options = translation_options(run_config.task, train_src, train_tgt)
-    record = train_run(run_config, resume=resume, task_options=options)
+    # --resume asks for a checkpoint: without one it is an error, not a silent start from step 0.
+    record = train_run(run_config, resume=resume, task_options=options, require_checkpoint=resume)
     _console().print(run_table([RunRecord.from_dict(record)]))
     _console().print(f"Run record: {run_config.run_dir() / 'record.json'}")
+
+
+AllowOtherBase = Annotated[
+    bool,
+    typer.Option(
+        "--allow-other-base",
+        help="Load the adapter on a base whose weights differ from those it was trained on (same shape).",
+    ),
+]
 
 
 @app.command()
@@ -258,12 +270,13 @@ def evaluate(
     run: RunDir,
     split: Annotated[str, typer.Option(help="val (labelled).")] = "val",
     data_dir: DataDir = None,
-    batch_size: int = 32,
+    batch_size: Annotated[int, typer.Option(min=1, help="Examples per forward pass.")] = 32,
+    allow_other_base: AllowOtherBase = False,
 ) -> None:
     """Score a trained run on a labelled split."""
     from slopeft.evaluation.workflows import evaluate_workflow
 
-    _print_result(evaluate_workflow(run, split, data_dir, batch_size))
+    _print_result(evaluate_workflow(run, split, data_dir, batch_size, allow_other_base))
 
 
 @app.command()
@@ -271,13 +284,14 @@ def predict(
     run: RunDir,
     split: Annotated[str, typer.Option(help="test (default) or val.")] = "test",
     data_dir: DataDir = None,
-    batch_size: int = 32,
+    batch_size: Annotated[int, typer.Option(min=1, help="Examples per forward pass.")] = 32,
     test_src: TestSrc = None,
+    allow_other_base: AllowOtherBase = False,
 ) -> None:
     """Write a trained run's predictions for a split in the leaderboard's format (run/predictions/<split>/)."""
     from slopeft.evaluation.workflows import predict_workflow
 
-    _print_result(predict_workflow(run, split, data_dir, batch_size, test_src))
+    _print_result(predict_workflow(run, split, data_dir, batch_size, test_src, allow_other_base))
 
 
 @app.command()
@@ -287,7 +301,7 @@ def submit(
     ],
     out: Annotated[Path, typer.Option("--out", help="The submission zip to write.")],
     data_dir: DataDir = None,
-    batch_size: int = 32,
+    batch_size: Annotated[int, typer.Option(min=1, help="Examples per forward pass.")] = 32,
 ) -> None:
     """Assemble runs' test predictions into one leaderboard zip (predicting where not yet done) and check it."""
     from slopeft.evaluation.workflows import submit_workflow
@@ -301,8 +315,8 @@ def quickstart(
         "e5-small-multilingual"
     ),
     task: Annotated[str, typer.Option(help="A small classification task.")] = "si-nli",
-    train_examples: Annotated[int, typer.Option(help="Training rows used (0: the whole split).")] = 0,
-    eval_examples: Annotated[int, typer.Option(help="Held-out validation rows scored (0: all).")] = 0,
+    train_examples: Annotated[int, typer.Option(min=0, help="Training rows used (0: the whole split).")] = 0,
+    eval_examples: Annotated[int, typer.Option(min=0, help="Held-out validation rows scored (0: all).")] = 0,
     epochs: float = 1.0,
     learning_rate: Annotated[
         float | None, typer.Option(help="Peak learning rate [default: each method's recipe].", show_default=False)
@@ -381,10 +395,30 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     except typer.Abort:
         sys.exit(130)
-    except Exception as err:  # click's own usage errors
-        import click
+    except OSError as err:
+        from slopeft.files import is_disk_error, write_error
 
-        if isinstance(err, click.ClickException):
+        if not is_disk_error(err):
+            raise
+        # A write that is not one of the atomic result writers (a cache, a log): still one paragraph.
+        Console(stderr=True).print(f"[bold red]Error:[/bold red] {write_error(err.filename or 'a file', err)}",
+                                   highlight=False)
+        sys.exit(2)
+    except Exception as err:  # click's own usage errors (typer ≥ 0.24 vendors click as typer._click)
+        if isinstance(err, _click_exceptions()):
             err.show()
             sys.exit(err.exit_code)
         raise
+
+
+def _click_exceptions() -> tuple[type[Exception], ...]:
+    import click
+
+    found: list[type[Exception]] = [click.ClickException]
+    try:
+        from typer._click.exceptions import ClickException
+    except ImportError:  # typer before it vendored click raises click's own exceptions
+        pass
+    else:
+        found.append(ClickException)
+    return tuple(found)

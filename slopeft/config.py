@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -80,12 +81,30 @@ class TrainingConfig:
             )
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise ConfigError(f"training.precision must be auto, fp32, bf16 or fp16, not {self.precision!r}.")
-        if self.batch_size < 1 or self.grad_accumulation < 1:
-            raise ConfigError("training.batch_size and training.grad_accumulation must be at least 1.")
+        check_range(self, "training", "epochs", low=0)
+        check_range(self, "training", "max_steps", low=0)
+        check_range(self, "training", "batch_size", low=1)
+        check_range(self, "training", "grad_accumulation", low=1)
+        if self.learning_rate is not None:
+            # 0 is not "the recipe's rate": None is. A zero or negative rate trains nothing or ascends.
+            check_range(self, "training", "learning_rate", low=0, low_open=True,
+                        hint="leave it unset for the method's recipe rate")
+        check_range(self, "training", "weight_decay", low=0)
+        check_range(self, "training", "warmup_ratio", low=0, high=1, high_open=True)
+        check_range(self, "training", "max_length", low=MIN_MAX_LENGTH,
+                    hint="inputs need room for the special tokens and some text")
+        check_range(self, "training", "eval_batch_size", low=1)
+        check_range(self, "training", "eval_every", low=0)
+        check_range(self, "training", "patience", low=0)
+        check_range(self, "training", "max_train_examples", low=0, hint="0 takes them all")
+        check_range(self, "training", "max_eval_examples", low=0, hint="0 takes them all")
+        check_range(self, "training", "max_grad_norm", low=0, hint="0 turns clipping off")
+        check_range(self, "training", "log_every", low=1)
+        # glibc caps M_MMAP_THRESHOLD at 32 MiB on 64-bit systems and ignores larger values.
+        check_range(self, "training", "malloc_mmap_threshold_kib", low=0, high=32 * 1024,
+                    hint="0 keeps glibc's adaptive threshold")
         if self.epochs <= 0 and self.max_steps <= 0:
             raise ConfigError("Set training.epochs > 0 or training.max_steps > 0: there is nothing to train.")
-        if not 0 <= self.warmup_ratio < 1:
-            raise ConfigError("training.warmup_ratio must be in [0, 1).")
 
 
 @dataclass
@@ -115,6 +134,15 @@ class RunConfig:
     method_options: dict[str, Any] = field(default_factory=dict)
     """The method's own settings (``--set lora.r=16`` → ``{"r": 16}``), validated by the method."""
 
+    def __post_init__(self) -> None:
+        # numpy (seeded by transformers' set_seed) takes seeds in [0, 2**32); torch would take more.
+        check_range(self, "run", "seed", low=0, high=2**32 - 1)
+        for name in ("task", "model", "method"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name).strip():
+                raise ConfigError(f"run.{name} is empty; name a {name} (see `slopeft --help`).")
+        if not all(isinstance(v, str) and v for v in self.extra_val_sets):
+            raise ConfigError(f"run.extra_val_sets must be a list of validation set names, not {self.extra_val_sets!r}.")
+
     def run_dir(self) -> Path:
         if self.output:
             return Path(self.output)
@@ -123,6 +151,72 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+MIN_MAX_LENGTH = 8
+"""The shortest ``training.max_length``: a pair input needs 3-4 special tokens and a word of each text."""
+
+
+def check_range(
+    obj: Any,
+    section: str,
+    name: str,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    hint: str = "",
+) -> None:
+    """Raises ConfigError unless field ``name`` of ``obj`` is a finite number in the given range; the
+    message names the setting (``section.name``), the value and the allowed range."""
+    value = getattr(obj, name)
+
+    def num(x: float) -> str:
+        return str(x) if isinstance(x, int) else f"{x:g}"
+
+    if low is not None and high is not None:
+        allowed = f"{num(low)} {'<' if low_open else '≤'} {name} {'<' if high_open else '≤'} {num(high)}"
+    elif low is not None:
+        allowed = f"{name} {'>' if low_open else '≥'} {num(low)}"
+    elif high is not None:
+        allowed = f"{name} {'<' if high_open else '≤'} {num(high)}"
+    else:
+        allowed = f"{name} finite"
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value < high if high_open else value <= high
+    if not ok:
+        # run fields and command options have their own flags; the rest is set with --set section.key=...
+        flag = section in ("run", "quickstart")
+        how = f"--{name.replace('_', '-')}" if flag else f"--set {section}.{name}=VALUE"
+        raise ConfigError(
+            f"{section}.{name} must be a finite number with {allowed}, not {value!r}"
+            f"{f' ({hint})' if hint else ''}. Set it with {how} or in the config file."
+        )
+
+
+def check_choice(obj: Any, section: str, name: str, choices: tuple[str, ...]) -> None:
+    """Raises ConfigError unless field ``name`` of ``obj`` is one of ``choices``."""
+    value = getattr(obj, name)
+    if value not in choices:
+        raise ConfigError(
+            f"{section}.{name} must be {', '.join(choices[:-1])} or {choices[-1]}, not {value!r}. "
+            f"Set it with --set {section}.{name}=VALUE or in the config file."
+        )
+
+
+def check_modules(obj: Any, section: str, name: str) -> None:
+    """Raises ConfigError unless field ``name`` is None or a non-empty list of non-empty module-name suffixes."""
+    value = getattr(obj, name)
+    if value is None:
+        return
+    if not value or not all(isinstance(v, str) and v.strip() for v in value):
+        raise ConfigError(
+            f"{section}.{name} must be a non-empty list of module-name suffixes (e.g. [query, value]), not "
+            f"{value!r}; leave it unset for the architecture's default. Set it with --set {section}.{name}=[...]."
+        )
 
 
 def field_docs(cls: type) -> dict[str, str]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from rich.console import Console
 
-from slopeft.config import RunConfig, TrainingConfig, update_dataclass
+from slopeft.config import RunConfig, TrainingConfig, check_range, update_dataclass
 from slopeft.evaluation.baselines import run_baseline
 from slopeft.methods.recipes import recipe_for
 from slopeft.records import RunRecord
@@ -39,6 +39,15 @@ class QuickstartConfig:
     output: Path = Path("runs/quickstart")
     data_dir: str | None = None
     method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # The example limits slice lists here before any TrainingConfig sees them: -5 would take the last 5.
+        check_range(self, "quickstart", "train_examples", low=0, hint="0 takes the whole split")
+        check_range(self, "quickstart", "eval_examples", low=0, hint="0 scores every row")
+        check_range(self, "quickstart", "epochs", low=0, low_open=True)
+        if self.learning_rate is not None:
+            check_range(self, "quickstart", "learning_rate", low=0, low_open=True,
+                        hint="leave it out for each method's recipe rate")
 
 
 def quickstart(config: QuickstartConfig, console: Console) -> list[tuple]:

@@ -14,7 +14,9 @@ Shapes (``format``):
    ``config`` is a :class:`~slopeft.config.RunConfig`); a baseline record has ``kind: baseline`` and a
    flat ``config`` (``strategy``, ``max_eval_examples`` ...). The first training records have no
    ``cost.method``. Read as they are, with ``kind`` and ``format`` filled in.
-2. The current shape: format 1 plus ``kind`` on every record and ``format: 2``.
+2. Format 1 plus ``kind`` on every record and ``format: 2``.
+3. The current shape: training records add ``base`` (the base weights' fingerprint and, for a Hub
+   model, its revision); read from earlier formats with ``base`` None.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import platform
 import subprocess
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ from slopeft.errors import ConfigError
 
 RECORD = "record.json"
 VAL_PREDICTIONS = "val_predictions.json"  # idx → predicted label on the validation examples scored
-FORMAT = 2
+FORMAT = 3
 """The layout this version writes; records without a ``format`` key are format 1."""
 KINDS = ("train", "baseline")
 
@@ -92,6 +93,9 @@ class RunRecord:
         method_options: training: the method's options in full, defaults included.
         learning_rate: training: the peak learning rate used.
         finished_at: when the record was written.
+        base: training: the base model's identity beyond its name: ``revision`` (the Hub commit sha
+            of the snapshot loaded, None for a local folder or a pip model) and ``weights`` (the
+            fingerprint the adapter also carries); None in records before format 3.
         format: the layout (:data:`FORMAT`).
     """
 
@@ -108,6 +112,7 @@ class RunRecord:
     method_options: dict[str, Any] | None = None
     learning_rate: float | None = None
     finished_at: str = ""
+    base: dict[str, Any] | None = None
     format: int = FORMAT
 
     # -- what readers ask -----------------------------------------------------------------------
@@ -168,6 +173,8 @@ class RunRecord:
         data.update(versions=self.versions, git=self.git, data=self.data)
         if self.kind == "train":
             data["model"] = self.model
+            if self.base is not None:
+                data["base"] = self.base
         data.update(metrics=self.metrics.to_dict(), cost=self.cost, finished_at=self.finished_at)
         return data
 
@@ -230,6 +237,7 @@ class RunRecord:
             method_options=data.get("method_options"),
             learning_rate=data.get("learning_rate"),
             finished_at=str(data.get("finished_at") or ""),
+            base=data.get("base") if isinstance(data.get("base"), dict) else None,
             format=FORMAT,
         )
 
@@ -299,12 +307,11 @@ def load_predictions(run_dir: Path | str, val_set: str | None = None) -> dict[in
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Writes JSON through a temporary file and a rename: a reader never sees half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    """Writes JSON through a temporary file and a rename: a reader never sees half a file, and a failed
+    write (a full disk) leaves no temporary file behind (:func:`slopeft.files.write_json_atomic`)."""
+    from slopeft.files import write_json_atomic as write
+
+    write(path, data)
 
 
 # -- provenance: what a writer puts into a record ------------------------------------------------

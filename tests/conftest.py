@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+pytest_plugins = ("tests.bad_input",)  # the `cli` fixture of the bad-input tests
 
 
 def _real_data_root() -> Path | None:

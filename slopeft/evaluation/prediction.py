@@ -8,9 +8,17 @@ from typing import Any
 
 from torch import nn
 
+from slopeft.errors import ConfigError, SlopeftError
 from slopeft.records import RunRecord, read_record
 from slopeft.training.adapter import ADAPTER_DIR, read_adapter_meta
-from slopeft.training.build import RunParts, check_fingerprint, load_base, prepare_parts
+from slopeft.training.build import (
+    RunParts,
+    check_fingerprint,
+    check_safetensors,
+    check_weights,
+    load_base,
+    prepare_parts,
+)
 
 
 def load_run(
@@ -18,8 +26,11 @@ def load_run(
     model_override: str | None = None,
     data_dir: str | None = None,
     task_options: dict | None = None,
+    allow_other_base: bool = False,
 ) -> tuple[RunParts, nn.Module, RunRecord]:
-    """The trained model of a finished run: base model + saved adapter, checked against each other."""
+    """The trained model of a finished run: base model + saved adapter, checked against each other
+    (shape, and the base weights' fingerprint unless ``allow_other_base``); both are read from
+    safetensors only."""
     record = read_record(run_dir)
     config = record.run_config()
     if model_override:
@@ -30,8 +41,19 @@ def load_run(
     meta = read_adapter_meta(adapter_dir, record.versions.get("slopeft"))
     parts = prepare_parts(config, task_options)
     check_fingerprint(meta["base"], parts, adapter_dir)
+    check_safetensors(adapter_dir, "adapter")
     base, context = load_base(parts)
-    model = parts.method.load(base, adapter_dir, context)
+    check_weights(meta["base"], parts, adapter_dir, allow_other_base)
+    try:
+        model = parts.method.load(base, adapter_dir, context)
+    except Exception as err:  # noqa: BLE001  (safetensors and PEFT raise their own error types)
+        if isinstance(err, SlopeftError):
+            raise
+        raise ConfigError(
+            f"The adapter in {adapter_dir} cannot be loaded ({type(err).__name__}: {str(err).splitlines()[0][:200]}): "
+            "its weights file is damaged or was not written for this method. Restore the run folder, or train "
+            "the run again."
+        ) from None
     model.eval()
     return parts, model, record
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from slopeft.config import MIN_MAX_LENGTH
 from slopeft.errors import ConfigError
 from slopeft.tasks.base import Example, Task
 from slopeft.tasks.formats import TaskFormat
@@ -58,6 +59,10 @@ def _prompting(
 
     if model is None:
         raise ConfigError("Prompting baselines need a generative model: add --model (e.g. gemma-3-270m).")
+    for name, value, low in (("shots", shots, 0), ("max_length", max_length, MIN_MAX_LENGTH), ("batch_size", batch_size, 1)):
+        # The CLI checks its flags; grid files reach here directly.
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ConfigError(f"The prompting baseline's {name} must be an integer ≥ {low}, not {value!r}.")
     source = resolve_model(model)
     path = model_path(source)
     tokenizer = load_tokenizer(source)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from slopeft.errors import ConfigError
 from slopeft.evaluation.baselines import run_baseline
+from slopeft.files import write_text_atomic
 from slopeft.tasks import SPLITS, TASKS, expand_task_names, get_tasks
 from slopeft.tasks.submission import (
     ScoreReport,
@@ -82,9 +83,8 @@ def baseline_workflow(
     files = submission_files(tasks, predictions, split)
     output = output or Path("outputs") / "baselines" / task_name.replace("/", "-") / f"{strategy}-{split}"
     predictions_dir = output / "predictions"
-    predictions_dir.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
-        (predictions_dir / name).write_text(text, encoding="utf-8")
+        write_text_atomic(predictions_dir / name, text)  # a full disk leaves no half-written file
     messages = [*notes, f"Predictions written to {predictions_dir}"]
     report = None
     if split != "test":
@@ -98,7 +98,7 @@ def baseline_workflow(
             "train_set": train_set or "default",
             **WorkflowResult("", report).as_json(),
         }
-        (output / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
+        write_text_atomic(output / "metrics.json", json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
         messages.append(f"Metrics written to {output / 'metrics.json'}")
     if submission is not None:
         write_zip(files, submission)
@@ -137,7 +137,9 @@ def check_workflow(
     return summary
 
 
-def evaluate_workflow(run_dir: Path, split: str, data_dir: Path | None, batch_size: int) -> WorkflowResult:
+def evaluate_workflow(
+    run_dir: Path, split: str, data_dir: Path | None, batch_size: int, allow_other_base: bool = False
+) -> WorkflowResult:
     """Loads a trained run and scores it on a labelled split."""
     from slopeft.evaluation.prediction import load_run, predict_split
 
@@ -147,14 +149,21 @@ def evaluate_workflow(run_dir: Path, split: str, data_dir: Path | None, batch_si
             "The test split has no labels here; use `slopeft predict --run DIR --split test` to write "
             "leaderboard predictions."
         )
-    parts, model, record = load_run(run_dir, data_dir=str(data_dir) if data_dir else None)
+    parts, model, record = load_run(
+        run_dir, data_dir=str(data_dir) if data_dir else None, allow_other_base=allow_other_base
+    )
     predictions = predict_split(parts, model, split, batch_size)
     report = score_unit([parts.task], {parts.task.name: predictions}, split)
     return WorkflowResult(f"{record.run_id} · {split}", report)
 
 
 def predict_workflow(
-    run_dir: Path, split: str, data_dir: Path | None, batch_size: int, test_src: Path | None = None
+    run_dir: Path,
+    split: str,
+    data_dir: Path | None,
+    batch_size: int,
+    test_src: Path | None = None,
+    allow_other_base: bool = False,
 ) -> WorkflowResult:
     """Writes a trained run's predictions for ``split`` in submission format under run/predictions/<split>/."""
     from slopeft.evaluation.prediction import load_run, predict_split
@@ -162,14 +171,14 @@ def predict_workflow(
     _check_split(split)
     options = translation_options_for_run(run_dir, test_src)
     parts, model, record = load_run(
-        run_dir, data_dir=str(data_dir) if data_dir else None, task_options=options
+        run_dir, data_dir=str(data_dir) if data_dir else None, task_options=options,
+        allow_other_base=allow_other_base,
     )
     predictions = predict_split(parts, model, split, batch_size)
     files = submission_files([parts.task], {parts.task.name: predictions}, split)
     out = Path(run_dir) / "predictions" / split
-    out.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
-        (out / name).write_text(text, encoding="utf-8")
+        write_text_atomic(out / name, text)  # a full disk leaves no half-written file
     report = score_unit([parts.task], {parts.task.name: predictions}, split) if split != "test" else None
     return WorkflowResult(f"{record.run_id} · {split}", report, [f"Predictions written to {out}"])
 

@@ -34,7 +34,7 @@ ResultsDir = Annotated[
 def grid_run(
     grid: GridFile,
     workers: Annotated[
-        int, typer.Option("--workers", "-j", help="Runs at the same time (local backend).")
+        int, typer.Option("--workers", "-j", min=1, help="Runs at the same time (local backend).")
     ] = 1,
     out: OutDir = None,
     results: ResultsDir = None,

@@ -33,6 +33,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from slopeft.config import check_modules, check_range
 from slopeft.errors import ConfigError
 from slopeft.methods.base import METHODS, MethodContext
 from slopeft.methods.lora import PeftMethod
@@ -71,6 +72,23 @@ class AdaLoraOptions:
     total_step: int = 0
     """Total optimiser steps of the schedule; 0 takes the trainer's number of steps."""
 
+    def __post_init__(self) -> None:
+        if not 0 < self.target_r < self.init_r:
+            raise ConfigError(
+                f"adalora needs 0 < target_r < init_r (got target_r={self.target_r}, init_r={self.init_r}): "
+                "AdaLoRA prunes the rank from init_r down to target_r. For a fixed rank use lora."
+            )
+        check_range(self, "adalora", "alpha", low=0, low_open=True)
+        check_range(self, "adalora", "dropout", low=0, high=1, high_open=True)
+        check_modules(self, "adalora", "target_modules")
+        check_range(self, "adalora", "tinit", low=0)
+        check_range(self, "adalora", "tfinal", low=0)
+        check_range(self, "adalora", "deltaT", low=1)
+        check_range(self, "adalora", "beta1", low=0, high=1, low_open=True, high_open=True)
+        check_range(self, "adalora", "beta2", low=0, high=1, low_open=True, high_open=True)
+        check_range(self, "adalora", "orth_reg_weight", low=0)
+        check_range(self, "adalora", "total_step", low=0, hint="0 takes the trainer's number of steps")
+
 
 @METHODS.register("adalora")
 class AdaLora(PeftMethod):
@@ -79,19 +97,7 @@ class AdaLora(PeftMethod):
     # The paper's DeBERTaV3-base GLUE learning rates run from 5e-4 to 2.2e-3; 1e-3 is in the middle.
 
     def __init__(self, options: dict[str, Any] | None = None) -> None:
-        super().__init__(options)
-        c = self.config
-        if not 0 < c.target_r < c.init_r:
-            raise ConfigError(
-                f"adalora needs 0 < target_r < init_r (got target_r={c.target_r}, init_r={c.init_r}): "
-                "AdaLoRA prunes the rank from init_r down to target_r. For a fixed rank use lora."
-            )
-        if c.tinit < 0 or c.tfinal < 0 or c.deltaT < 1 or c.total_step < 0:
-            raise ConfigError("adalora.tinit, tfinal and total_step must be ≥ 0 and deltaT ≥ 1.")
-        if not (0 < c.beta1 < 1 and 0 < c.beta2 < 1):
-            raise ConfigError("adalora.beta1 and beta2 must lie strictly between 0 and 1.")
-        if c.orth_reg_weight < 0:
-            raise ConfigError("adalora.orth_reg_weight must be ≥ 0.")
+        super().__init__(options)  # AdaLoraOptions.__post_init__ checks the options
         self._model: weakref.ReferenceType[nn.Module] | None = None
         self._grads: dict[str, torch.Tensor] = {}
         self._hooks: list[Any] = []

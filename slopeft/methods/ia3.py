@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from slopeft.config import check_modules
 from slopeft.errors import ConfigError
 from slopeft.methods.base import METHODS, MethodContext
 from slopeft.methods.lora import PeftMethod
@@ -28,6 +29,12 @@ class IA3Options:
     feedforward_modules: list[str] | None = None
     """Which of ``target_modules`` get their input scaled (the MLP output layer); default from the
     architecture table. Must be given together with ``target_modules``."""
+
+    def __post_init__(self) -> None:
+        check_modules(self, "ia3", "target_modules")
+        # feedforward_modules may be an empty list: no target's input is scaled.
+        if self.feedforward_modules and not all(isinstance(v, str) and v.strip() for v in self.feedforward_modules):
+            raise ConfigError(f"ia3.feedforward_modules must list module-name suffixes, not {self.feedforward_modules!r}.")
 
 
 @METHODS.register("ia3")

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from torch import nn
 
+from slopeft.config import check_modules, check_range
+from slopeft.errors import ConfigError
 from slopeft.methods.base import METHODS, Method, MethodContext
 from slopeft.methods.targets import modules_for
 
@@ -24,6 +27,19 @@ class LoraOptions:
     use_rslora: bool = False
     """Scale by alpha / sqrt(r) (rank-stabilised LoRA)."""
 
+    section: ClassVar[str] = "lora"
+
+    def __post_init__(self) -> None:
+        check_range(self, self.section, "r", low=1)
+        check_range(self, self.section, "alpha", low=0, low_open=True)
+        check_range(self, self.section, "dropout", low=0, high=1, high_open=True)
+        check_modules(self, self.section, "target_modules")
+
+
+@dataclass
+class DoraOptions(LoraOptions):
+    section: ClassVar[str] = "dora"
+
 
 class PeftMethod(Method):
     """Shared plumbing for methods PEFT implements: build a PEFT config, wrap, save and load with PEFT."""
@@ -34,7 +50,16 @@ class PeftMethod(Method):
     def apply(self, model: nn.Module, context: MethodContext) -> nn.Module:
         from peft import get_peft_model
 
-        return get_peft_model(model, self.peft_config(context))
+        config = self.peft_config(context)
+        try:
+            return get_peft_model(model, config)
+        except ValueError as err:  # PEFT's configuration errors (no module matched, a bad module type ...)
+            linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)})
+            raise ConfigError(
+                f"{self.name} cannot adapt this {context.architecture} model: {str(err).splitlines()[0]} "
+                f"Check --set {self.name}.target_modules (module-name suffixes; this model's linear layers end in "
+                f"{', '.join(linear[:12])}), or leave it unset for the architecture's default."
+            ) from None
 
     def load(self, base: nn.Module, adapter_dir: Path, context: MethodContext) -> nn.Module:
         from peft import PeftModel
@@ -75,4 +100,5 @@ class Dora(Lora):
     """DoRA: LoRA's direction update plus a trained magnitude vector per output feature."""
 
     name = "dora"
+    config_class = DoraOptions
     use_dora = True

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from slopeft.config import check_modules, check_range
 from slopeft.errors import ConfigError
 from slopeft.methods.base import METHODS, Method, MethodContext, save_own_adapter
 from slopeft.methods.quant import freeze_base, layer_index, linear_targets
@@ -53,6 +54,15 @@ class MolaOptions:
     target_modules: list[str] | None = None
     """Module-name suffixes to adapt; default: the architecture's query and value projections (as slopeft's
     LoRA). The paper adapts every projection of LLaMA (q, k, v, o, gate, up, down)."""
+
+    def __post_init__(self) -> None:
+        parse_pattern(self.experts)
+        check_range(self, "mola", "top_k", low=1)
+        check_range(self, "mola", "r", low=1)
+        check_range(self, "mola", "alpha", low=0, low_open=True)
+        check_range(self, "mola", "dropout", low=0, high=1, high_open=True)
+        check_range(self, "mola", "balance_coef", low=0)
+        check_modules(self, "mola", "target_modules")
 
 
 def parse_pattern(pattern: str | int) -> list[int]:
@@ -147,12 +157,6 @@ def mola_layers(model: nn.Module) -> dict[str, MolaLinear]:
 class Mola(Method):
     name = "mola"
     config_class = MolaOptions
-
-    def __init__(self, options: dict[str, Any] | None = None) -> None:
-        super().__init__(options)
-        parse_pattern(self.config.experts)
-        if self.config.top_k < 1 or self.config.r < 1:
-            raise ConfigError("mola.top_k and mola.r must be at least 1.")
 
     def expert_counts(self, names: list[str]) -> dict[str, int]:
         """Experts of each target module, by the pattern over its layer stack."""

@@ -33,6 +33,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from slopeft.config import check_choice, check_range
 from slopeft.errors import ConfigError
 from slopeft.methods import deep_prompt
 from slopeft.methods.base import (
@@ -289,21 +290,19 @@ class PromptTuningOptions:
     """Text whose token embeddings initialise the prompt when ``init`` is ``text`` (a task description
     or the label words)."""
 
+    def __post_init__(self) -> None:
+        check_choice(self, "prompt-tuning", "init", ("text", "vocab", "random"))
+        if self.num_virtual_tokens < 1:
+            raise ConfigError(f"prompt-tuning.num_virtual_tokens must be at least 1, not {self.num_virtual_tokens}.")
+        if self.init == "text" and not self.init_text.strip():
+            raise ConfigError("prompt-tuning.init_text is empty; give a task description or the label words.")
+
 
 @METHODS.register("prompt-tuning")
 class PromptTuning(_PromptLearning):
     name = "prompt-tuning"
     config_class = PromptTuningOptions
     # Lester et al. use 0.3 with Adafactor; with AdamW, PEFT's prompt-tuning guides use 3e-2.
-
-    def __init__(self, options: dict[str, Any] | None = None) -> None:
-        super().__init__(options)
-        if self.config.init not in ("text", "vocab", "random"):
-            raise ConfigError(f"prompt-tuning.init must be text, vocab or random, not {self.config.init!r}.")
-        if self.config.num_virtual_tokens < 1:
-            raise ConfigError("prompt-tuning.num_virtual_tokens must be at least 1.")
-        if self.config.init == "text" and not self.config.init_text.strip():
-            raise ConfigError("prompt-tuning.init_text is empty; give a task description or the label words.")
 
     def prompt_module(self, config: Any, word_embeddings: nn.Module) -> nn.Module:
         from peft import PromptEmbedding
@@ -367,6 +366,14 @@ class PTuningOptions:
     encoder_dropout: float = 0.0
     """Dropout inside the prompt encoder."""
 
+    def __post_init__(self) -> None:
+        check_range(self, "p-tuning", "num_virtual_tokens", low=1)
+        if not isinstance(self.encoder, str) or self.encoder.upper() not in ("MLP", "LSTM"):
+            raise ConfigError(f"p-tuning.encoder must be MLP or LSTM, not {self.encoder!r}.")
+        check_range(self, "p-tuning", "encoder_hidden_size", low=1)
+        check_range(self, "p-tuning", "encoder_num_layers", low=1)
+        check_range(self, "p-tuning", "encoder_dropout", low=0, high=1, high_open=True)
+
 
 @METHODS.register("p-tuning")
 class PTuning(_PromptLearning):
@@ -375,10 +382,8 @@ class PTuning(_PromptLearning):
     # PEFT's p-tuning examples; the prompt encoder's MLP needs smaller steps than raw prompt vectors.
 
     def __init__(self, options: dict[str, Any] | None = None) -> None:
-        super().__init__(options)
+        super().__init__(options)  # PTuningOptions.__post_init__ checks the options
         self.config.encoder = self.config.encoder.upper()
-        if self.config.encoder not in ("MLP", "LSTM"):
-            raise ConfigError(f"p-tuning.encoder must be MLP or LSTM, not {self.config.encoder!r}.")
 
     def prompt_module(self, config: Any, word_embeddings: nn.Module) -> nn.Module:
         from peft import PromptEncoder
@@ -413,17 +418,17 @@ class PrefixTuningOptions:
     """Dropout on the prefix during training (encoders' deep prompts only; P-tuning v2 uses the model's
     hidden dropout, 0.1 for BERT-style models)."""
 
+    def __post_init__(self) -> None:
+        check_range(self, "prefix-tuning", "num_virtual_tokens", low=1)
+        check_range(self, "prefix-tuning", "encoder_hidden_size", low=1)
+        check_range(self, "prefix-tuning", "dropout", low=0, high=1, high_open=True)
+
 
 @METHODS.register("prefix-tuning")
 class PrefixTuning(PeftMethod):
     name = "prefix-tuning"
     config_class = PrefixTuningOptions
     # P-tuning v2 trains encoder prefixes with 5e-3 .. 1e-2 (Li & Liang's 5e-5 is for GPT-2 with the MLP).
-
-    def __init__(self, options: dict[str, Any] | None = None) -> None:
-        super().__init__(options)
-        if self.config.num_virtual_tokens < 1:
-            raise ConfigError("prefix-tuning.num_virtual_tokens must be at least 1.")
 
     def peft_type(self) -> str:
         return "SLOPEFT_DEEP_PROMPT"

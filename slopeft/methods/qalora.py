@@ -31,6 +31,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from slopeft.config import check_modules, check_range
 from slopeft.errors import ConfigError
 from slopeft.methods.base import METHODS, Method, MethodContext
 from slopeft.methods.quant import (
@@ -59,6 +60,15 @@ class QALoraOptions:
     target_modules: list[str] | None = None
     """Module-name suffixes to quantise and adapt; default: every linear layer of the attention and MLP
     blocks (queries, keys, values, attention output, both MLP layers)."""
+
+    def __post_init__(self) -> None:
+        check_range(self, "qa-lora", "r", low=1)
+        check_range(self, "qa-lora", "alpha", low=0, low_open=True)
+        check_range(self, "qa-lora", "dropout", low=0, high=1, high_open=True)
+        check_range(self, "qa-lora", "group_size", low=1)
+        if self.bits not in (2, 4, 8):
+            raise ConfigError(f"qa-lora.bits must be 2, 4 or 8, not {self.bits!r}. Set it with --set qa-lora.bits=4.")
+        check_modules(self, "qa-lora", "target_modules")
 
 
 class QALoraLinear(QuantLinear):

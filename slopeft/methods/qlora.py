@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from slopeft.config import check_choice, check_modules, check_range
 from slopeft.errors import ConfigError
 from slopeft.methods.base import METHODS, MethodContext
 from slopeft.methods.lora import PeftMethod
@@ -49,6 +50,14 @@ class QLoraOptions:
     compute_dtype: str = "auto"
     """dtype of the 4-bit matmuls: auto (bfloat16 on a GPU that supports it, else float32), bfloat16,
     float16 or float32."""
+
+    def __post_init__(self) -> None:
+        check_range(self, "qlora", "r", low=1)
+        check_range(self, "qlora", "alpha", low=0, low_open=True)
+        check_range(self, "qlora", "dropout", low=0, high=1, high_open=True)
+        check_modules(self, "qlora", "target_modules")
+        check_choice(self, "qlora", "quant_type", ("nf4", "fp4"))
+        check_choice(self, "qlora", "compute_dtype", ("auto", "bfloat16", "float16", "float32"))
 
 
 def training_device() -> str:
@@ -88,12 +97,6 @@ def _dtype(name: str) -> torch.dtype:
 class QLora(PeftMethod):
     name = "qlora"
     config_class = QLoraOptions
-
-    def __init__(self, options: dict[str, Any] | None = None) -> None:
-        super().__init__(options)
-        if self.config.quant_type not in ("nf4", "fp4"):
-            raise ConfigError(f"qlora.quant_type must be nf4 or fp4, not {self.config.quant_type!r}.")
-        _dtype(self.config.compute_dtype)
 
     def check(self, context: MethodContext) -> None:
         super().check(context)

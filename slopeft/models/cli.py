@@ -58,7 +58,7 @@ def make_tiny(
         Path | None,
         typer.Option("--texts", help="Text file (one sentence a line) to train the tokenizer on.", show_default=False),
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the random weights.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=2**32 - 1, help="Seed of the random weights.")] = 0,
 ) -> None:
     """Write a tiny randomly initialised model with a trained tokenizer (for tests); prints the folder."""
     from slopeft.errors import DataError

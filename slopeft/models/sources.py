@@ -237,3 +237,49 @@ def load_tokenizer(source: ModelSource | str | os.PathLike[str], **kwargs: Any) 
         return AutoTokenizer.from_pretrained(path, **kwargs)
     except (OSError, ValueError) as e:
         raise SlopeftError(f"Could not load a tokenizer from {path}: {e}") from e
+
+
+#: Files a tokenizer is read from (one of these, or a pair such as vocab.json + merges.txt, is needed).
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+    "sentencepiece.bpe.model",
+    "spiece.model",
+    "spm.model",
+    "tokenizer.model",
+    "source.spm",
+    "target.spm",
+)
+#: A tokenizer with fewer tokens than this share of the model's vocabulary does not belong to it.
+MIN_TOKENIZER_SHARE = 0.5
+
+
+def check_tokenizer(tokenizer: PreTrainedTokenizerBase, config: dict[str, Any], path: str | os.PathLike[str]) -> None:
+    """Refuses a tokenizer that does not fit the model's ``config.json``: token ids beyond the embedding
+    (an index error mid-training), or far fewer tokens than the embedding has — what transformers builds
+    from a folder without tokenizer files (5 special tokens: every word becomes [UNK])."""
+    vocab_size = config.get("vocab_size") or (config.get("text_config") or {}).get("vocab_size")
+    if not isinstance(vocab_size, int) or vocab_size < 1:
+        return
+    size = len(tokenizer)
+    highest = max(tokenizer.get_vocab().values(), default=-1)
+    folder = Path(path)
+    present = [name for name in TOKENIZER_FILES if (folder / name).is_file()]
+    found = f"it holds {', '.join(present)}" if present else "it holds no tokenizer files at all"
+    if size < MIN_TOKENIZER_SHARE * vocab_size:
+        raise ConfigError(
+            f"The tokenizer of {path} has {size:,} tokens but the model's embedding has {vocab_size:,} (vocab_size "
+            f"in config.json): the tokenizer files are missing or belong to another model ({found}; a tokenizer "
+            f"needs e.g. {', '.join(TOKENIZER_FILES[:3])} or sentencepiece.bpe.model). Copy the tokenizer files of "
+            "the same checkpoint into the folder (AutoTokenizer.from_pretrained(...).save_pretrained(folder))."
+        )
+    if highest >= vocab_size:
+        raise ConfigError(
+            f"The tokenizer of {path} has token ids up to {highest:,}, beyond the model's embedding of {vocab_size:,} "
+            f"rows (vocab_size in config.json): those tokens would fail mid-training. Use the tokenizer saved with "
+            "this checkpoint, or resize the model's embeddings to the tokenizer and save both."
+        )
+

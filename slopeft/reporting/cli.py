@@ -16,8 +16,8 @@ def report(
         Path | None,
         typer.Option("--grid-out", help="The grid's output folder, when it was run with `grid run --out`."),
     ] = None,
-    draws: Annotated[int, typer.Option(help="Bootstrap draws per interval.")] = 1000,
-    seed: Annotated[int, typer.Option(help="Seed of the bootstrap draws.")] = 0,
+    draws: Annotated[int, typer.Option(min=1, help="Bootstrap draws per interval.")] = 1000,
+    seed: Annotated[int, typer.Option(min=0, max=2**32 - 1, help="Seed of the bootstrap draws.")] = 0,
     data_dir: Annotated[
         Path | None, typer.Option("--data-dir", help="Data root (else $SLOPEFT_DATA).", show_default=False)
     ] = None,

@@ -99,9 +99,17 @@ class SiNli(LineSubmissionTask):
             examples.append(Example(idx, {"premise": row["premise"], "hypothesis": row["hypothesis"]}, label))
         if split == "test":
             return examples
-        train, val = train_test_split(
-            examples, test_size=VAL_FRACTION, random_state=VAL_SEED, stratify=[e.label for e in examples]
-        )
+        try:
+            train, val = train_test_split(
+                examples, test_size=VAL_FRACTION, random_state=VAL_SEED, stratify=[e.label for e in examples]
+            )
+        except ValueError as err:  # too few rows of a label for a stratified 10% hold-out
+            counts = ", ".join(f"{label} {sum(e.label == label for e in examples)}" for label in NLI_LABELS)
+            raise DataError(
+                f"{path} cannot be split into training and validation rows ({err}). The validation split is a "
+                f"stratified {VAL_FRACTION:.0%} of the file, so every label needs at least 2 rows and the 10% at "
+                f"least one row per label (found {len(examples)} rows: {counts}). Use the official train.tsv."
+            ) from None
         chosen = train if split == "train" else val
         return sorted(chosen, key=lambda e: e.idx)
 

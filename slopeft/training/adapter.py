@@ -24,19 +24,23 @@ def save_adapter(parts: RunParts, model: nn.Module, context: MethodContext, adap
     atomically: a temporary folder, then a rename."""
     tmp = adapter_dir.with_name(adapter_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    parts.method.save(model, tmp)
-    meta = {
-        "format_version": ADAPTER_FORMAT,
-        "method": parts.method.name,
-        "method_options": parts.method.options_dict(),
-        "task": parts.task.name,
-        "labels": [str(label) for label in parts.task.spec.labels or []],
-        "base": base_fingerprint(parts),
-        "family": parts.family,
-        "architecture": parts.architecture,
-        "head_modules": context.head_modules,
-    }
-    (tmp / ADAPTER_META).write_text(json.dumps(meta, indent=2) + "\n")
+    try:
+        parts.method.save(model, tmp)
+        meta = {
+            "format_version": ADAPTER_FORMAT,
+            "method": parts.method.name,
+            "method_options": parts.method.options_dict(),
+            "task": parts.task.name,
+            "labels": [str(label) for label in parts.task.spec.labels or []],
+            "base": base_fingerprint(parts),
+            "family": parts.family,
+            "architecture": parts.architecture,
+            "head_modules": context.head_modules,
+        }
+        (tmp / ADAPTER_META).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # a full disk leaves no half-written adapter
+        raise
     if adapter_dir.exists():
         shutil.rmtree(adapter_dir)
     os.replace(tmp, adapter_dir)
@@ -51,7 +55,18 @@ def read_adapter_meta(adapter_dir: Path, written_by: str | None = None) -> dict[
     meta_path = Path(adapter_dir) / ADAPTER_META
     if not meta_path.is_file():
         raise ConfigError(f"{adapter_dir} has no {ADAPTER_META}; it was not written by slopeft train.")
-    meta = json.loads(meta_path.read_text())
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ConfigError(
+            f"{meta_path} is not readable JSON ({err}): the adapter folder is damaged. Restore the run folder, "
+            "or train the run again."
+        ) from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("base"), dict):
+        raise ConfigError(
+            f"{meta_path} is not slopeft adapter metadata (it lacks the base model's fingerprint). Restore the run "
+            "folder, or train the run again."
+        )
     if meta.get("format_version") != ADAPTER_FORMAT:
         raise ConfigError(
             f"{adapter_dir} uses adapter format {meta.get('format_version')}, this slopeft reads format "

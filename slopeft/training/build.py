@@ -27,21 +27,24 @@ class RunParts:
     family: str
     architecture: str
     base_config: dict[str, Any]
+    #: The loaded base's weight fingerprint (:func:`weights_fingerprint`); set by :func:`load_base`.
+    base_weights: dict[str, Any] | None = None
 
 
 def prepare_parts(config: RunConfig, task_options: dict | None = None) -> RunParts:
     """Resolves the task, model, head and method of ``config`` (nothing is loaded yet but the tokenizer)."""
     from slopeft.models.catalogue import family_of
     from slopeft.models.positions import position_limits
-    from slopeft.models.sources import load_tokenizer, model_path, resolve_model
+    from slopeft.models.sources import check_tokenizer, load_tokenizer, model_path, resolve_model
 
     task = get_task(config.task, config.data_dir, config.train_set, config.val_set, **(task_options or {}))
     method = METHODS.get(config.method)(config.method_options)
     source = resolve_model(config.model)
     path = model_path(source)
-    base_config = json.loads((Path(path) / "config.json").read_text())
+    base_config = read_model_config(path)
     family = source.family or family_of(base_config)
     tokenizer = load_tokenizer(source)
+    check_tokenizer(tokenizer, base_config, path)
     head = build_head(
         TaskFormat.for_task(task),
         tokenizer,
@@ -54,8 +57,73 @@ def prepare_parts(config: RunConfig, task_options: dict | None = None) -> RunPar
     return RunParts(task, head, method, path, config.model, family, architecture, base_config)
 
 
+def read_model_config(path: str | Path) -> dict[str, Any]:
+    """A model folder's ``config.json``; unreadable or not a mapping is a ConfigError."""
+    file = Path(path) / "config.json"
+    try:
+        config = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"Cannot read {file} ({err}). Restore the model folder's config.json.") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"{file} holds {type(config).__name__}, not a model configuration. Restore it.")
+    return config
+
+
+#: Weight files of pickle formats: loading them can run arbitrary code, so slopeft never does.
+PICKLE_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl")
+
+
+def check_safetensors(path: str | Path, what: str = "model") -> None:
+    """Refuses a folder whose weights exist only in a pickle format (``pytorch_model.bin`` ...)."""
+    folder = Path(path)
+    if not folder.is_dir() or any(folder.glob("*.safetensors")):
+        return
+    pickles = sorted({p.name for pattern in PICKLE_WEIGHTS for p in folder.glob(pattern)})
+    if pickles:
+        raise ConfigError(
+            f"The {what} in {folder} has its weights only in pickle format ({', '.join(pickles[:4])}); slopeft "
+            "loads safetensors only, since unpickling can run arbitrary code. Convert it where you trust the "
+            "file: load it with from_pretrained and save_pretrained(folder) (safetensors by default), or use "
+            "a copy of the model that ships model.safetensors."
+        )
+
+
+#: Parameters sampled for the fingerprint, and elements read from each (evenly strided).
+FINGERPRINT_TENSORS = 3
+FINGERPRINT_ELEMENTS = 4096
+
+
+def weights_fingerprint(model: nn.Module, head_modules: list[str]) -> dict[str, Any]:
+    """A cheap fingerprint of the base weights: a hash of a strided sample of the first, middle and
+    last backbone parameters (the randomly initialised head is left out), rounded to bfloat16 so the
+    same checkpoint loaded in another dtype gives the same hash."""
+    import hashlib
+
+    import torch
+
+    names = [
+        n for n, _ in model.named_parameters()
+        if not any(n == h or n.startswith(h + ".") for h in head_modules)
+    ]
+    if not names:
+        return {"tensors": [], "sha256": ""}
+    picks = sorted({names[0], names[len(names) // 2], names[-1]}, key=names.index)[:FINGERPRINT_TENSORS]
+    parameters = dict(model.named_parameters())
+    digest = hashlib.sha256()
+    for name in picks:
+        flat = parameters[name].detach().reshape(-1)
+        sample = flat[:: max(1, flat.numel() // FINGERPRINT_ELEMENTS)][:FINGERPRINT_ELEMENTS]
+        digest.update(name.encode())
+        digest.update(sample.to("cpu", torch.bfloat16).view(torch.int16).numpy().tobytes())
+    return {"tensors": picks, "sha256": digest.hexdigest()[:32]}
+
+
 def load_base(parts: RunParts) -> tuple[nn.Module, MethodContext]:
-    """Loads the base model with the task's head; the context lists the randomly initialised head modules."""
+    """Loads the base model with the task's head; the context lists the randomly initialised head modules.
+
+    Only safetensors weights are read (a pickle-only folder is refused); ``parts.base_weights`` gets
+    the loaded weights' fingerprint."""
+    check_safetensors(parts.model_path)
     try:
         model, info = parts.head.load_model(parts.model_path, output_loading_info=True)
     except (OSError, ValueError) as err:
@@ -73,6 +141,7 @@ def load_base(parts: RunParts) -> tuple[nn.Module, MethodContext]:
     )
     context = MethodContext(parts.family, parts.architecture, head_modules, parts.head.peft_task_type)
     parts.method.check(context)
+    parts.base_weights = weights_fingerprint(model, head_modules)
     return model, context
 
 
@@ -92,7 +161,22 @@ def base_fingerprint(parts: RunParts) -> dict[str, Any]:
     )
     shape = {k: parts.base_config[k] for k in keys if k in parts.base_config}
     digest = hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
-    return {"model": parts.model_name, "shape": shape, "digest": digest}
+    fingerprint = {"model": parts.model_name, "shape": shape, "digest": digest}
+    if parts.base_weights is not None:
+        fingerprint["weights"] = parts.base_weights
+    revision = hub_revision(parts.model_path)
+    if revision:
+        fingerprint["revision"] = revision
+    return fingerprint
+
+
+def hub_revision(path: str | Path) -> str | None:
+    """The commit sha of a Hub snapshot folder (``.../models--org--name/snapshots/<sha>``); None for
+    a model that did not come from the Hub cache."""
+    folder = Path(path)
+    if folder.parent.name == "snapshots" and folder.parent.parent.name.startswith("models--"):
+        return folder.name
+    return None
 
 
 def check_fingerprint(saved: dict[str, Any], parts: RunParts, adapter_dir: Path) -> None:
@@ -103,3 +187,25 @@ def check_fingerprint(saved: dict[str, Any], parts: RunParts, adapter_dir: Path)
             f"but {parts.model_name!r} has a different shape ({current['shape']}). Load it with --model "
             f"{saved.get('model')} (or a local copy of that model)."
         )
+
+
+def check_weights(saved: dict[str, Any], parts: RunParts, adapter_dir: Path, allow_other_base: bool = False) -> None:
+    """Refuses an adapter on a base whose weights differ from those it was trained on (same shape,
+    other weights: another checkpoint or a fine-tuned copy), unless ``allow_other_base``. Adapters
+    written before the fingerprint existed carry none and are not checked."""
+    trained = saved.get("weights")
+    current = parts.base_weights
+    if not trained or current is None or trained.get("sha256") == current.get("sha256") or allow_other_base:
+        return
+    raise ConfigError(
+        f"The adapter in {adapter_dir} was trained on other base weights than those of {parts.model_name!r} "
+        f"({parts.model_path}): the fingerprint of {', '.join(trained.get('tensors') or [])} differs "
+        f"({str(trained.get('sha256'))[:12]} trained, {str(current.get('sha256'))[:12]} now){_revision(saved)}. "
+        "The same shape with other weights gives other scores. Load the base it was trained on, or pass "
+        "--allow-other-base to use this one anyway."
+    )
+
+
+def _revision(saved: dict[str, Any]) -> str:
+    revision = saved.get("revision")
+    return f"; it was trained on {saved.get('model')} at Hub revision {revision}" if revision else ""

@@ -1,13 +1,15 @@
 """Resumable checkpoints without pickle: tensors in safetensors, everything else in JSON.
 
 A checkpoint holds the trainable parameters, every optimiser's and scheduler's state, the
-method's own state, the torch RNG state and the trainer's counters. Optimiser state dicts
-are nested; tensors are lifted out into one safetensors file under path-like keys and the
+method's own state, the RNG states and the trainer's counters, all as of one batch boundary,
+and the run's configuration (a resume with another configuration is refused). Optimiser state
+dicts are nested; tensors are lifted out into one safetensors file under path-like keys and the
 rest is stored as JSON with ``{"__tensor__": key}`` placeholders.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -15,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+
+from slopeft.errors import ConfigError
+from slopeft.files import as_os_error, is_disk_error, save_tensors, write_error
 
 TENSORS = "checkpoint.safetensors"
 STATE = "checkpoint.json"
@@ -37,10 +41,11 @@ def _split(obj: Any, path: str, tensors: dict[str, torch.Tensor]) -> Any:
     return obj
 
 
-def _join(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
+def _join(obj: Any, tensors: dict[str, torch.Tensor] | None) -> Any:
+    """Rebuilds what :func:`_split` split; with ``tensors`` None the tensors are left out (None)."""
     if isinstance(obj, dict):
         if "__tensor__" in obj:
-            return tensors[obj["__tensor__"]]
+            return None if tensors is None else tensors[obj["__tensor__"]]
         if "__dict__" in obj:
             return {_join(k, tensors): _join(v, tensors) for k, v in obj["__dict__"]}
         if "__list__" in obj:
@@ -48,17 +53,38 @@ def _join(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
     return obj
 
 
+def _old(directory: Path) -> Path:
+    return directory.with_name(directory.name + ".old")
+
+
+def exists(directory: Path) -> bool:
+    """Whether anything of a checkpoint is there (the folder, or the copy a killed save left)."""
+    directory = Path(directory)
+    return directory.exists() or _old(directory).exists()
+
+
 def save_checkpoint(directory: Path, state: dict[str, Any]) -> None:
-    """Writes ``state`` (nested dicts/lists of tensors and JSON values) atomically to ``directory``."""
+    """Writes ``state`` (nested dicts/lists of tensors and JSON values) atomically to ``directory``.
+
+    The new checkpoint is written beside the old one and renamed into place; a failed write (a full
+    disk) removes what it wrote, keeps the old checkpoint and raises a WriteError.
+    """
     directory = Path(directory)
     tmp = directory.with_name(directory.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    tensors: dict[str, torch.Tensor] = {}
-    skeleton = _split(state, "s", tensors)
-    save_file(tensors, str(tmp / TENSORS))
-    (tmp / STATE).write_text(json.dumps(skeleton))
-    old = directory.with_name(directory.name + ".old")
+    try:
+        tmp.mkdir(parents=True)
+        tensors: dict[str, torch.Tensor] = {}
+        skeleton = _split(state, "s", tensors)
+        save_tensors(tensors, tmp / TENSORS)
+        (tmp / STATE).write_text(json.dumps(skeleton), encoding="utf-8")
+    except Exception as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        disk = as_os_error(err)
+        if disk is not None and is_disk_error(disk):
+            raise write_error(directory, disk, "the previous checkpoint, if any, is kept") from None
+        raise
+    old = _old(directory)
     shutil.rmtree(old, ignore_errors=True)
     if directory.exists():
         os.replace(directory, old)
@@ -66,14 +92,71 @@ def save_checkpoint(directory: Path, state: dict[str, Any]) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def _complete(directory: Path) -> Path | None:
+    """The folder holding a complete checkpoint: ``directory``, or the copy a save killed between its two
+    renames left behind."""
+    if (directory / STATE).is_file() and (directory / TENSORS).is_file():
+        return directory
+    old = _old(directory)
+    if (old / STATE).is_file() and (old / TENSORS).is_file():
+        return old
+    return None
+
+
+def _damaged(directory: Path, what: str) -> ConfigError:
+    return ConfigError(
+        f"The checkpoint in {directory} cannot be used: {what}. Restore it, or delete {directory} to train the "
+        "run again from step 0 (without --resume)."
+    )
+
+
+def _skeleton(directory: Path) -> Any:
+    try:
+        return json.loads((directory / STATE).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise _damaged(directory, f"{STATE} is not readable JSON ({err})") from None
+
+
 def load_checkpoint(directory: Path) -> dict[str, Any] | None:
-    """The state saved by :func:`save_checkpoint`, or None when there is no complete checkpoint."""
+    """The state saved by :func:`save_checkpoint`; None when there is no checkpoint at all.
+
+    Raises:
+        ConfigError: a checkpoint folder without its two files, or with a damaged one — resuming from
+            it would silently restart from step 0 or fail later.
+    """
     directory = Path(directory)
-    if not (directory / STATE).is_file() or not (directory / TENSORS).is_file():
-        old = directory.with_name(directory.name + ".old")  # killed between the two renames
-        if (old / STATE).is_file():
-            directory = old
-        else:
-            return None
-    tensors = load_file(str(directory / TENSORS))
-    return _join(json.loads((directory / STATE).read_text()), tensors)
+    if not exists(directory):
+        return None
+    found = _complete(directory)
+    if found is None:
+        present = sorted(p.name for p in directory.iterdir()) if directory.is_dir() else []
+        missing = [name for name in (STATE, TENSORS) if name not in present]
+        raise _damaged(directory, f"it lacks {' and '.join(missing)} (found: {', '.join(present) or 'nothing'})")
+    skeleton = _skeleton(found)
+    try:
+        from safetensors.torch import load_file
+
+        tensors = load_file(str(found / TENSORS))
+    except Exception as err:  # noqa: BLE001  (safetensors raises its own error type for a damaged file)
+        raise _damaged(found, f"{TENSORS} is damaged ({str(err).splitlines()[0][:200]})") from None
+    try:
+        state = _join(skeleton, tensors)
+    except (KeyError, TypeError, ValueError) as err:
+        raise _damaged(found, f"{STATE} does not match {TENSORS} ({type(err).__name__}: {err})") from None
+    if not isinstance(state, dict) or not {"trainer", "weights", "optimizers", "schedulers"} <= set(state):
+        raise _damaged(found, f"{STATE} is not a slopeft checkpoint (it lacks the trainer's state)")
+    return state
+
+
+def saved_config(directory: Path) -> dict[str, Any] | None:
+    """The run configuration a checkpoint was saved with (None for checkpoints older than that
+    record, or when there is no checkpoint); reads the JSON only."""
+    directory = Path(directory)
+    found = _complete(directory) if exists(directory) else None
+    if found is None:
+        return None
+    with contextlib.suppress(KeyError, TypeError, ValueError, AttributeError):
+        state = _join(_skeleton(found), None)
+        config = state.get("config") if isinstance(state, dict) else None
+        return config if isinstance(config, dict) else None
+    raise _damaged(found, f"{STATE} is not a slopeft checkpoint")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
 from pathlib import Path
@@ -12,6 +13,7 @@ from torch import nn
 
 from slopeft.config import RunConfig
 from slopeft.errors import ConfigError
+from slopeft.files import WriteError, as_os_error, is_disk_error
 from slopeft.records import (
     RECORD,
     RunMetrics,
@@ -24,8 +26,10 @@ from slopeft.records import (
     write_record,
 )
 from slopeft.tasks import get_task
+from slopeft.training import checkpoint as ckpt
 from slopeft.training.adapter import ADAPTER_DIR, save_adapter
-from slopeft.training.build import load_base, prepare_parts
+from slopeft.training.build import RunParts, hub_revision, load_base, prepare_parts
+from slopeft.training.trainer import TrainingError
 
 
 def count_parameters(model: nn.Module, head_modules: list[str]) -> dict[str, int]:
@@ -46,12 +50,20 @@ def folder_size(path: Path) -> int:
 
 
 def train_run(
-    config: RunConfig, resume: bool = False, console: Console | None = None, task_options: dict | None = None
+    config: RunConfig,
+    resume: bool = False,
+    console: Console | None = None,
+    task_options: dict | None = None,
+    require_checkpoint: bool = False,
 ) -> dict[str, Any]:
     """Trains ``config``, saves the best adapter and the run record; returns the record as written
     (:meth:`~slopeft.records.RunRecord.to_dict`).
 
     A finished run (its record exists) is never overwritten: rerunning returns the existing record.
+    With ``resume``, a checkpoint in the run folder is continued, and only with the configuration it
+    was saved with; ``require_checkpoint`` (``slopeft train --resume``) makes a missing one an error
+    instead of a fresh start (the grid resumes whatever it finds). A run that fails leaves no folder
+    behind unless it leaves a checkpoint to resume (an interrupt, a full disk).
     """
     console = console or Console(stderr=True)
     run_dir = config.run_dir()
@@ -60,14 +72,93 @@ def train_run(
         if record.status == "completed":
             console.print(f"{run_dir} is already finished; delete it to train again.")
             return record.to_dict()
-    if run_dir.exists() and any(run_dir.iterdir()) and not resume and not (run_dir / "checkpoint").exists():
+    checkpoint_dir = run_dir / "checkpoint"
+    has_checkpoint = ckpt.exists(checkpoint_dir)
+    if run_dir.exists() and any(run_dir.iterdir()) and not resume and not has_checkpoint:
         raise ConfigError(f"{run_dir} exists and is not a slopeft run; choose another --output.")
-    if (run_dir / "checkpoint").exists() and not resume:
+    if has_checkpoint and not resume:
         raise ConfigError(
             f"{run_dir} holds an unfinished run. Continue it with --resume, or delete the folder."
         )
+    if resume and require_checkpoint and not has_checkpoint:
+        raise ConfigError(
+            f"Nothing to resume: {run_dir} holds no checkpoint ({'the folder does not exist' if not run_dir.exists() else 'no checkpoint/ folder'}). "
+            "A run saves one at the end of every epoch and when interrupted; run the command without --resume "
+            "to start it from step 0."
+        )
+    if resume and has_checkpoint:
+        _check_same_config(ckpt.saved_config(checkpoint_dir), config.to_dict(), checkpoint_dir)
     parts = prepare_parts(config, task_options)  # bad task/model/method names fail before any folder exists
+    created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return _train(config, parts, run_dir, resume, console, task_options)
+    except BaseException as err:
+        keep = isinstance(err, TrainingError) and err.resumable
+        if created and not keep:
+            shutil.rmtree(run_dir, ignore_errors=True)  # nothing in it is worth resuming
+        else:
+            _remove_temporaries(run_dir)
+        raise
+
+
+#: Settings a resumed run may change: where things are, and what only the display or the allocator use.
+RESUME_MAY_CHANGE = ("data_dir", "output", "training.log_every", "training.malloc_mmap_threshold_kib")
+
+
+def _flat_config(config: dict[str, Any]) -> dict[str, Any]:
+    flat = {}
+    for key, value in config.items():
+        if key in ("training", "method_options") and isinstance(value, dict):
+            flat.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            flat[key] = value
+    return flat
+
+
+def _check_same_config(saved: dict[str, Any] | None, current: dict[str, Any], checkpoint_dir: Path) -> None:
+    """Refuses to resume a checkpoint with settings other than those it was saved with: the record would
+    claim the new values for a run trained partly with the old ones."""
+    if saved is None:
+        return  # checkpoints written before they kept their configuration: nothing to compare
+    old, new = _flat_config(saved), _flat_config(current)
+    missing = object()
+    changed = sorted(
+        key
+        for key in old.keys() | new.keys()
+        if key not in RESUME_MAY_CHANGE and old.get(key, missing) != new.get(key, missing)
+    )
+    if not changed:
+        return
+    method = current.get("method", "method")
+
+    def name(key: str) -> str:
+        return f"{saved.get('method', method)}.{key.split('.', 1)[1]}" if key.startswith("method_options.") else key
+
+    def show(config: dict[str, Any], key: str) -> str:
+        return repr(config[key]) if key in config else "unset"
+
+    listed = "; ".join(f"{name(k)} was {show(old, k)}, now {show(new, k)}" for k in changed[:8])
+    raise ConfigError(
+        f"Cannot resume {checkpoint_dir.parent} with a changed configuration: {listed}"
+        f"{' ...' if len(changed) > 8 else ''}. A resumed run continues with the settings it started with: "
+        "run the same command as before with --resume, or train the new settings into another --output."
+    )
+
+
+def _remove_temporaries(run_dir: Path) -> None:
+    # What a failed write left: temporary files and folders (a checkpoint's .tmp is removed by its writer).
+    for path in Path(run_dir).glob(".*.tmp"):
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    shutil.rmtree(Path(run_dir) / f"{ADAPTER_DIR}.tmp", ignore_errors=True)
+
+
+def _train(
+    config: RunConfig, parts: RunParts, run_dir: Path, resume: bool, console: Console, task_options: dict | None
+) -> dict[str, Any]:
     from transformers import set_seed
 
     set_seed(config.seed)
@@ -91,7 +182,8 @@ def train_run(
     from slopeft.training.trainer import Trainer
 
     trainer = Trainer(
-        model, parts.head, parts.method, parts.task, config.training, run_dir, config.seed, console
+        model, parts.head, parts.method, parts.task, config.training, run_dir, config.seed, console,
+        run_config=config.to_dict(),
     )
     started = time.perf_counter()
     result = trainer.fit(train, val, resume=resume)
@@ -127,10 +219,11 @@ def train_run(
     adapter_dir = run_dir / ADAPTER_DIR
     main_process = trainer.accelerator.is_main_process  # several processes (accelerate launch): one writer
     if main_process:
-        save_adapter(parts, trainer.accelerator.unwrap_model(trainer.model), context, adapter_dir)
-        write_predictions(run_dir, val_predictions)
-        for val_set, predictions in extra_predictions.items():
-            write_predictions(run_dir, predictions, val_set)
+        with _results_written(run_dir):
+            save_adapter(parts, trainer.accelerator.unwrap_model(trainer.model), context, adapter_dir)
+            write_predictions(run_dir, val_predictions)
+            for val_set, predictions in extra_predictions.items():
+                write_predictions(run_dir, predictions, val_set)
     trainer.accelerator.wait_for_everyone()
 
     record = RunRecord(
@@ -183,8 +276,29 @@ def train_run(
             "method": parts.method.cost_report(trainer.accelerator.unwrap_model(trainer.model)),
         },
         finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        base={"revision": hub_revision(parts.model_path), "weights": parts.base_weights},
     )
     if main_process:
-        write_record(run_dir, record)
+        with _results_written(run_dir):
+            write_record(run_dir, record)
         shutil.rmtree(run_dir / "checkpoint", ignore_errors=True)
     return record.to_dict()
+
+
+@contextlib.contextmanager
+def _results_written(run_dir: Path):
+    """Turns a failed write of the results (a full disk) into a resumable TrainingError: training ended
+    with a checkpoint of its final state, so nothing trained is lost."""
+    try:
+        yield
+    except Exception as err:
+        disk = err if isinstance(err, WriteError) else as_os_error(err)
+        if disk is None or not (isinstance(disk, WriteError) or is_disk_error(disk)):
+            raise
+        reason = str(disk) if isinstance(disk, WriteError) else f"{disk.strerror} ({disk.filename or run_dir})"
+        raise TrainingError(
+            f"Training finished, but writing its results failed: {reason} The trained state is kept in "
+            f"{run_dir / 'checkpoint'}: free some space, then run the same command with --resume; it writes the "
+            "results without training again.",
+            resumable=True,
+        ) from None

@@ -10,8 +10,13 @@ is clearer than overriding half of Trainer.
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import dataclasses
 import math
 import random
+import signal
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,6 +37,7 @@ from torch import nn
 
 from slopeft.config import TrainingConfig
 from slopeft.errors import ConfigError, SlopeftError
+from slopeft.files import WriteError
 from slopeft.methods.base import Method, trainable_state
 from slopeft.methods.recipes import recipe_for
 from slopeft.models.heads import Head
@@ -42,7 +48,23 @@ from slopeft.training.step import TrainStep, build_optimizers, build_schedulers
 
 
 class TrainingError(SlopeftError):
-    """Training cannot go on (non-finite loss, out of memory)."""
+    """Training cannot go on (non-finite or diverging loss, out of memory, an interrupt, a full disk).
+
+    Attributes:
+        resumable: a checkpoint to resume from was kept (an interrupt, a full disk); otherwise the run
+            folder holds nothing worth keeping.
+    """
+
+    def __init__(self, message: str, resumable: bool = False) -> None:
+        super().__init__(message)
+        self.resumable = resumable
+
+
+#: Divergence: the smoothed training loss (an exponential moving average over optimiser steps, this
+#: weight on the newest) above DIVERGENCE_FACTOR × the first step's loss, and DIVERGENCE_MARGIN above it.
+DIVERGENCE_SMOOTHING = 0.1
+DIVERGENCE_FACTOR = 10.0
+DIVERGENCE_MARGIN = 1.0
 
 
 @dataclass
@@ -59,6 +81,8 @@ class TrainerState:
     # does not inflate it, so it is the cost to compare across runs of a shared machine.
     train_cpu_seconds: float = 0.0
     history: list[dict[str, Any]] = field(default_factory=list)
+    loss_start: float | None = None  # the first optimiser step's training loss (divergence check)
+    loss_ema: float | None = None  # the smoothed training loss since
 
 
 @dataclass
@@ -107,6 +131,7 @@ class Trainer:
         run_dir: where checkpoints and the best adapter go.
         seed: the run's seed.
         console: where progress is shown.
+        run_config: the run's configuration (``RunConfig.to_dict()``), kept in checkpoints.
     """
 
     def __init__(
@@ -119,11 +144,16 @@ class Trainer:
         run_dir: Path,
         seed: int,
         console: Console | None = None,
+        run_config: dict[str, Any] | None = None,
     ) -> None:
         from accelerate import Accelerator
 
         self.config, self.head, self.method, self.task = config, head, method, task
         self.run_dir, self.seed = Path(run_dir), seed
+        #: The run's configuration, saved with each checkpoint so that a resume can refuse another one.
+        self.run_config = run_config
+        self._updating = False  # inside an optimiser update (a KeyboardInterrupt there saves nothing new)
+        self._saved_at: tuple[int, int] | None = None  # (step, evaluations) of the last checkpoint saved
         self.console = console or Console(stderr=True)
         precision = config.precision
         if precision == "auto":
@@ -134,7 +164,10 @@ class Trainer:
             mixed_precision="no" if precision == "fp32" else precision, gradient_accumulation_steps=1
         )
         self.model = model
-        self.learning_rate = config.learning_rate or recipe_for(method.name).learning_rate
+        # `is None`, not `or`: an explicit rate is used as given (TrainingConfig refuses 0 and below).
+        self.learning_rate = (
+            recipe_for(method.name).learning_rate if config.learning_rate is None else config.learning_rate
+        )
         self.class_weights: torch.Tensor | None = None
         #: The optimiser step (forward, extra loss, backward, clip, optimisers, schedules, hooks); fit()
         #: gives it the prepared model, optimisers and schedules.
@@ -195,6 +228,14 @@ class Trainer:
 
     # -- the loop -------------------------------------------------------------------------------
     def fit(self, train: Sequence[Example], val: Sequence[Example], resume: bool = False) -> TrainResult:
+        """Trains and returns with the selected weights loaded.
+
+        A checkpoint is saved at the end of every epoch and when training ends (before the caller
+        writes anything), always as of a batch boundary: the counters, weights, optimiser and schedule
+        states and every RNG state as they were right after an optimiser step, so a resumed run is
+        bit-identical to an uninterrupted one. An interrupt (SIGINT, or SIGTERM, which behaves the same
+        here) saves the last boundary; one arriving during an optimiser update waits until it is done.
+        """
         from torch.utils.data import DataLoader
 
         config = self.config
@@ -222,9 +263,14 @@ class Trainer:
         state = TrainerState()
         best_weights: dict[str, torch.Tensor] | None = None
         checkpoint_dir = self.run_dir / "checkpoint"
+        #: RNG states to put back at the resumed batch boundary (the loader's first batch, see below).
+        self._pending_rng: dict[str, Any] | None = None
+        pending_eval = False
         if resume and (saved := ckpt.load_checkpoint(checkpoint_dir)) is not None:
-            state, best_weights = self._restore(saved, optimizers, schedulers)
+            state, best_weights, self._pending_rng, pending_eval = self._restore(saved, optimizers, schedulers)
+            self._saved_at = (state.step, len(state.history))
             self.console.print(f"Resuming from step {state.step} (epoch {state.epoch + 1}).")
+        self._boundary = _Boundary(copy.deepcopy(state), best_weights, self._pending_rng or rng_state(), pending_eval)
 
         if self.accelerator.device.type == "cpu":  # activations live in host memory only on CPU
             limit_heap_fragmentation(config.malloc_mmap_threshold_kib)
@@ -243,8 +289,9 @@ class Trainer:
             console=self.console,
             disable=not self.accelerator.is_main_process,
         )
+        interrupts = _Interrupts()
         try:
-            with progress, memory:
+            with progress, memory, interrupts:
                 bar = progress.add_task(
                     f"{self.method.name} · {self.task.name}",
                     total=total_steps,
@@ -252,17 +299,27 @@ class Trainer:
                     loss="-",
                     speed="-",
                 )
+                if pending_eval:  # interrupted during an evaluation: do it before the next batch
+                    best_weights, stopped_early = self._evaluate_and_keep(val, state, best_weights)
+                    self._snapshot(state, best_weights)
                 running, running_n = 0.0, 0
+                step_loss, step_batches = 0.0, 0
                 while state.step < total_steps and state.epoch < epochs and not stopped_early:
                     order = length_grouped_batches(
                         lengths, config.batch_size, self.seed + state.epoch, config.group_by_length
                     )
+                    if self._pending_rng is not None and not state.batch_in_epoch:
+                        self._put_back_rng()  # before the loader draws its seed, as the first run did
                     loader = DataLoader(features, batch_sampler=order, collate_fn=self.head.collate)
                     loader = self.accelerator.prepare(loader)
                     if state.batch_in_epoch:
                         loader = self.accelerator.skip_first_batches(loader, state.batch_in_epoch)
                     tick, cpu_tick = time.perf_counter(), time.process_time()
                     for batch in loader:
+                        if self._pending_rng is not None:
+                            # A resumed epoch's loader draws its seed again when it yields its first batch;
+                            # the RNG then goes back to where it stood at the boundary.
+                            self._put_back_rng()
                         loss = self._loss(dict(batch)) / config.grad_accumulation
                         if not torch.isfinite(loss):
                             raise TrainingError(
@@ -276,41 +333,78 @@ class Trainer:
                         state.examples_seen += len(batch["input_ids"])
                         running += loss.item() * config.grad_accumulation
                         running_n += 1
+                        step_loss += loss.item() * config.grad_accumulation
+                        step_batches += 1
                         if state.batch_in_epoch % config.grad_accumulation:
                             continue
-                        self._optimizer_step(optimizers, schedulers)
-                        state.step += 1
-                        self.train_step.end(state.step, total_steps)
-                        elapsed = time.perf_counter() - tick
-                        state.train_seconds += elapsed
-                        state.train_cpu_seconds += time.process_time() - cpu_tick
+                        due = bool(config.eval_every) and (state.step + 1) % config.eval_every == 0
+                        with interrupts.deferred():  # an update and its boundary are never cut in half
+                            self._updating = True
+                            self._optimizer_step(optimizers, schedulers)
+                            state.step += 1
+                            self.train_step.end(state.step, total_steps)
+                            self._updating = False
+                            elapsed = time.perf_counter() - tick
+                            state.train_seconds += elapsed
+                            state.train_cpu_seconds += time.process_time() - cpu_tick
+                            self._check_divergence(state, step_loss / step_batches)
+                            step_loss, step_batches = 0.0, 0
+                            self._snapshot(state, best_weights, pending_eval=due)
                         tick, cpu_tick = time.perf_counter(), time.process_time()
                         speed = config.batch_size * config.grad_accumulation / max(elapsed, 1e-9)
                         if state.step % config.log_every == 0 or state.step == total_steps:
                             progress.update(bar, loss=f"{running / running_n:.4f}", speed=f"{speed:.1f}")
                             running, running_n = 0.0, 0
                         progress.update(bar, completed=state.step)
-                        if config.eval_every and state.step % config.eval_every == 0:
+                        if due:
                             best_weights, stopped_early = self._evaluate_and_keep(val, state, best_weights)
+                            self._snapshot(state, best_weights)
                             tick, cpu_tick = time.perf_counter(), time.process_time()  # evaluation is not training
                         if state.step >= total_steps or stopped_early:
                             break
                     else:
+                        if self._pending_rng is not None:  # every batch of the resumed epoch was done already
+                            self._put_back_rng()
                         state.epoch += 1
                         state.batch_in_epoch = 0
-                        self.train_step.zero_grad()  # a partial accumulation does not leak into the next epoch
+                        step_loss, step_batches = 0.0, 0  # a partial accumulation does not leak into the next epoch
+                        self.train_step.zero_grad()
                         if not config.eval_every:
                             best_weights, stopped_early = self._evaluate_and_keep(val, state, best_weights)
-                        self._save_checkpoint(checkpoint_dir, state, optimizers, schedulers, best_weights)
+                        self._snapshot(state, best_weights)
+                        self._save_checkpoint(checkpoint_dir, optimizers, schedulers)
                         continue
                     break
                 if not state.history or state.history[-1]["step"] != state.step:
                     best_weights, _ = self._evaluate_and_keep(val, state, best_weights)
+                    self._snapshot(state, best_weights)
+                # The caller writes the adapter and the record next; should that fail (a full disk),
+                # --resume finds the finished state here instead of training again.
+                if self._saved_at != (state.step, len(state.history)):
+                    self._save_checkpoint(checkpoint_dir, optimizers, schedulers)
         except KeyboardInterrupt:
-            self._save_checkpoint(checkpoint_dir, state, optimizers, schedulers, best_weights)
+            if self._updating:
+                # Raised inside an optimiser update (not by a signal, which waits for the update): the
+                # weights are half-updated, so the last saved checkpoint stays the one to resume from.
+                where = f"the checkpoint of step {self._saved_at[0]}" if self._saved_at else "no checkpoint"
+                raise TrainingError(
+                    f"Interrupted during the optimiser update of step {state.step + 1}; {where} is kept in "
+                    f"{checkpoint_dir}. Run the same command with --resume to continue"
+                    f"{'' if self._saved_at else ' (it starts again from step 0)'}.",
+                    resumable=self._saved_at is not None,
+                ) from None
+            self._save_checkpoint(checkpoint_dir, optimizers, schedulers)
             raise TrainingError(
-                f"Interrupted at step {state.step}; a checkpoint was saved in {checkpoint_dir}. "
-                "Run the same command with --resume to continue."
+                f"Interrupted at step {self._boundary.state.step}; a checkpoint was saved in {checkpoint_dir}. "
+                "Run the same command with --resume to continue.",
+                resumable=True,
+            ) from None
+        except WriteError as err:
+            where = f"the checkpoint of step {self._saved_at[0]}" if self._saved_at else "no checkpoint"
+            raise TrainingError(
+                f"{err} Training stopped at step {state.step}; {where} is kept in {checkpoint_dir}: with space "
+                "freed, run the same command with --resume to continue from it.",
+                resumable=self._saved_at is not None,
             ) from None
         except torch.OutOfMemoryError:
             raise TrainingError(
@@ -327,6 +421,34 @@ class Trainer:
             self.final_predictions = None
         best = next((h["metrics"] for h in state.history if h["step"] == state.best_step), {})
         return TrainResult(state, best, total_steps, stopped_early, memory.peak_rss_mb, memory.peak_gpu_mb)
+
+    def _check_divergence(self, state: TrainerState, loss: float) -> None:
+        """Stops a run whose (smoothed) training loss climbed far above where it started: NaN is caught
+        per batch, but a learning rate far too high often gives finite, huge losses instead."""
+        if state.loss_start is None or state.loss_ema is None:
+            state.loss_start = state.loss_ema = loss
+            return
+        state.loss_ema = (1 - DIVERGENCE_SMOOTHING) * state.loss_ema + DIVERGENCE_SMOOTHING * loss
+        start, now = state.loss_start, state.loss_ema
+        if now > DIVERGENCE_FACTOR * start and now > start + DIVERGENCE_MARGIN:
+            raise TrainingError(
+                f"Training diverged: the training loss rose from {start:.4g} (step 1) to {now:.4g} (smoothed, step "
+                f"{state.step}), more than {DIVERGENCE_FACTOR:g}× where it started. Likely causes: a learning rate "
+                f"too high for {self.method.name} ({self.learning_rate:g}; try a tenth or less), or no warmup. Lower "
+                "--set training.learning_rate=... and train again."
+            )
+
+    def _snapshot(self, state: TrainerState, best_weights: dict | None, pending_eval: bool = False) -> None:
+        """Remembers a batch boundary: what a checkpoint saves if training stops before the next one.
+        The weights, optimiser and method states are read when saving: nothing changes them between
+        two boundaries but an update, during which interrupts wait."""
+        rng = self._pending_rng or rng_state()  # a resumed run's RNG goes back in only at its first batch
+        self._boundary = _Boundary(copy.deepcopy(state), best_weights, rng, pending_eval)
+
+    def _put_back_rng(self) -> None:
+        assert self._pending_rng is not None
+        set_rng_state(self._pending_rng)
+        self._pending_rng = None
 
     def _optimizer_step(self, optimizers: list, schedulers: list) -> None:
         """The train step's update (clip, the optimisers and schedules, which are ``optimizers`` and
@@ -360,35 +482,140 @@ class Trainer:
             for name, tensor in weights.items():
                 parameters[name].copy_(tensor.to(parameters[name].device, parameters[name].dtype))
 
-    def _save_checkpoint(
-        self,
-        directory: Path,
-        state: TrainerState,
-        optimizers: list,
-        schedulers: list,
-        best_weights: dict | None,
-    ) -> None:
+    def _save_checkpoint(self, directory: Path, optimizers: list, schedulers: list) -> None:
+        """Saves the last batch boundary (:meth:`_snapshot`) with the current weights and optimiser states."""
         if not self.accelerator.is_main_process:
             return
+        boundary = self._boundary
         ckpt.save_checkpoint(
             directory,
             {
-                "trainer": state.__dict__,
+                "trainer": dataclasses.asdict(boundary.state),
                 "weights": trainable_state(self.accelerator.unwrap_model(self.model)),
-                "best_weights": best_weights or {},
+                "best_weights": boundary.best_weights or {},
                 "optimizers": [o.state_dict() for o in optimizers],
                 "schedulers": [s.state_dict() for s in schedulers],
                 "method": self.method.state_dict(),
-                "torch_rng": torch.get_rng_state(),
+                "rng": boundary.rng,
+                "torch_rng": boundary.rng["torch"],  # what checkpoints before "rng" held
+                "pending_eval": boundary.pending_eval,
+                "config": self.run_config,
             },
         )
+        self._saved_at = (boundary.state.step, len(boundary.state.history))
 
-    def _restore(self, saved: dict, optimizers: list, schedulers: list) -> tuple[TrainerState, dict | None]:
-        self._load_weights(saved["weights"])
-        for optimizer, state in zip(optimizers, saved["optimizers"], strict=True):
-            optimizer.load_state_dict(state)
-        for scheduler, state in zip(schedulers, saved["schedulers"], strict=True):
-            scheduler.load_state_dict(state)
-        self.method.load_state_dict(saved.get("method") or {})
-        torch.set_rng_state(saved["torch_rng"])
-        return TrainerState(**saved["trainer"]), saved["best_weights"] or None
+    def _restore(
+        self, saved: dict, optimizers: list, schedulers: list
+    ) -> tuple[TrainerState, dict | None, dict[str, Any], bool]:
+        where = self.run_dir / "checkpoint"
+        try:
+            self._load_weights(saved["weights"])
+            for optimizer, state in zip(optimizers, saved["optimizers"], strict=True):
+                optimizer.load_state_dict(state)
+            for scheduler, state in zip(schedulers, saved["schedulers"], strict=True):
+                scheduler.load_state_dict(state)
+            self.method.load_state_dict(saved.get("method") or {})
+            known = {f.name for f in dataclasses.fields(TrainerState)}
+            state = TrainerState(**{k: v for k, v in saved["trainer"].items() if k in known})
+        except (KeyError, ValueError, TypeError, RuntimeError) as err:
+            raise ConfigError(
+                f"The checkpoint in {where} does not fit this run ({type(err).__name__}: "
+                f"{str(err).splitlines()[0][:200]}): it was saved for another model or method. Delete {where} "
+                "to train the run again from step 0 (without --resume)."
+            ) from None
+        rng = saved.get("rng") or {"torch": saved["torch_rng"]}
+        return state, saved["best_weights"] or None, rng, bool(saved.get("pending_eval"))
+
+
+@dataclass
+class _Boundary:
+    """The trainer's state right after an optimiser step (or at the start of an epoch)."""
+
+    state: TrainerState
+    best_weights: dict[str, torch.Tensor] | None
+    rng: dict[str, Any]
+    pending_eval: bool = False
+
+
+def rng_state() -> dict[str, Any]:
+    """Every RNG state the loop draws from: torch (dropout, initialisation of new components), CUDA,
+    Python's ``random`` and numpy's global generator."""
+    import numpy as np
+
+    _, keys, position, has_gauss, gauss = np.random.get_state()
+    python = random.getstate()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "python": [python[0], list(python[1]), python[2]],
+        "numpy": [torch.from_numpy(keys.astype(np.int64)), int(position), int(has_gauss), float(gauss)],
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Puts back what :func:`rng_state` returned (checkpoints before it saved only the torch state)."""
+    import numpy as np
+
+    torch.set_rng_state(state["torch"])
+    if "python" in state:
+        version, internal, gauss = state["python"]
+        random.setstate((version, tuple(internal), gauss))
+    if "numpy" in state:
+        keys, position, has_gauss, gauss = state["numpy"]
+        np.random.set_state(("MT19937", keys.numpy().astype(np.uint32), position, has_gauss, gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class _Interrupts:
+    """SIGINT and SIGTERM during training: a KeyboardInterrupt (so a checkpoint is saved), except during
+    an optimiser update, where the signal waits until the update and its boundary are done.
+
+    The handler that was installed before keeps its say: the grid worker's SIGTERM handler (it marks
+    the run interrupted) and Python's SIGINT handler are called as they were; a SIGTERM with no
+    handler of its own (a standalone ``slopeft train``) becomes a KeyboardInterrupt, like Ctrl-C.
+    Only the main thread can own signal handlers; elsewhere nothing changes.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self._previous: dict[int, Any] = {}
+        self._deferring = False
+        self._pending: list[tuple[int, Any]] = []
+
+    def __enter__(self) -> _Interrupts:
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+        self._previous.clear()
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self._deferring:
+            self._pending.append((signum, frame))
+            return
+        previous = self._previous.get(signum)
+        if previous is signal.SIG_IGN:
+            return
+        if callable(previous):
+            previous(signum, frame)  # Python's SIGINT handler and the worker's raise KeyboardInterrupt
+        raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def deferred(self):
+        self._deferring = True
+        try:
+            yield
+        finally:
+            self._deferring = False
+        if self._pending:
+            signum, frame = self._pending.pop(0)
+            self._pending.clear()
+            self._handle(signum, frame)

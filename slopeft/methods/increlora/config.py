@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from slopeft.config import check_modules, check_range
+from slopeft.errors import ConfigError
+
 
 @dataclass
 class IncreLoraOptions:
@@ -45,3 +48,29 @@ class IncreLoraOptions:
     target_modules: list[str] | None = None
     """Module-name suffixes to adapt; default: every linear layer of attention and MLP (queries, keys,
     values, attention output, both MLP layers), as in the authors' scripts."""
+
+    def __post_init__(self) -> None:
+        if self.init_r < 1 or self.target_rank < self.init_r:
+            raise ConfigError(
+                f"increlora needs 1 <= init_r <= target_rank (got init_r={self.init_r}, "
+                f"target_rank={self.target_rank})."
+            )
+        check_range(self, "increlora", "max_rank", low=0, hint="0 takes 4 × target_rank")
+        if self.max_rank and self.max_rank < self.target_rank:
+            raise ConfigError(
+                f"increlora.max_rank ({self.max_rank}) must be at least target_rank ({self.target_rank})."
+            )
+        check_range(self, "increlora", "rank_step", low=0, hint="0 takes the authors' table")
+        check_range(self, "increlora", "top_h", low=1)
+        check_range(self, "increlora", "init_warmup", low=0)
+        check_range(self, "increlora", "incre_interval", low=1)
+        check_range(self, "increlora", "finish_by", low=0, high=1, hint="0 never shrinks the schedule")
+        check_range(self, "increlora", "beta1", low=0, high=1, low_open=True, high_open=True)
+        check_range(self, "increlora", "beta2", low=0, high=1, low_open=True, high_open=True)
+        check_range(self, "increlora", "alpha", low=0, low_open=True)
+        check_range(self, "increlora", "dropout", low=0, high=1, high_open=True)
+        check_range(self, "increlora", "orth_reg", low=0)
+        check_range(self, "increlora", "reserve_lambda", low=0)
+        if self.restart_warmup is not None:
+            check_range(self, "increlora", "restart_warmup", low=0, hint="null takes the (shrunk) init_warmup")
+        check_modules(self, "increlora", "target_modules")

@@ -33,20 +33,7 @@ class IncreLora(Method):
     config_class = IncreLoraOptions
 
     def __init__(self, options: dict[str, Any] | None = None) -> None:
-        super().__init__(options)
-        c = self.config
-        if c.init_r < 1 or c.target_rank < c.init_r:
-            raise ConfigError(
-                f"increlora needs 1 <= init_r <= target_rank (got init_r={c.init_r}, target_rank={c.target_rank})."
-            )
-        if self.max_rank < c.target_rank:
-            raise ConfigError(
-                f"increlora.max_rank ({c.max_rank}) must be at least target_rank ({c.target_rank})."
-            )
-        if c.top_h < 1 or c.incre_interval < 1 or c.init_warmup < 0:
-            raise ConfigError("increlora needs top_h >= 1, incre_interval >= 1 and init_warmup >= 0.")
-        if not 0 < c.beta1 < 1 or not 0 < c.beta2 < 1:
-            raise ConfigError("increlora.beta1 and beta2 must lie strictly between 0 and 1.")
+        super().__init__(options)  # IncreLoraOptions.__post_init__ checks the options
         self._layers: dict[str, IncreLoraLinear] = {}
         self._optimizer: torch.optim.Optimizer | None = None
         self._reset()

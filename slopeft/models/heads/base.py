@@ -150,6 +150,7 @@ class Head(abc.ABC):
         transformers.logging.set_verbosity_error()
         transformers.utils.logging.disable_progress_bar()
         auto = getattr(transformers, self.auto_class)
+        kwargs.setdefault("use_safetensors", True)  # never unpickle weights (a pickle-only folder fails)
         return auto.from_pretrained(path, **self.model_kwargs(), **kwargs)
 
     @abc.abstractmethod

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,10 +34,46 @@ MAX_LISTED_PROBLEMS = 8
 
 
 def _idx(value: Any, where: str) -> int:
-    # MT MultiRC stores idx values as floats (4.0); anything non-integral is corrupt.
-    if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
-        raise DataError(f"{where}: idx {value!r} is not an integer. Every row needs an integer idx.")
+    # MT MultiRC stores idx values as floats (4.0); anything non-integral (or NaN/inf) is corrupt.
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or (isinstance(value, float) and not math.isfinite(value))
+        or int(value) != value
+    ):
+        raise DataError(f"{where}: idx {_describe(value)} is not an integer. Every row needs an integer idx.")
     return int(value)
+
+
+def _describe(value: Any) -> str:
+    """A short, readable account of a bad field value for error messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        return "empty text" if not value.strip() else repr(value[:60])
+    if isinstance(value, dict | list):
+        return f"a JSON {'object' if isinstance(value, dict) else 'array'}"
+    return repr(value)
+
+
+def _text(container: Mapping, name: str, where: str, needs: str) -> str:
+    """The non-empty string field ``name``; missing, null, empty or non-text values are a DataError."""
+    if not isinstance(container, Mapping) or name not in container:
+        raise DataError(f"{where}: missing field {name!r}. {needs}")
+    value = container[name]
+    if not isinstance(value, str) or not value.strip():
+        raise DataError(f"{where}: field {name!r} is {_describe(value)}, not text. {needs}")
+    return value
+
+
+def _index(container: Mapping, name: str, where: str, needs: str) -> int:
+    """The integer field ``name`` (a word index); anything else is a DataError."""
+    if name not in container:
+        raise DataError(f"{where}: missing field {name!r}. {needs}")
+    value = container[name]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise DataError(f"{where}: field {name!r} is {_describe(value)}, not an integer. {needs}")
+    return value
 
 
 class SuperGlueTask(Task):
@@ -63,8 +100,10 @@ class SuperGlueTask(Task):
             origin = ORIGIN.get(path.parent.parent.name, "human")
             rows = read_jsonl(path)
             seen: dict[int, int] = {}
+            self._seen_groups: dict[tuple[str, int], int] = {}  # MultiRC passage/question idx → row
             for line, row in enumerate(rows, start=1):
                 where = f"{path}, row {line}"
+                self._row = line
                 for example in self._row_examples(row, where, labelled=split != "test", origin=origin):
                     if example.idx in seen:
                         raise DataError(
@@ -75,18 +114,25 @@ class SuperGlueTask(Task):
                     examples.append(example)
         return examples
 
+    #: Fields holding integers (word indices) rather than text.
+    index_fields: tuple[str, ...] = ()
+
+    def _needs(self) -> str:
+        fields = ", ".join(
+            f"{name} ({'an integer' if name in self.index_fields else 'non-empty text'})"
+            for name in self.spec.text_fields
+        )
+        return f"{self.folder} rows need idx, {fields}; restore the row from the official file."
+
     def _row_examples(self, row: dict, where: str, labelled: bool, origin: str) -> list[Example]:
         if "idx" not in row:
             raise DataError(f"{where}: no idx field. Every row needs an integer idx.")
-        inputs = {}
+        idx = _idx(row["idx"], where)
+        inputs: dict[str, Any] = {}
         for name in self.spec.text_fields:
-            if name not in row:
-                raise DataError(
-                    f"{where}: missing field {name!r}. {self.folder} rows need "
-                    f"{', '.join(self.spec.text_fields)}."
-                )
-            inputs[name] = row[name]
-        return [Example(_idx(row["idx"], where), inputs, self._gold(row, where, labelled), origin)]
+            check = _index if name in self.index_fields else _text
+            inputs[name] = check(row, name, where, self._needs())
+        return [Example(idx, inputs, self._gold(row, where, labelled), origin)]
 
     def _gold(self, row: Mapping, where: str, labelled: bool) -> Any:
         if not labelled:
@@ -196,8 +242,18 @@ def _mt_text(value: Any) -> str:
     return html.unescape(str(value))
 
 
-def _items(container: Any) -> list:
+def _items(container: Any, where: str, needs: str) -> list:
     # HT files store lists; MT files store objects keyed "0", "1", ... in position order.
     if isinstance(container, dict):
-        return [container[k] for k in sorted(container, key=lambda k: int(k))]
-    return list(container)
+        if not all(isinstance(k, str) and k.isdigit() for k in container):
+            raise DataError(f"{where}: an object keyed by position must use keys \"0\", \"1\", ...; found "
+                            f"{', '.join(repr(k) for k in list(container)[:3])}. {needs}")
+        items = [container[k] for k in sorted(container, key=int)]
+    elif isinstance(container, list):
+        items = list(container)
+    else:
+        raise DataError(f"{where} is {'missing' if container is None else _describe(container)}, not a list. {needs}")
+    if not items:
+        raise DataError(f"{where} is empty. {needs}")
+    return items
+

@@ -20,12 +20,14 @@ from slopeft.tasks.formats import NLI_PROMPT
 from slopeft.tasks.labels import BINARY_CODEC, boolean_codec, choice_codec
 from slopeft.tasks.superglue.base import (
     SuperGlueTask,
+    _describe,
     _idx,
     _items,
     _mt_text,
     _raise_problems,
     _spec,
     _submission_rows,
+    _text,
 )
 from slopeft.tasks.superglue.dataset import superglue_dataset
 
@@ -149,6 +151,7 @@ class WSC(SuperGlueTask):
     """Winograd schemas; span indices count whitespace-separated words of ``text``."""
 
     folder = "WSC"
+    index_fields = ("span1_index", "span2_index")
     codec = boolean_codec("True", "False")
     board = {"accuracy": "WSC Accuracy"}
     spec = _spec(
@@ -169,13 +172,16 @@ class WSC(SuperGlueTask):
     def _row_examples(self, row: dict, where: str, labelled: bool, origin: str) -> list[Example]:
         target = row.get("target")
         if not isinstance(target, dict):
-            raise DataError(f"{where}: no target object with span1/span2 index and text.")
+            raise DataError(
+                f"{where}: target is {'missing' if 'target' not in row else _describe(target)}; WSC rows need a "
+                "target object with span1_index, span1_text, span2_index and span2_text."
+            )
         flat = {**row, **target}
         example = super()._row_examples(flat, where, labelled, origin)[0]
-        words = row["text"].split()
+        words = flat["text"].split()
         for span in ("span1", "span2"):
             index, text = flat[f"{span}_index"], flat[f"{span}_text"]
-            if not isinstance(index, int) or not 0 <= index < len(words):
+            if not 0 <= index < len(words):
                 raise DataError(f"{where}: {span}_index {index!r} is outside the text's {len(words)} words.")
             found = " ".join(words[index : index + len(text.split())])
             # Word tokens keep attached punctuation ("vlake," for span "vlake"): compare without it.
@@ -217,38 +223,74 @@ class MultiRC(SuperGlueTask):
     )
 
     def _row_examples(self, row: dict, where: str, labelled: bool, origin: str) -> list[Example]:
+        needs = (
+            "A MultiRC row is {idx, passage: {text, questions: [{idx, question, answers: [{idx, text, label}]}]}}; "
+            "restore it from the official file."
+        )
+        if "idx" not in row:
+            raise DataError(f"{where}: no idx field. {needs}")
+        passage_idx = self._group_idx("passage", row["idx"], where)
         passage = row.get("passage")
-        if "idx" not in row or not isinstance(passage, dict) or "questions" not in passage:
-            raise DataError(f"{where}: a MultiRC row needs idx and passage.text / passage.questions.")
+        if not isinstance(passage, dict):
+            raise DataError(f"{where}: passage is {'missing' if 'passage' not in row else _describe(passage)}. {needs}")
         unescape = _mt_text if origin == "machine" else str
-        passage_idx = _idx(row["idx"], where)
+        text = unescape(_text(passage, "text", f"{where}, passage", needs))
         examples = []
-        for question in _items(passage["questions"]):
-            question_idx = _idx(question.get("idx"), f"{where}, question")
-            for answer in _items(question.get("answers", [])):
+        for q_number, question in enumerate(_items(passage.get("questions"), f"{where}, passage.questions", needs)):
+            q_where = f"{where}, question {q_number + 1}"
+            if not isinstance(question, dict):
+                raise DataError(f"{q_where} is {_describe(question)}, not an object. {needs}")
+            if "idx" not in question:
+                raise DataError(f"{q_where}: no idx field. {needs}")
+            question_idx = self._group_idx("question", question["idx"], q_where)
+            question_text = unescape(_text(question, "question", q_where, needs))
+            for a_number, answer in enumerate(_items(question.get("answers"), f"{q_where}, answers", needs)):
+                answer_where = f"{q_where} (idx {question_idx}), answer {a_number + 1}"
+                if not isinstance(answer, dict):
+                    raise DataError(f"{answer_where} is {_describe(answer)}, not an object. {needs}")
                 if origin == "machine" and not answer.get("text"):
                     # 3 answers of the MT train set have no text: nothing to learn from, so drop them.
                     self.notes.append(f"dropped answer {answer.get('idx')} of {where}: it has no text")
                     continue
+                if "idx" not in answer:
+                    raise DataError(f"{answer_where}: no idx field. {needs}")
+                if origin == "machine" and isinstance(answer["text"], int | float) and not isinstance(
+                    answer["text"], bool
+                ):
+                    answer_text = _mt_text(answer["text"])  # a few MT answers are numbers (1970.0)
+                else:
+                    answer_text = unescape(_text(answer, "text", answer_where, needs))
                 inputs = {
-                    "passage": unescape(passage.get("text", "")),
-                    "question": unescape(question["question"]),
-                    "answer": unescape(answer["text"]),
+                    "passage": text,
+                    "question": question_text,
+                    "answer": answer_text,
                     "passage_idx": passage_idx,
                     "question_idx": question_idx,
                 }
-                answer_where = f"{where}, question {question_idx}, answer {answer.get('idx')}"
                 examples.append(
                     Example(
-                        _idx(answer.get("idx"), answer_where),
+                        _idx(answer["idx"], answer_where),
                         inputs,
                         self._gold(answer, answer_where, labelled),
                         origin,
                     )
                 )
         if not examples:
-            raise DataError(f"{where}: passage {passage_idx} has no answers.")
+            raise DataError(f"{where}: passage {passage_idx} has no answers. {needs}")
         return examples
+
+    def _group_idx(self, kind: str, value: Any, where: str) -> int:
+        # Exact match is scored per question idx and submissions nest answers by passage and question
+        # idx: a repeated one would merge two questions (or passages) silently.
+        idx = _idx(value, where)
+        seen = getattr(self, "_seen_groups", {})
+        if (kind, idx) in seen:
+            raise DataError(
+                f"{where}: {kind} idx {idx} already used by row {seen[(kind, idx)]}. Each {kind} idx must be "
+                "unique within a file; restore the official file."
+            )
+        seen[(kind, idx)] = getattr(self, "_row", 0)
+        return idx
 
     def count_rows(self, split: Split) -> str:
         examples = self.examples(split)
