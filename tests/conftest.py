@@ -127,14 +127,17 @@ def tiny_superglue(tmp_path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory) -> Callable[[str], Path]:
     """``tiny_models(arch)``: the folder of a tiny model of that architecture, built once per session."""
-    from slopeft.models.tiny import make_tiny_model
+    from slopeft.models.tiny import default_texts, make_tiny_model
 
     root = tmp_path_factory.mktemp("tiny-models")
     built: dict[str, Path] = {}
+    # The corpus is fixed here, not read from $SLOPEFT_DATA when a model is first asked for: otherwise
+    # the tokenizer (and every later test's inputs) would depend on which test happened to ask first.
+    texts = default_texts(_real_data_root())
 
     def get(arch: str) -> Path:
         if arch not in built:
-            built[arch] = make_tiny_model(arch, root / arch)
+            built[arch] = make_tiny_model(arch, root / arch, texts=texts)
         return built[arch]
 
     return get

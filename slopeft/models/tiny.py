@@ -62,9 +62,10 @@ BUILTIN_TEXTS = [
 ALPHABET = sorted(set("abcdefghijklmnopqrstuvwxyzčćđšžABCDEFGHIJKLMNOPQRSTUVWXYZČĆĐŠŽ0123456789.,;:!?'\"()-"))
 
 
-def default_texts() -> list[str]:
-    """Lines of ``$SLOPEFT_DATA/mt/ntrex128/{sl,en}.txt`` when present, else :data:`BUILTIN_TEXTS`."""
-    root = os.environ.get("SLOPEFT_DATA")
+def default_texts(data_dir: str | os.PathLike[str] | None = None) -> list[str]:
+    """Lines of ``<data_dir>/mt/ntrex128/{sl,en}.txt`` (``data_dir`` defaults to ``$SLOPEFT_DATA``) when
+    present, else :data:`BUILTIN_TEXTS`."""
+    root = data_dir or os.environ.get("SLOPEFT_DATA")
     if root:
         files = [Path(root) / "mt" / "ntrex128" / f"{lang}.txt" for lang in ("sl", "en")]
         if all(f.is_file() for f in files):

@@ -185,7 +185,11 @@ def test_generation_uses_the_prompt_like_a_full_forward_pass(run_parts, arch, me
         for parameter in model.parameters():
             if parameter.requires_grad:
                 parameter.add_(torch.randn_like(parameter))
-    inputs = parts.head.collate(parts.head.encode(parts.task.examples("val")[:1], with_labels=False))
+    (feature,) = parts.head.encode(parts.task.examples("val")[:1], with_labels=False)
+    # One row, unpadded: the training collate pads on the right, and a causal model would then
+    # generate after the padding (slopeft's prediction pads causal prompts on the left).
+    ids = torch.tensor([feature["input_ids"]])
+    inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
     steps = 3
     with torch.no_grad():
         out = model.generate(
