@@ -19,9 +19,11 @@ BLEU, METEOR and chrF with the same code and differ only in ``word_tokenize``:
   (". Scientists say ...", FLORES-200 devtest line 29; "?)", "!!"). Whether a later mark rescues the
   line depends on 3.6.6's overlap rule ("?? x" and "! ! x" pass, ". . . x" fails), so this module runs
   3.6.6's own steps rather than a pattern. The evaluator tokenizes all lines before scoring any, so
-  one such line, translation or reference, fails the whole submission; 3.6.7 fixed it. With 3.6.6
-  such lines make the NLTK metrics unavailable (listed in :attr:`MTScores.crashed`), and
-  ``slopeft submission check`` names them.
+  one such line, translation or reference, fails the whole submission; 3.6.7 fixed it, changing
+  nothing else in the tokenizer. Such lines are listed in :attr:`MTScores.crashed` with a warning, and
+  ``slopeft submission check`` refuses a file holding one, naming its lines. The scores themselves use
+  3.6.7's tokens on those lines only (the evaluator has no number to match there), so training,
+  model selection and reports do not break on a model that emits one.
 - Treebank ending quotes (NLTK PR #2877): 3.6.6 pads every ``''``, so a ``''`` glued to the start of a
   word ("''Yes,'' she said.") becomes its own token (3.6.5 keeps ``''Yes``).
 BLEU and METEOR therefore change on such lines; chrF, which compares characters with whitespace
@@ -84,6 +86,10 @@ class MTScores:
     nltk: str = DEFAULT_NLTK
     crashed: dict[str, list[int]] = field(default_factory=dict)
 
+    def warning(self) -> str | None:
+        """Why the leaderboard would not score these lines as they are, or None."""
+        return crash_reason(self.crashed, self.nltk) if self.crashed else None
+
 
 # --------------------------------------------------------------------------------------------------
 # Punkt sentence splitting exactly as NLTK 3.6.5 runs it (the pickled models used default language
@@ -128,14 +134,14 @@ def _contexts_365(text: str) -> Iterator[tuple[re.Match[str], str]]:
         yield m, m.group() + m.group("after_tok")
 
 
-def _contexts_366(text: str) -> list[tuple[re.Match[str], str]]:
-    """NLTK 3.6.6's ``_match_potential_end_contexts``, statement for statement.
+def _contexts_366(text: str, fixed: bool = False) -> list[tuple[re.Match[str], str]]:
+    """NLTK 3.6.6's ``_match_potential_end_contexts``, statement for statement (``fixed``: 3.6.7's).
 
     It walks the candidates right to left, skips one that the word of the last kept candidate already
     covers (``before_start`` is the length of the text before that word, as 3.6.6 computes it), and
     takes the word before a candidate as ``text[:start].rsplit(maxsplit=1)[-1]``. When only whitespace
-    precedes a kept candidate that list is empty and 3.6.6 raises IndexError (3.6.7 added
-    ``if split else ""``); the evaluator then fails.
+    precedes a kept candidate that list is empty and 3.6.6 raises IndexError (the evaluator then fails);
+    3.6.7 changed nothing else in the tokenizer but ``split[-1] if split else ""``.
     """
     before_words: list[str] = []
     matches: list[re.Match[str]] = []
@@ -145,12 +151,12 @@ def _contexts_366(text: str) -> list[tuple[re.Match[str], str]]:
             continue
         split = text[: m.start()].rsplit(maxsplit=1)
         before_start = len(split[0]) if len(split) == 2 else 0
-        if not split:
+        if not split and not fixed:
             raise EvaluatorCrash(
                 f"NLTK 3.6.6's Punkt raises IndexError on a text that starts with a lone {m.group()!r} "
                 f"followed by {m.group('after_tok')[:1]!r}"
             )
-        before_words.append(split[-1])
+        before_words.append(split[-1] if split else "")  # the else: NLTK 3.6.7's fix
         matches.append(m)
     return [
         (m, before + m.group() + m.group("after_tok"))
@@ -206,7 +212,7 @@ class _Punkt:
 
     def _slices(self, text: str, version: str) -> Iterator[slice]:
         last = 0
-        contexts = _contexts_365(text) if version == "3.6.5" else _contexts_366(text)
+        contexts = _contexts_365(text) if version == "3.6.5" else _contexts_366(text, fixed=version == "3.6.7")
         for m, context in contexts:
             if self._contains_sentbreak(context):
                 yield slice(last, m.end())
@@ -335,6 +341,7 @@ def _ending_rules(version: str) -> list[tuple[re.Pattern[str], str]]:
 
 
 _ENDING_RULES = {version: _ending_rules(version) for version in ("3.6.5", "3.6.6")}
+_ENDING_RULES["3.6.7"] = _ENDING_RULES["3.6.6"]  # 3.6.7 only fixed Punkt's IndexError
 
 
 def _treebank_tokenize(sentence: str, version: str) -> list[str]:
@@ -381,7 +388,25 @@ def word_tokenize(text: str, language: str, nltk: str = DEFAULT_NLTK) -> list[st
         EvaluatorCrash: NLTK 3.6.6 raises IndexError on ``text`` (never with 3.6.5).
     """
     check_nltk_version(nltk)
-    return [tok for sent in _punkt(language).tokenize(text, nltk) for tok in _treebank_tokenize(sent, nltk)]
+    return _tokens(text, language, nltk)
+
+
+def _tokens(text: str, language: str, version: str) -> list[str]:
+    """``word_tokenize`` of release ``version``: 3.6.5, 3.6.6, or 3.6.7 (3.6.6 without its IndexError)."""
+    return [tok for sent in _punkt(language).tokenize(text, version) for tok in _treebank_tokenize(sent, version)]
+
+
+def _scoring_tokens(lines: Sequence[str], language: str, nltk: str) -> tuple[list[list[str]], list[int]]:
+    """Each line's tokens, and the 1-based numbers of the lines ``nltk`` fails on; those lines get
+    the tokens of 3.6.7, which fixed that failure and changed nothing else."""
+    tokens, crashed = [], []
+    for number, line in enumerate(lines, start=1):
+        try:
+            tokens.append(_tokens(line, language, nltk))
+        except EvaluatorCrash:
+            tokens.append(_tokens(line, language, "3.6.7"))
+            crashed.append(number)
+    return tokens, crashed
 
 
 def evaluator_crash_lines(lines: Sequence[str], language: str, nltk: str = DEFAULT_NLTK) -> list[int]:
@@ -639,10 +664,11 @@ def crash_reason(crashed: dict[str, list[int]], nltk: str = DEFAULT_NLTK) -> str
         if numbers
     )
     return (
-        f"the official evaluator (NLTK {nltk}) fails on {where}: each begins with a lone '.', '?' or '!' "
+        f"The official evaluator (NLTK {nltk}) fails on {where}: each begins with a lone '.', '?' or '!' "
         "followed by a space or punctuation, on which NLTK 3.6.6's Punkt raises IndexError, and the "
-        "leaderboard then rejects the whole submission. Remove or rewrite that leading punctuation, or "
-        "score with NLTK 3.6.5 (the evaluator's first pin: --nltk 3.6.5)."
+        "leaderboard then rejects the whole submission (the NLTK metrics here tokenize those lines as "
+        "NLTK 3.6.7, which fixed the error). Remove or rewrite that leading punctuation, or score with "
+        "NLTK 3.6.5 (the evaluator's first pin: --nltk 3.6.5)."
     )
 
 
@@ -663,8 +689,11 @@ def mt_scores(
     on sacreBLEU's usual 0–100 scale; the evaluator does not report them. BERTScore is always in
     ``unavailable``; so is METEOR when WordNet 3.0 is not installed, and any NLTK metric whose
     run-time check against NLTK 3.6.5 fails. With NLTK 3.6.6, a translation or reference line that
-    its tokenizer fails on makes all five NLTK metrics unavailable (the evaluator computes none:
-    the leaderboard rejects the submission) and is listed in ``crashed``.
+    its tokenizer fails on is listed in ``crashed`` and :meth:`MTScores.warning` says so: the official
+    evaluator computes nothing for such a file (the leaderboard rejects it), so for those lines alone
+    the scores use the tokens of NLTK 3.6.7, whose only tokenizer change fixed that IndexError. Model
+    selection, bootstrap intervals and reports stay defined while the warning travels with the scores,
+    and ``slopeft submission check`` / ``slopeft score`` refuse such a file as the leaderboard would.
 
     Args:
         hypotheses: One translation per segment, without line breaks.
@@ -704,19 +733,12 @@ def mt_scores(
         return MTScores(
             metrics, {**{m: f"Not computed: {problem}" for m in NLTK_METRICS}, **unavailable}, nltk=nltk
         )
-    crashed = {
-        "translation": evaluator_crash_lines(hyp_lines, language, nltk),
-        "reference": evaluator_crash_lines(ref_lines, language, nltk),
-    }
-    if any(crashed.values()):
-        reason = f"Not computed: {crash_reason(crashed, nltk)}"
-        return MTScores(metrics, {**{m: reason for m in NLTK_METRICS}, **unavailable}, nltk=nltk, crashed=crashed)
-
     from nltk.stem.porter import PorterStemmer
     from nltk.translate import bleu_score, chrf_score
 
-    hyps = [word_tokenize(h, language, nltk) for h in hyp_lines]
-    refs = [word_tokenize(r, language, nltk) for r in ref_lines]
+    hyps, crashed_hyps = _scoring_tokens(hyp_lines, language, nltk)
+    refs, crashed_refs = _scoring_tokens(ref_lines, language, nltk)
+    crashed = {k: v for k, v in (("translation", crashed_hyps), ("reference", crashed_refs)) if v}
     smoothing = bleu_score.SmoothingFunction().method1
     # Plain running sums divided by the count, as the evaluator does: fsum or statistics.mean could
     # round differently in the last digits.
@@ -739,4 +761,4 @@ def mt_scores(
             meteor_sum += _meteor(ref, hyp, stem, wordnet)
         metrics["METEOR (avg)"] = meteor_sum / len(hyps)
     ordered = {k: metrics[k] for k in (*NLTK_METRICS, *SACREBLEU_METRICS) if k in metrics}
-    return MTScores(ordered, unavailable, nltk=nltk)
+    return MTScores(ordered, unavailable, nltk=nltk, crashed=crashed)
