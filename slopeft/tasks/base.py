@@ -169,6 +169,14 @@ class Task(abc.ABC):
         """Metrics this task cannot compute here, each with the reason (empty when all are available)."""
         return {}
 
+    def metric_warnings(self) -> list[str]:
+        """What the last scoring found that the leaderboard would refuse (empty when nothing)."""
+        return []
+
+    def scoring(self) -> dict[str, str]:
+        """The scoring choices the metrics were computed with, where the task offers one (for records)."""
+        return {}
+
     def count_rows(self, split: Split) -> str:
         """A human-readable row count for ``slopeft data list``."""
         return str(len(self.examples(split)))

@@ -36,6 +36,10 @@ class SiNli(LineSubmissionTask):
         description="Slovene NLI: entailment / neutral / contradiction",
     )
     drop_blank_lines = True  # the evaluator drops blank lines before counting
+    bom_effect = (
+        "it keeps the mark in front of the first label, rejects that label (\"Unrecognized predicted "
+        "class in row 0\") and fails the submission."
+    )
     submission_name_required = True
 
     def source_files(self, split: Split) -> list[Path]:

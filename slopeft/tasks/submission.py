@@ -11,7 +11,7 @@ import os
 import tempfile
 import zipfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,8 @@ class ScoreReport:
     per_task: dict[str, dict[str, float]]
     board: dict[str, float]
     notes: dict[str, str]
+    warnings: list[str] = field(default_factory=list)
+    scoring: dict[str, dict[str, str]] = field(default_factory=dict)  # task → its scoring choices
 
 
 def expected_files(tasks: Sequence[Task]) -> set[str] | None:
@@ -104,7 +106,9 @@ def score_unit(tasks: Sequence[Task], predictions: Mapping[str, Predictions], sp
     if superglue:
         board = superglue_leaderboard(superglue)
     notes = {k: v for t in tasks for k, v in t.metric_notes().items()}
-    return ScoreReport(per_task, board, notes)
+    warnings = [w for t in tasks for w in t.metric_warnings()]
+    scoring = {t.name: t.scoring() for t in tasks if t.scoring()}
+    return ScoreReport(per_task, board, notes, warnings, scoring)
 
 
 def submission_files(
@@ -119,6 +123,14 @@ def submission_files(
 
 def write_zip(files: Mapping[str, str], out: Path) -> Path:
     """Writes ``files`` at the top level of zip ``out`` atomically (temp file, then rename)."""
+    with_bom = sorted(name for name, text in files.items() if text.startswith("\ufeff"))
+    if with_bom:
+        # The leaderboard's evaluator does not strip a byte-order mark (see slopeft.tasks.reading).
+        raise SubmissionError(
+            f"{', '.join(with_bom)} start(s) with a byte-order mark (U+FEFF), which the leaderboard's "
+            "evaluator would read as part of the first line. Remove it from the prediction file(s) "
+            "(an editor's \"UTF-8 with BOM\" adds one) and assemble the zip again."
+        )
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
