@@ -51,7 +51,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from slopeft.errors import ConfigError
-from slopeft.methods.base import ADAPTER_CONFIG, ADAPTER_WEIGHTS, METHODS, Method, MethodContext
+from slopeft.methods.base import ADAPTER_CONFIG, ADAPTER_WEIGHTS, METHODS, Method, MethodContext, float32_head
 from slopeft.methods.quant import ALL_LINEAR_ROLES, freeze_base, linear_targets
 
 
@@ -170,7 +170,8 @@ class IncreLoraLinear(nn.Module):
         self.base_layer = base
         self.in_features, self.out_features = base.in_features, base.out_features
         self.capacity, self.alpha, self.reserve_lambda = capacity, alpha, reserve_lambda
-        dtype, device = base.weight.dtype, base.weight.device
+        # float32 masters whatever the base dtype (a bf16 checkpoint loads as bf16); forward casts them.
+        dtype, device = torch.float32, base.weight.device
         self.lora_A = nn.Parameter(torch.empty(capacity, self.in_features, dtype=dtype, device=device))
         self.lora_B = nn.Parameter(torch.empty(self.out_features, capacity, dtype=dtype, device=device))
         self.lora_E = nn.Parameter(torch.zeros(capacity, dtype=dtype, device=device))
@@ -307,6 +308,7 @@ class IncreLora(Method):
     def apply(self, model: nn.Module, context: MethodContext) -> nn.Module:
         c = self.config
         freeze_base(model, context)
+        float32_head(model, context)
         self._reset()
         self._layers = {}
         for name, linear in linear_targets(model, context, c.target_modules, ALL_LINEAR_ROLES, self.name):

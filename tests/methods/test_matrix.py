@@ -61,7 +61,7 @@ METHOD_PARAMETERS: dict[str, str] = {
     "prompt-tuning": r"^prompt_encoder\.default\.embedding\.weight$",
     "p-tuning": r"^prompt_encoder\.default\.",
     "prefix-tuning": r"^(prompt_encoder\.default\.|deep_prompt\.)",
-    "bitfit": r"^(?!.*\.pooler\.).*\.bias$",
+    "bitfit": r"\.bias$",  # a pre-trained pooler's included, as in the authors' code
 }
 # Methods whose merge must work; other methods may have none (their merge raises ConfigError).
 MUST_MERGE = {"lora", "dora", "adalora", "ia3"}
