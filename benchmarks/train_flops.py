@@ -60,19 +60,19 @@ def _batches(head, examples, batch_size: int, count: int, seed: int = 0):
     from slopeft.training.trainer import length_grouped_batches
 
     features = head.encode(examples, with_labels=True)
-    lengths = [len(f["input_ids"]) for f in features]
+    lengths = [head.feature_length(f) for f in features]
     order = length_grouped_batches(lengths, batch_size, seed, True)[:count]
     return [head.collate([features[i] for i in batch]) for batch in order]
 
 
 def measure_method(method: str, steps: int, warmup: int, batch_size: int, profile: bool = False) -> dict:
     """FLOPs and seconds of ``steps`` training steps of ``method`` (after ``warmup`` untimed ones)."""
-    import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     from slopeft.config import RunConfig, TrainingConfig
     from slopeft.training.build import load_base, prepare_parts
     from slopeft.training.memory import limit_heap_fragmentation
+    from slopeft.training.step import TrainStep, build_optimizers
     from slopeft.training.trainer import Trainer
 
     config = RunConfig(task="si-nli", model=MODEL, method=method, training=TrainingConfig(
@@ -81,7 +81,16 @@ def measure_method(method: str, steps: int, warmup: int, batch_size: int, profil
     model, context = load_base(parts)
     model = parts.method.apply(model, context)
     trainer = Trainer(model, parts.head, parts.method, parts.task, config.training, Path("/tmp"), 0)
-    optimizers = trainer._optimizers()
+    # The trainer's own step (forward + extra loss, backward, clipping, optimisers, the method's hook),
+    # at a constant learning rate: no schedule.
+    train = TrainStep(
+        model,
+        parts.method,
+        build_optimizers(parts.method, model, trainer.learning_rate, config.training.weight_decay),
+        [],
+        max_grad_norm=config.training.max_grad_norm,
+        loss=trainer._task_loss,
+    )
     model.train()
     limit_heap_fragmentation(config.training.malloc_mmap_threshold_kib)
     batches = _batches(parts.head, parts.task.examples("train"), batch_size, warmup + steps)
@@ -89,15 +98,7 @@ def measure_method(method: str, steps: int, warmup: int, batch_size: int, profil
     padded = sum(b["input_ids"].numel() for b in batches[warmup:])
 
     def step(batch):
-        loss = trainer._loss(dict(batch))
-        loss.backward()
-        if config.training.max_grad_norm:
-            torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.grad is not None],
-                                           config.training.max_grad_norm)
-        for optimizer in optimizers:
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-        parts.method.on_step_end(model, 1, 10_000)
+        train(dict(batch), 1, 10_000)
 
     for batch in batches[:warmup]:
         step(batch)

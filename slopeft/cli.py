@@ -36,7 +36,7 @@ DataDir = Annotated[
 TaskName = Annotated[
     str,
     typer.Option(
-        "--task", "-t", help="Task or group, e.g. slo-superglue/cb, slo-superglue, si-nli, mt/sl-en."
+        "--task", "-t", help="Task or group (`slopeft data list`), e.g. slo-superglue, si-nli, mt/sl-en."
     ),
 ]
 TrainSrc = Annotated[
@@ -103,8 +103,8 @@ _mount_experiments()
 @data_app.command("list")
 def data_list(data_dir: DataDir = None) -> None:
     """Every task, training set and split with its row count and source."""
-    from slopeft.data.inventory import inventory
     from slopeft.reporting.tables import table
+    from slopeft.tasks.inventory import inventory
 
     found = inventory(data_dir)
     for dataset, where in found.locations.items():
@@ -115,7 +115,8 @@ def data_list(data_dir: DataDir = None) -> None:
 @data_app.command("sources")
 def data_sources() -> None:
     """Where slopeft downloads each dataset from when nothing is local."""
-    from slopeft.data.download import describe_sources
+    import slopeft.tasks  # noqa: F401  (the task modules declare the datasets)
+    from slopeft.data.catalogue import describe_sources
     from slopeft.reporting.tables import table
 
     sources = describe_sources()
@@ -213,7 +214,7 @@ RunDir = Annotated[Path, typer.Option("--run", help="A run folder written by `sl
 @app.command()
 def train(
     task: Annotated[
-        str | None, typer.Option("--task", "-t", help="Task, e.g. slo-superglue/cb or si-nli.")
+        str | None, typer.Option("--task", "-t", help="Task, e.g. si-nli (`slopeft data list` shows them).")
     ] = None,
     model: Annotated[str | None, typer.Option(help="Model alias, Hub id or folder.")] = None,
     method: Annotated[
@@ -244,6 +245,7 @@ def train(
     from slopeft.config import load_run_config
     from slopeft.evaluation.workflows import translation_options
     from slopeft.methods.recipes import recipe_defaults
+    from slopeft.records import RunRecord
     from slopeft.reporting.tables import run_table
     from slopeft.training.run import train_run
 
@@ -261,7 +263,7 @@ def train(
     )
     options = translation_options(run_config.task, train_src, train_tgt, nltk=nltk)
     record = train_run(run_config, resume=resume, task_options=options)
-    _console().print(run_table([record]))
+    _console().print(run_table([RunRecord.from_dict(record)]))
     _console().print(f"Run record: {run_config.run_dir() / 'record.json'}")
 
 

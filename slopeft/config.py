@@ -200,6 +200,14 @@ def update_dataclass(obj: Any, values: dict[str, Any], where: str) -> Any:
     return dataclasses.replace(obj, **changes)
 
 
+def run_config_from_dict(data: dict[str, Any], where: str = "run") -> RunConfig:
+    """A :class:`RunConfig` from :meth:`RunConfig.to_dict`'s layout (a run record's or a grid job's
+    ``config``), checked like a config file: unknown settings and invalid values are errors."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: a run configuration is a mapping of settings, not {data!r:.80}.")
+    return update_dataclass(RunConfig(), data, where)
+
+
 def load_run_config(
     path: Path | None = None,
     overrides: list[str] | None = None,

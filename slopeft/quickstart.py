@@ -16,6 +16,7 @@ from rich.console import Console
 from slopeft.config import RunConfig, TrainingConfig, update_dataclass
 from slopeft.evaluation.baselines import run_baseline
 from slopeft.methods.recipes import recipe_for
+from slopeft.records import RunRecord
 from slopeft.reporting.tables import table
 from slopeft.tasks import get_task
 from slopeft.training.run import train_run
@@ -47,7 +48,7 @@ def quickstart(config: QuickstartConfig, console: Console) -> list[tuple]:
     console.rule("1/3 · model")
     console.print(f"Model folder: {model_path(resolve_model(config.model))}")
     task = get_task(config.task, config.data_dir)
-    val = task.examples("val")[: config.eval_examples or None]
+    val = task.first(task.examples("val"), config.eval_examples)
     console.rule("2/3 · majority baseline")
     majority = run_baseline([task], "majority", "val")[task.name]
     baseline_metrics = task.metrics({e.idx: majority[e.idx] for e in val}, val)
@@ -63,9 +64,9 @@ def quickstart(config: QuickstartConfig, console: Console) -> list[tuple]:
                         data_dir=config.data_dir, output=str(config.output / f"{config.task.replace('/', '-')}-{method}"),
                         method_options={**recipe.options, **config.method_options.get(method, {})},
                         training=update_dataclass(TrainingConfig(), settings, f"quickstart {method}"))
-        record = train_run(run, resume=(run.run_dir() / "checkpoint").exists(), console=console)
-        cost = record["cost"]
-        rows.append((method, record["metrics"]["main"], cost["trainable"], f"{cost['trainable_share']:.3%}",
+        record = RunRecord.from_dict(train_run(run, resume=(run.run_dir() / "checkpoint").exists(), console=console))
+        cost = record.cost
+        rows.append((method, record.metrics.main, cost["trainable"], f"{cost['trainable_share']:.3%}",
                      f"{cost['adapter_bytes'] / 2**20:.2f}", f"{cost['train_examples_per_s']:.1f}",
                      f"{cost['peak_rss_mb']:.0f}"))
     trained = config.train_examples or len(task.examples("train"))

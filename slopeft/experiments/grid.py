@@ -19,7 +19,7 @@ A grid is YAML (``configs/grids/NAME.yaml``)::
     overrides:                       # in order, for the runs matching every key (fnmatch patterns)
       - match: {model: tiny:gemma, task: "slo-superglue/*"}
         training: {max_length: 64}
-        method_options: {r: 4}
+        method_options: {lora: {r: 4}}   # per registered method, like the top level
       - match: {task: slo-superglue/rte}   # data settings per task, for runs and baselines
         train_set: machine
         val_set: machine
@@ -28,18 +28,21 @@ A grid is YAML (``configs/grids/NAME.yaml``)::
       - {model: sloberta, method: full}
     resources: {num_cpus: 1, num_gpus: 0}   # per run, for the Ray backend
 
+The file is read like a run config (:func:`~slopeft.config.update_dataclass` on :class:`GridFile` and
+its entries): every key is a documented field, an unknown one is an error naming the known ones.
+
 Runs a model family cannot do (an encoder has no head for translation, a method that does not
 apply to the family) are skipped with the reason, not failed. A run's id is readable
 (``cb-tiny-bert-lora-s1-<hash>``) and ends in a hash of its full configuration (task, model,
 method, options, seed, training set and every training setting, defaults included), so the same
-configuration always gets the same id and folder, and any change gets a new one.
+configuration always gets the same id and folder, and any change gets a new one
+(:mod:`slopeft.experiments.run_ids`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import fnmatch
-import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -49,8 +52,8 @@ from typing import Any
 import yaml
 
 from slopeft.errors import ConfigError
+from slopeft.experiments.run_ids import TINY_PREFIX, config_hash, make_run_id, run_config_hash
 
-TINY_PREFIX = "tiny:"
 #: Family of each tiny architecture (see :mod:`slopeft.models.tiny`).
 TINY_FAMILIES = {
     "bert": "encoder",
@@ -64,33 +67,132 @@ TINY_FAMILIES = {
 SEEDLESS_BASELINES = {"majority", "copy-source", "zero-shot", "few-shot"}
 BASELINE_MODEL = "baseline"
 
-_GRID_KEYS = {
-    "name": "the grid's name (default: the file name)",
-    "description": "free text shown in reports",
-    "out": "output folder (default outputs/grids/<name>)",
-    "results": "folder the finished runs' records and validation predictions are published to, "
-    "for committing (e.g. results/<name>); a run published there is done",
-    "models": "model aliases, Hub ids, folders or tiny:ARCH",
-    "tasks": "task names or groups",
-    "methods": "method names, 'all', or {label, method, options, training} variants",
-    "seeds": "list of seeds",
-    "train_set": "training set (human, machine, combined; a folder for MT)",
-    "val_set": "validation set (SuperGLUE: human, the leaderboard's, or machine)",
-    "extra_val_sets": "more validation sets scored with the final weights",
-    "data_dir": "data root (else $SLOPEFT_DATA)",
-    "training": "training settings for every run",
-    "method_options": "per-method options: {lora: {r: 8}}",
-    "baselines": "baseline strategies: model-free (majority, random, stratified, copy-source), or "
-    "{strategy: zero-shot|few-shot, model: M, shots: k} prompting a generative model",
-    "overrides": "list of {match, training, method_options}",
-    "exclude": "list of {model, task, method, seed} patterns",
-    "resources": "per-run resource request for the Ray backend: {num_cpus, num_gpus, memory}",
-    "order": "method-first (a method's seeds one after another, the default) or seed-first (every "
-    "method's first seed, then every method's second ...), within each model and task",
-    "recipes": "start every run from its method's recipe (default true); false: only the grid's own settings",
-    "estimate": "free-form notes on how long the grid takes (ignored by the runner)",
-}
-_MATCH_KEYS = ("model", "task", "method", "seed", "kind")
+# -- the file: what a grid YAML may hold, read through the config loader ------------------------
+@dataclass
+class ResourcesFile:
+    """``resources:``: what each run asks the Ray backend for."""
+
+    num_cpus: float | None = None
+    num_gpus: float | None = None
+    memory: float | None = None
+    """Bytes."""
+
+
+@dataclass
+class MethodEntry:
+    """A ``methods:`` entry written as a mapping."""
+
+    method: str = ""
+    """A registered method."""
+    label: str = ""
+    """Its name in run ids, tables and overrides (default: the method's)."""
+    options: dict[str, Any] = field(default_factory=dict)
+    """The method's options for this entry."""
+    training: dict[str, Any] = field(default_factory=dict)
+    """Training settings for this entry."""
+    sweep: dict[str, Any] = field(default_factory=dict)
+    """Setting → list of values: one variant per combination (``lora-lr0.001-r8`` ...)."""
+
+
+@dataclass
+class BaselineEntry:
+    """A ``baselines:`` entry written as a mapping: a strategy, and for prompting the model and shots."""
+
+    strategy: str = ""
+    model: str | None = None
+    shots: int | None = None
+
+
+@dataclass
+class PatternEntry:
+    """A ``match:`` or ``exclude:`` mapping: each value a glob, or a list of globs (any of them)."""
+
+    model: str | list[str] | None = None
+    task: str | list[str] | None = None
+    method: str | list[str] | None = None
+    seed: str | list[str] | None = None
+    kind: str | list[str] | None = None
+
+
+@dataclass
+class OverrideEntry:
+    """An ``overrides:`` entry: settings for the runs (and baselines) matching every key of ``match``."""
+
+    match: PatternEntry = field(default_factory=PatternEntry)
+    training: dict[str, Any] = field(default_factory=dict)
+    method_options: dict[str, Any] = field(default_factory=dict)
+    """Per registered method, like the top level: ``{lora: {r: 4}}``."""
+    train_set: str | None = None
+    val_set: str | None = None
+    extra_val_sets: list[str] | None = None
+
+
+@dataclass
+class GridFile:
+    """What a grid file holds; every key is one of these fields."""
+
+    name: str = ""
+    """The grid's name (default: the file name)."""
+    description: str = ""
+    """Free text shown in reports."""
+    out: str | None = None
+    """Output folder (default outputs/grids/<name>)."""
+    results: str | None = None
+    """Folder the finished runs' records and validation predictions are published to, for committing
+    (e.g. results/<name>); a run published there is done."""
+    models: list[str] = field(default_factory=list)
+    """Model aliases, Hub ids, folders or tiny:ARCH."""
+    tasks: list[str] = field(default_factory=list)
+    """Task names or groups."""
+    methods: list[Any] = field(default_factory=list)
+    """Method names, 'all', or mappings (:class:`MethodEntry`)."""
+    seeds: list[Any] = field(default_factory=lambda: [42])
+    """The seeds."""
+    train_set: str | None = None
+    """Training set (human, machine, combined; a folder for MT)."""
+    val_set: str | None = None
+    """Validation set (SuperGLUE: human, the leaderboard's, or machine)."""
+    extra_val_sets: list[str] = field(default_factory=list)
+    """More validation sets scored with the final weights."""
+    data_dir: str | None = None
+    """Data root (else $SLOPEFT_DATA)."""
+    training: dict[str, Any] = field(default_factory=dict)
+    """Training settings for every run."""
+    method_options: dict[str, Any] = field(default_factory=dict)
+    """Per registered method: ``{lora: {r: 8}}``."""
+    baselines: list[Any] = field(default_factory=list)
+    """Strategies: model-free (majority, random, stratified, copy-source), or mappings prompting a
+    generative model (:class:`BaselineEntry`: ``{strategy: few-shot, model: M, shots: k}``)."""
+    overrides: list[Any] = field(default_factory=list)
+    """In order, :class:`OverrideEntry` mappings."""
+    exclude: list[Any] = field(default_factory=list)
+    """:class:`PatternEntry` mappings: the runs matching every key are dropped."""
+    resources: ResourcesFile = field(default_factory=ResourcesFile)
+    """Per-run resource request for the Ray backend."""
+    order: str = "method-first"
+    """method-first (a method's seeds one after another) or seed-first (every method's first seed,
+    then every method's second ...), within each model and task."""
+    recipes: bool = True
+    """Start every run from its method's recipe; false: only the grid's own settings."""
+    estimate: str = ""
+    """Free-form notes on how long the grid takes (ignored by the runner)."""
+
+
+#: GridFile fields that hold lists; a single value stands for a list of one.
+_LIST_KEYS = ("models", "tasks", "methods", "seeds", "extra_val_sets", "baselines", "overrides", "exclude")
+
+
+def _read(cls: type, data: Any, label: str, where: str) -> Any:
+    """``data`` (a mapping) read into a fresh ``cls`` as config files are: unknown keys and wrong
+    types are ConfigErrors, prefixed with the file (``where``)."""
+    from slopeft.config import update_dataclass
+
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: {label} must be a mapping (key: value), not {data!r}.")
+    try:
+        return update_dataclass(cls(), data, label)
+    except ConfigError as err:
+        raise ConfigError(str(err) if where == "grid" else f"{where}: {err}") from None
 
 
 @dataclass(frozen=True)
@@ -222,24 +324,6 @@ def _as_list(value: Any, key: str, where: str) -> list:
     return value
 
 
-def _mapping(value: Any, key: str, where: str) -> dict:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ConfigError(f"{where}: {key} must be a mapping (key: value), not {value!r}.")
-    return dict(value)
-
-
-def _check_keys(data: dict, known: dict | tuple, where: str) -> None:
-    import difflib
-
-    for key in data:
-        if key not in known:
-            close = difflib.get_close_matches(str(key), list(known), n=2)
-            hint = f" Did you mean {' or '.join(close)}?" if close else ""
-            raise ConfigError(f"{where}: unknown key {key!r}.{hint} Known: {', '.join(known)}.")
-
-
 def load_grid(
     path: Path | str, out: Path | str | None = None, results: Path | str | None = None
 ) -> Grid:
@@ -261,93 +345,95 @@ def load_grid(
 
 
 def grid_from_dict(data: dict[str, Any], where: str = "grid", default_name: str = "grid") -> Grid:
-    """A :class:`Grid` from the mapping a grid file holds."""
+    """A :class:`Grid` from the mapping a grid file holds (read into :class:`GridFile`, then resolved)."""
     from slopeft.methods import METHODS
     from slopeft.tasks import expand_task_names
 
-    _check_keys(data, _GRID_KEYS, where)
-    name = str(data.get("name") or default_name)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must hold a mapping (models:, tasks:, methods:, seeds: ...).")
+    data = {key: _as_list(value, key, where) if key in _LIST_KEYS else value for key, value in data.items()}
+    file: GridFile = _read(GridFile, data, "grid", where)
+    name = file.name or default_name
     if not re.fullmatch(r"[\w.-]+", name):
         raise ConfigError(f"{where}: name {name!r} may hold only letters, digits, '.', '_' and '-'.")
-    models = [str(m) for m in _as_list(data.get("models"), "models", where)]
     tasks: list[str] = []
-    for task in _as_list(data.get("tasks"), "tasks", where):
+    for task in file.tasks:
         tasks += [t for t in expand_task_names(str(task)) if t not in tasks]
-    methods = _method_variants(data.get("methods"), where, METHODS)
-    seeds = []
-    for seed in _as_list(data.get("seeds", [42]), "seeds", where):
+    methods = _method_variants(file.methods, where, METHODS)
+    for seed in file.seeds:
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ConfigError(f"{where}: seeds must be integers, not {seed!r}.")
-        seeds.append(seed)
-    baselines = [_baseline(b, where) for b in _as_list(data.get("baselines"), "baselines", where)]
+    baselines = [_baseline(b, where) for b in file.baselines]
     if not tasks:
         raise ConfigError(f"{where}: list at least one task under tasks:.")
-    if (models and not methods) or (methods and not models):
+    if (file.models and not methods) or (methods and not file.models):
         raise ConfigError(f"{where}: give both models: and methods: (or neither, for a baselines-only grid).")
     if not methods and not baselines:
         raise ConfigError(f"{where}: nothing to run; list models: and methods:, or baselines:.")
-    method_options = _mapping(data.get("method_options"), "method_options", where)
-    for method, options in method_options.items():
-        METHODS.get(method)
-        _mapping(options, f"method_options.{method}", where)
+    _per_method(file.method_options, "method_options", where, METHODS)
     overrides = []
-    for i, item in enumerate(_as_list(data.get("overrides"), "overrides", where)):
-        item = _mapping(item, f"overrides[{i}]", where)
-        _check_keys(item, ("match", "training", "method_options", *_DATA_KEYS), f"{where}: overrides[{i}]")
-        match = _patterns(_mapping(item.get("match"), "match", where), where)
-        _check_keys(match, _MATCH_KEYS, f"{where}: overrides[{i}].match")
+    for i, item in enumerate(file.overrides):
+        entry: OverrideEntry = _read(OverrideEntry, item, f"overrides[{i}]", where)
+        data_settings = {key: getattr(entry, key) for key in _DATA_KEYS if getattr(entry, key) is not None}
         overrides.append(
             Override(
-                match,
-                _mapping(item.get("training"), "training", where),
-                _mapping(item.get("method_options"), "method_options", where),
-                {key: _data_value(key, item[key], where) for key in _DATA_KEYS if key in item},
+                _patterns(entry.match),
+                entry.training,
+                _per_method(entry.method_options, f"overrides[{i}].method_options", where, METHODS),
+                data_settings,
             )
         )
-    exclude = []
-    for i, item in enumerate(_as_list(data.get("exclude"), "exclude", where)):
-        item = _patterns(_mapping(item, f"exclude[{i}]", where), where)
-        _check_keys(item, _MATCH_KEYS, f"{where}: exclude[{i}]")
-        exclude.append(item)
-    resources = _mapping(data.get("resources"), "resources", where)
-    _check_keys(resources, ("num_cpus", "num_gpus", "memory"), f"{where}: resources")
+    exclude = [_patterns(_read(PatternEntry, item, f"exclude[{i}]", where)) for i, item in enumerate(file.exclude)]
     return Grid(
         name=name,
-        out=Path(data.get("out") or Path("outputs") / "grids" / name),
-        models=models,
+        out=Path(file.out or Path("outputs") / "grids" / name),
+        models=[str(m) for m in file.models],
         tasks=tasks,
         methods=methods,
-        seeds=seeds,
-        description=str(data.get("description") or ""),
-        train_set=_data_value("train_set", data.get("train_set"), where),
-        val_set=_data_value("val_set", data.get("val_set"), where),
-        extra_val_sets=_data_value("extra_val_sets", data.get("extra_val_sets") or [], where),
-        data_dir=data.get("data_dir"),
-        training=_mapping(data.get("training"), "training", where),
-        method_options=method_options,
+        seeds=list(file.seeds),
+        description=file.description,
+        train_set=file.train_set,
+        val_set=file.val_set,
+        extra_val_sets=list(file.extra_val_sets),
+        data_dir=file.data_dir,
+        training=file.training,
+        method_options=file.method_options,
         baselines=baselines,
         overrides=overrides,
         exclude=exclude,
-        resources={k: float(v) for k, v in resources.items()},
-        results=Path(data["results"]) if data.get("results") else None,
-        recipes=_flag(data.get("recipes", True), "recipes", where),
-        order=_order(data.get("order", "method-first"), where),
+        resources={k: v for k, v in dataclasses.asdict(file.resources).items() if v is not None},
+        results=Path(file.results) if file.results else None,
+        recipes=file.recipes,
+        order=_order(file.order, where),
     )
+
+
+def _per_method(value: dict[str, Any], key: str, where: str, methods) -> dict[str, dict[str, Any]]:
+    """A mapping of registered method → its options (checked when the runs are built)."""
+    for method, options in value.items():
+        if method not in methods:
+            raise ConfigError(
+                f"{where}: {key} is keyed by method, like the top level ({{lora: {{r: 8}}}}), but "
+                f"{methods.unknown_message(method)}"
+            )
+        if not isinstance(options, dict):
+            raise ConfigError(
+                f"{where}: {key} is keyed by method ({{lora: {{r: 8}}}}); {method}: must be a mapping, "
+                f"not {options!r}."
+            )
+    return value
 
 
 def _baseline(item: Any, where: str) -> Baseline:
     from slopeft.evaluation.baselines import BASELINES
-    from slopeft.evaluation.prompting import few_shot  # noqa: F401  (registers the prompting strategies)
 
     if isinstance(item, str):
         entry = Baseline(item)
     else:
-        item = _mapping(item, "baselines[]", where)
-        _check_keys(item, ("strategy", "model", "shots"), f"{where}: baselines entry")
-        shots = item.get("shots")
-        if shots is not None and (isinstance(shots, bool) or not isinstance(shots, int) or shots < 1):
-            raise ConfigError(f"{where}: baselines shots must be a whole number of at least 1, not {shots!r}.")
-        entry = Baseline(str(item.get("strategy")), str(item["model"]) if item.get("model") else None, shots)
+        read: BaselineEntry = _read(BaselineEntry, item, "baselines entry", where)
+        if read.shots is not None and read.shots < 1:
+            raise ConfigError(f"{where}: baselines shots must be a whole number of at least 1, not {read.shots!r}.")
+        entry = Baseline(read.strategy, read.model or None, read.shots)
     BASELINES.get(entry.strategy)
     if (entry.strategy in PROMPTING_BASELINES) != (entry.model is not None):
         raise ConfigError(
@@ -357,14 +443,6 @@ def _baseline(item: Any, where: str) -> Baseline:
     if entry.shots is not None and entry.strategy != "few-shot":
         raise ConfigError(f"{where}: shots applies to the few-shot baseline only.")
     return entry
-
-
-def _data_value(key: str, value: Any, where: str) -> Any:
-    if key == "extra_val_sets":
-        return [str(v) for v in _as_list(value, key, where)]
-    if value is not None and not isinstance(value, str):
-        raise ConfigError(f"{where}: {key} must be a name (e.g. human or machine), not {value!r}.")
-    return value
 
 
 def _data_for(grid: Grid, values: dict[str, Any]) -> dict[str, Any]:
@@ -392,12 +470,6 @@ def _order(value: Any, where: str) -> str:
     return value
 
 
-def _flag(value: Any, key: str, where: str) -> bool:
-    if not isinstance(value, bool):
-        raise ConfigError(f"{where}: {key} must be true or false, not {value!r}.")
-    return value
-
-
 def _method_variants(value: Any, where: str, methods) -> list[MethodVariant]:
     variants: list[MethodVariant] = []
     for item in _as_list(value, "methods", where):
@@ -408,16 +480,12 @@ def _method_variants(value: Any, where: str, methods) -> list[MethodVariant]:
             methods.get(item)
             variants.append(MethodVariant(item, item))
             continue
-        item = _mapping(item, "methods[]", where)
-        _check_keys(item, ("label", "method", "options", "training", "sweep"), f"{where}: methods entry")
-        if "method" not in item:
+        entry: MethodEntry = _read(MethodEntry, item, "methods entry", where)
+        if not entry.method:
             raise ConfigError(f"{where}: a methods entry as a mapping needs method: (and usually label:).")
-        method = str(item["method"])
+        method = entry.method
         methods.get(method)
-        label = str(item.get("label") or method)
-        options = _mapping(item.get("options"), "options", where)
-        training = _mapping(item.get("training"), "training", where)
-        sweep = _mapping(item.get("sweep"), "sweep", where)
+        label, options, training, sweep = entry.label or method, entry.options, entry.training, entry.sweep
         if not sweep:
             variants.append(MethodVariant(label, method, options, training))
             continue
@@ -467,97 +535,13 @@ def _matches(pattern: dict[str, Any], values: dict[str, Any]) -> bool:
     )
 
 
-def _patterns(item: dict, where: str) -> dict[str, Any]:
-    """A match/exclude mapping: each value a glob, or a list of globs (any of them)."""
+def _patterns(entry: PatternEntry) -> dict[str, Any]:
+    """The keys a match/exclude entry sets: each a glob, or a tuple of globs (any of them)."""
     return {
-        key: tuple(str(v) for v in value) if isinstance(value, list) else str(value) for key, value in item.items()
+        key: tuple(str(v) for v in value) if isinstance(value, list) else str(value)
+        for key, value in dataclasses.asdict(entry).items()
+        if value is not None
     }
-
-
-def config_hash(config: dict[str, Any]) -> str:
-    """sha256 of the canonical JSON of a run configuration."""
-    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-#: A training run's settings as they stood when run ids were frozen (slopeft 0.1, December 2026).
-#: A run id hashes only what differs from these values. So a setting added later, at a value that
-#: keeps the old behaviour, leaves every existing id valid (and with it the finished records
-#: committed under results/), while a changed default does change the ids of the runs that used
-#: it. A new TrainingConfig field must be added here with the value that reproduces the behaviour
-#: before it existed (tests/experiments/test_grid.py checks that every field is listed).
-HASH_REFERENCE: dict[str, Any] = {
-    "train_set": None,
-    "val_set": None,
-    "extra_val_sets": [],
-    "method_options": {},
-    "training": {
-        "epochs": 3.0,
-        "max_steps": 0,
-        "batch_size": 16,
-        "grad_accumulation": 1,
-        "learning_rate": None,
-        "weight_decay": 0.0,
-        "warmup_ratio": 0.06,
-        "scheduler": "linear",
-        "max_length": 256,
-        "eval_batch_size": 32,
-        "eval_every": 0,
-        "patience": 0,
-        "class_weights": False,
-        "group_by_length": True,
-        "precision": "auto",
-        "max_train_examples": 0,
-        "max_eval_examples": 0,
-        "max_grad_norm": 1.0,
-        "log_every": 10,
-        "malloc_mmap_threshold_kib": 2048,
-        "select_best": True,
-    },
-}
-
-
-def _differences(values: dict[str, Any], reference: dict[str, Any]) -> dict[str, Any]:
-    """``values`` without the entries equal to ``reference``'s (recursively into mappings)."""
-    kept = {}
-    for key, value in values.items():
-        if key in reference and isinstance(value, dict) and isinstance(reference[key], dict):
-            nested = _differences(value, reference[key])
-            if nested:
-                kept[key] = nested
-        elif key not in reference or not _same(value, reference[key]):
-            kept[key] = value
-    return kept
-
-
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, bool) or isinstance(b, bool):
-        return a is b
-    return a == b
-
-
-def run_config_hash(run_config: dict[str, Any]) -> str:
-    """The hash in a training run's id: its configuration's differences from :data:`HASH_REFERENCE`."""
-    return config_hash({"kind": "train", **_differences(run_config, HASH_REFERENCE)})
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "x"
-
-
-def short_task(task: str) -> str:
-    return task.removeprefix("slo-superglue/").replace("/", "-")
-
-
-def short_model(model: str) -> str:
-    if model.startswith(TINY_PREFIX):
-        return "tiny-" + model[len(TINY_PREFIX) :]
-    return _slug(Path(model).name if ("/" in model or Path(model).exists()) else model)
-
-
-def make_run_id(task: str, model: str, method: str, seed: int, digest: str) -> str:
-    """``<task>-<model>-<method>-s<seed>-<hash>``: readable, and unique through the hash."""
-    return f"{short_task(task)}-{short_model(model)}-{_slug(method)}-s{seed}-{digest[:10]}"
 
 
 def model_family(model: str) -> str | None:
@@ -581,7 +565,6 @@ def _incompatible(
     from slopeft.methods import METHODS, MethodContext
     from slopeft.models.heads import HEADS
     from slopeft.tasks import TASKS
-    from slopeft.training.build import TASK_TYPES
 
     if family is None:
         return None
@@ -590,12 +573,7 @@ def _incompatible(
         return f"{kind} has no head for {family} models"
     head = HEADS[(kind, family)]
     # The context load_base builds, minus the head modules (known only once the model is loaded).
-    context = MethodContext(
-        family,
-        _architecture(model) or "unknown",
-        [],
-        TASK_TYPES.get(head.__name__) or TASK_TYPES.get(family),
-    )
+    context = MethodContext(family, _architecture(model) or "unknown", [], head.peft_task_type_for(family))
     try:
         METHODS.get(method)(options).check(context)
     except ConfigError as err:
@@ -701,7 +679,7 @@ def expand(grid: Grid) -> Expansion:
                     }
                     for override in grid.overrides:
                         if _matches(override.match, values):
-                            options.update(override.method_options)
+                            options.update(override.method_options.get(variant.method, {}))
                     METHODS.get(variant.method)(options)  # validates the options now, not mid-grid
                     key = json.dumps(options, sort_keys=True, default=str)
                     if key not in checked:

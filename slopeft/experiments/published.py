@@ -10,15 +10,13 @@ committed results trains nothing it already has; the SQLite store is rebuilt fro
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
 from typing import Any
 
-from slopeft.training.record import RECORD
+from slopeft.records import RECORD, VAL_PREDICTIONS, completed_record_data, predictions_file
 
-VAL_PREDICTIONS = "val_predictions.json"
 #: Copied in this order: the record last, because its presence marks the run as published.
 PUBLISHED_FILES = (VAL_PREDICTIONS, RECORD)
 
@@ -27,14 +25,7 @@ def published_record(results_dir: Path | str | None, run_id: str) -> dict[str, A
     """The completed record published for ``run_id`` under ``results_dir``, or None."""
     if results_dir is None:
         return None
-    path = Path(results_dir) / run_id / RECORD
-    if not path.is_file():
-        return None
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError:
-        return None
-    return record if isinstance(record, dict) and record.get("status") == "completed" else None
+    return completed_record_data(Path(results_dir) / run_id)
 
 
 def publish(run_dir: Path | str, results_dir: Path | str, run_id: str) -> bool:
@@ -46,17 +37,11 @@ def publish(run_dir: Path | str, results_dir: Path | str, run_id: str) -> bool:
     False when ``run_dir`` holds no completed record; publishing twice changes nothing.
     """
     source = Path(run_dir)
-    record_path = source / RECORD
-    if not record_path.is_file():
-        return False
-    try:
-        if json.loads(record_path.read_text(encoding="utf-8")).get("status") != "completed":
-            return False
-    except ValueError:
+    if completed_record_data(source) is None:
         return False
     target = Path(results_dir) / run_id
     target.mkdir(parents=True, exist_ok=True)
-    extra = sorted(p.name for p in source.glob("val_predictions.*.json"))  # extra validation sets
+    extra = sorted(p.name for p in source.glob(predictions_file("*")))  # extra validation sets
     for name in (*extra, *PUBLISHED_FILES):
         if not (source / name).is_file():
             continue

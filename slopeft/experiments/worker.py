@@ -35,10 +35,10 @@ from typing import Any
 from rich.console import Console
 
 from slopeft.experiments.published import publish, published_record
+from slopeft.records import completed_record_data
 
 BUSY = 75  # EX_TEMPFAIL: another process holds the run
 INTERRUPTED = 130
-VAL_PREDICTIONS = "val_predictions.json"
 TINY_MARKER = ".slopeft-tiny-complete"
 
 _interrupted = False
@@ -80,18 +80,6 @@ class RunLock:
         return True
 
 
-def completed_record(run_dir: Path) -> dict[str, Any] | None:
-    """The run's record when it is complete (a half-written one cannot exist: records are renamed into place)."""
-    path = Path(run_dir) / "record.json"
-    if not path.is_file():
-        return None
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError:
-        return None
-    return record if record.get("status") == "completed" else None
-
-
 def resolve_grid_model(model: str, models_dir: Path) -> str:
     """The folder to load ``model`` from: ``tiny:ARCH`` is built once into ``models_dir`` (under a lock)."""
     from slopeft.experiments.grid import TINY_PREFIX
@@ -125,35 +113,34 @@ def _clean_stale(run_dir: Path) -> None:
 
 
 def _train(job: dict[str, Any], console: Console) -> dict[str, Any]:
-    from slopeft.config import RunConfig, TrainingConfig, update_dataclass
+    from slopeft.config import run_config_from_dict
     from slopeft.training.run import train_run
 
     spec = job["spec"]
-    raw = dict(spec["config"])
-    training = update_dataclass(TrainingConfig(), raw.pop("training"), "training")
-    config = RunConfig(
-        **{
-            **raw,
-            "model": resolve_grid_model(raw["model"], Path(job["models_dir"])),
-            "training": training,
+    config = run_config_from_dict(
+        {
+            **spec["config"],
+            "model": resolve_grid_model(spec["config"]["model"], Path(job["models_dir"])),
             "output": job["run_dir"],
             "data_dir": job.get("data_dir"),
-        }
+        },
+        f"the job of {spec['run_id']}",
     )
     return train_run(config, resume=True, console=console)
 
 
 def _baseline(job: dict[str, Any]) -> dict[str, Any]:
     from slopeft.evaluation.baselines import BASELINES
-    from slopeft.tasks import get_task
-    from slopeft.training.record import (
-        RECORD,
+    from slopeft.records import (
+        RunMetrics,
+        RunRecord,
         data_fingerprint,
         git_commit,
         library_versions,
-        write_json_atomic,
+        write_predictions,
+        write_record,
     )
-    from slopeft.training.run import extra_val_predictions
+    from slopeft.tasks import get_task
 
     spec = job["spec"]
     config = spec["config"]
@@ -161,12 +148,10 @@ def _baseline(job: dict[str, Any]) -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     task = get_task(config["task"], job.get("data_dir"), config.get("train_set"), config.get("val_set"))
-    train = task.examples("train")[: config["max_train_examples"] or None]
-    val = task.examples("val")[: config["max_eval_examples"] or None]
+    train = task.first(task.examples("train"), config["max_train_examples"])
+    val = task.first(task.examples("val"), config["max_eval_examples"])
     options: dict[str, Any] = {}
     if config.get("model"):  # a prompting baseline: the model, how many shots, its limits
-        import slopeft.evaluation.prompting  # noqa: F401  (registers zero-shot / few-shot)
-
         options = {
             "model": resolve_grid_model(config["model"], Path(job["models_dir"])),
             "shots": config["shots"],
@@ -181,31 +166,27 @@ def _baseline(job: dict[str, Any]) -> dict[str, Any]:
     extra_val = {}
     for val_set in config.get("extra_val_sets") or []:
         other = get_task(config["task"], job.get("data_dir"), config.get("train_set"), val_set)
-        examples = other.examples("val")[: config["max_eval_examples"] or None]
+        examples = other.first(other.examples("val"), config["max_eval_examples"])
         scored = BASELINES.get(config["strategy"])(other, train, examples, seed=config["seed"], **options)
         scores = other.metrics(scored, examples)
         extra_val[val_set] = {"metrics": scores, "main": scores[task.spec.main_metric], "examples": len(examples)}
-        write_json_atomic(run_dir / extra_val_predictions(val_set), {str(k): v for k, v in scored.items()})
-    write_json_atomic(run_dir / VAL_PREDICTIONS, {str(k): v for k, v in predictions.items()})
-    record = {
-        "run_id": run_dir.name,
-        "status": "completed",
-        "kind": "baseline",
-        "config": config,
-        "versions": library_versions(),
-        "git": git_commit(),
-        "data": {
+        write_predictions(run_dir, scored, val_set)
+    write_predictions(run_dir, predictions)
+    record = RunRecord(
+        run_id=run_dir.name,
+        kind="baseline",
+        config=config,
+        versions=library_versions(),
+        git=git_commit(),
+        data={
             "fingerprint": data_fingerprint(task.source_files("train") + task.source_files("val")),
             "train_examples": len(train),
             "val_examples": len(val),
         },
-        "metrics": {
-            "val": metrics,
-            "main_metric": task.spec.main_metric,
-            "main": metrics[task.spec.main_metric],
-            "extra_val": extra_val,
-        },
-        "cost": {
+        metrics=RunMetrics(
+            val=metrics, main_metric=task.spec.main_metric, main=metrics[task.spec.main_metric], extra_val=extra_val
+        ),
+        cost={
             "trainable": 0,
             "trainable_head": 0,
             "trainable_without_head": 0,
@@ -217,10 +198,9 @@ def _baseline(job: dict[str, Any]) -> dict[str, Any]:
             "peak_rss_mb": None,
             "peak_gpu_mb": None,
         },
-        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    write_json_atomic(run_dir / RECORD, record)
-    return record
+        finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    )
+    return write_record(run_dir, record)
 
 
 def execute(job: dict[str, Any], console: Console | None = None) -> int:
@@ -238,7 +218,7 @@ def execute(job: dict[str, Any], console: Console | None = None) -> int:
         run_dir = Path(job["run_dir"])
         common = {"run_dir": run_dir, "grid": job.get("grid")}
         results_dir = job.get("results_dir")
-        record = completed_record(run_dir)
+        record = completed_record_data(run_dir)
         if record is not None and results_dir:
             publish(run_dir, results_dir, spec["run_id"])
         if record is None and (published := published_record(results_dir, spec["run_id"])) is not None:

@@ -10,6 +10,7 @@ from torch import nn
 
 from slopeft.errors import ConfigError
 from slopeft.methods.base import METHODS, Method, MethodContext, float32_masters
+from slopeft.methods.optim import adamw
 
 
 @dataclass
@@ -43,11 +44,9 @@ class FullFineTuning(Method):
             model.get_input_embeddings().sparse = True
         return model
 
-    def build_optimizer(self, model: nn.Module, learning_rate: float, weight_decay: float) -> Any | None:
+    def build_optimizer(self, model: nn.Module, learning_rate: float, weight_decay: float) -> Any:
         if not self.config.sparse_embeddings:
-            return None
-        from slopeft.training.optim import adamw
-
+            return super().build_optimizer(model, learning_rate, weight_decay)
         embedding = model.get_input_embeddings().weight
         rest = [p for p in model.parameters() if p.requires_grad and p is not embedding]
         named_rest = [(n, p) for n, p in model.named_parameters() if p.requires_grad and p is not embedding]

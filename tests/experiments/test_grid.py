@@ -56,7 +56,7 @@ def test_run_ids_survive_new_settings_at_their_old_behaviour():
     import dataclasses
 
     from slopeft.config import TrainingConfig
-    from slopeft.experiments.grid import HASH_REFERENCE, run_config_hash
+    from slopeft.experiments.run_ids import HASH_REFERENCE, run_config_hash
 
     # every training setting is listed, so a new one cannot silently change every committed run id
     assert set(HASH_REFERENCE["training"]) == {f.name for f in dataclasses.fields(TrainingConfig)}
@@ -95,7 +95,7 @@ def test_variants_overrides_and_exclusions():
         training={"epochs": 1, "max_length": 128},
         method_options={"lora": {"r": 4}},
         overrides=[
-            {"match": {"model": "tiny:gemma"}, "training": {"max_length": 64}, "method_options": {"alpha": 8}}
+            {"match": {"model": "tiny:gemma"}, "training": {"max_length": 64}, "method_options": {"lora": {"alpha": 8}}}
         ],
         exclude=[{"task": "*rte", "model": "tiny:gemma"}, {"method": "lora-r16", "seed": "2"}],
     )
@@ -229,3 +229,26 @@ def test_seed_first_order_runs_every_method_once_before_any_second_seed():
         ("rte", "lora", 1), ("rte", "bitfit", 1), ("rte", "lora", 2), ("rte", "bitfit", 2),
     ]
     assert {r.run_id for r in expand(_grid(**base)).runs} == {r.run_id for r in expand(_grid(**base, order="seed-first")).runs}
+
+
+def test_the_grid_file_is_read_like_a_run_config():
+    # every key a grid may hold is a documented field; the entries are dataclasses too
+    from slopeft.config import field_docs
+    from slopeft.experiments.grid import GridFile, MethodEntry, OverrideEntry, PatternEntry
+
+    assert {"models", "tasks", "methods", "seeds", "overrides", "results", "recipes"} <= set(field_docs(GridFile))
+    assert {"method", "label", "options", "training", "sweep"} == {f for f in MethodEntry.__dataclass_fields__}
+    assert set(PatternEntry.__dataclass_fields__) == {"model", "task", "method", "seed", "kind"}
+    assert "method_options" in OverrideEntry.__dataclass_fields__
+    with pytest.raises(ConfigError, match=r"Unknown setting grid.resources.gpus. Did you mean num_gpus"):
+        _grid(resources={"gpus": 1})
+    with pytest.raises(ConfigError, match=r"Unknown setting methods entry.optoins"):
+        _grid(methods=[{"method": "lora", "optoins": {"r": 4}}])
+    # overrides' method options are keyed by method, like the top level's
+    with pytest.raises(ConfigError, match=r"overrides\[0\].method_options is keyed by method"):
+        _grid(overrides=[{"match": {"model": "tiny:bert"}, "method_options": {"alpha": 8}}])
+    keyed = _grid(
+        methods=["lora", "dora"], overrides=[{"match": {"model": "tiny:bert"}, "method_options": {"lora": {"alpha": 8}}}]
+    )
+    options = {r.method: r.config["method_options"] for r in expand(keyed).runs}
+    assert options["lora"]["alpha"] == 8 and options["dora"].get("alpha") != 8

@@ -180,7 +180,7 @@ def test_copying_the_flores_devtest_references_fails_at_line_29(real_data_env, t
 def test_nltk_option_is_for_translation_tasks_only(tiny_superglue, tmp_path, capsys):
     code, err = _check(["score", "--task", "slo-superglue", "--predictions", str(tmp_path), "--nltk", "3.6.5",
                         "--data-dir", str(tiny_superglue)], capsys)
-    assert code == 2 and "--nltk apply to translation tasks" in err
+    assert code == 2 and "--nltk apply to the tasks that take them (mt/en-sl, mt/sl-en)" in err
     code, err = _check(["submission", "check", str(tmp_path / "x.zip"), "--task", "mt/sl-en", "--nltk", "3.7"],
                        capsys)
     assert code == 2 and "Unknown NLTK version '3.7'" in err

@@ -10,8 +10,9 @@ import torch
 
 from slopeft.config import RunConfig, TrainingConfig, load_run_config
 from slopeft.errors import ConfigError
+from slopeft.evaluation.prediction import load_run, predict_split
 from slopeft.models.tiny import make_tiny_model
-from slopeft.training.run import load_run, predict_split, train_run
+from slopeft.training.run import train_run
 from slopeft.training.trainer import TrainingError, length_grouped_batches
 
 
@@ -41,6 +42,7 @@ def test_record_has_config_versions_metrics_and_costs(real_data_env, tiny_bert, 
     assert cost["trainable_head"] == 64 * 3 + 3  # the classifier: hidden 64 → 3 CB classes
     assert 0 < cost["trainable_share"] < 0.1
     assert cost["adapter_bytes"] > 0 and cost["peak_rss_mb"] > 0 and cost["train_examples_per_s"] > 0
+    assert cost["train_cpu_seconds"] > 0
     assert (tmp_path / "run" / "adapter" / "adapter_model.safetensors").is_file()
     assert not (tmp_path / "run" / "checkpoint").exists()
 

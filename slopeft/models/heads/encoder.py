@@ -75,6 +75,7 @@ class EncoderPairHead(_EncoderHead):
     """Sequence-pair classification (BoolQ, CB, RTE, SI-NLI, MultiRC answers, WSC with marked spans)."""
 
     auto_class = "AutoModelForSequenceClassification"
+    peft_task_types = {"encoder": "SEQ_CLS"}
     supports_class_weights = True
 
     def model_kwargs(self) -> dict[str, Any]:
@@ -109,7 +110,10 @@ class EncoderPairHead(_EncoderHead):
 class EncoderChoiceHead(_EncoderHead):
     """Multiple choice (COPA): one score per (premise + connective, choice) pair."""
 
-    auto_class = "AutoModelForMultipleChoice"
+    auto_class = "AutoModelForMultipleChoice"  # PEFT has no task type for multiple choice
+
+    def feature_length(self, feature: Features) -> int:
+        return sum(len(choice["input_ids"]) for choice in feature["choices"])
 
     def encode(self, examples: Sequence[Example], with_labels: bool = True) -> list[Features]:
         features, self.truncated = [], 0

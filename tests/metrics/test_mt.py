@@ -20,14 +20,16 @@ import warnings
 import pytest
 
 from slopeft.errors import ConfigError, DataError
-from slopeft.evaluation import mt_metrics as M
+from slopeft.metrics.mt import meteor as MET
+from slopeft.metrics.mt import scores as SC
+from slopeft.metrics.mt import tokenization as TOK
 
-HAS_WORDNET = M.wordnet_problem(M.default_wordnet_dir()) is None
+HAS_WORDNET = MET.wordnet_problem(MET.default_wordnet_dir()) is None
 needs_wordnet = pytest.mark.skipif(
     not HAS_WORDNET,
     reason="English WordNet 3.0 is not installed (apt-get install wordnet-base); CI installs it",
 )
-ALL_METRICS = {*M.NLTK_METRICS, *M.SACREBLEU_METRICS}
+ALL_METRICS = {*SC.NLTK_METRICS, *SC.SACREBLEU_METRICS}
 BOTH = pytest.mark.parametrize("nltk", ["3.6.5", "3.6.6"])
 
 EN_PAIRS = [
@@ -249,7 +251,7 @@ FUZZ_TOKENS = {
 }
 
 
-def _assert_scores(scores: M.MTScores, expected: dict[str, float]) -> None:
+def _assert_scores(scores: SC.MTScores, expected: dict[str, float]) -> None:
     for name, value in expected.items():
         if name == "METEOR (avg)" and not HAS_WORDNET:
             assert name not in scores.metrics
@@ -263,14 +265,14 @@ def _assert_scores(scores: M.MTScores, expected: dict[str, float]) -> None:
 @BOTH
 def test_tokens_are_nltk_3_6_5_tokens(pairs, tokens, language, nltk):
     # These lines tokenize alike under both releases (checked with both).
-    assert [tuple(M.word_tokenize(t.strip(), language, nltk) for t in pair) for pair in pairs] == tokens
+    assert [tuple(TOK.word_tokenize(t.strip(), language, nltk) for t in pair) for pair in pairs] == tokens
 
 
 @pytest.mark.parametrize("language", ["english", "slovene"])
 def test_tokens_of_random_texts_are_nltk_3_6_5_tokens(language):
     digest = hashlib.sha256()
     for text in _fuzz_texts(1991, 4000):
-        digest.update(json.dumps(M.word_tokenize(text, language, "3.6.5"), ensure_ascii=False).encode() + b"\n")
+        digest.update(json.dumps(TOK.word_tokenize(text, language, "3.6.5"), ensure_ascii=False).encode() + b"\n")
     assert digest.hexdigest() == FUZZ_TOKENS[language]
 
 
@@ -282,7 +284,7 @@ def test_tokens_of_every_mt_line_are_nltk_3_6_5_tokens(data_root):
     for language, expected in ALL_MT_TOKENS.items():
         digest = hashlib.sha256()
         for line in lines:
-            tokens = M.word_tokenize(line.strip(), language, "3.6.5")
+            tokens = TOK.word_tokenize(line.strip(), language, "3.6.5")
             digest.update(json.dumps(tokens, ensure_ascii=False).encode() + b"\n")
         assert digest.hexdigest() == expected, (
             f"{language} tokens of {len(lines)} lines differ from NLTK 3.6.5"
@@ -294,7 +296,7 @@ def test_tokens_of_every_mt_line_are_nltk_3_6_5_tokens(data_root):
 )
 @BOTH
 def test_scores_equal_the_evaluator_on_fixed_pairs(pairs, expected, lang, nltk):
-    scores = M.mt_scores([h for h, _ in pairs], [r for _, r in pairs], lang, nltk=nltk)
+    scores = SC.mt_scores([h for h, _ in pairs], [r for _, r in pairs], lang, nltk=nltk)
     _assert_scores(scores, expected)
     assert set(scores.metrics) == (ALL_METRICS if HAS_WORDNET else ALL_METRICS - {"METEOR (avg)"})
 
@@ -305,7 +307,7 @@ def test_scores_equal_the_evaluator_on_real_data(data_root, lang, nltk):
     refs = (
         (data_root / "mt" / "flores200-dev-subset" / f"{lang}.txt").read_text(encoding="utf-8").splitlines()
     )
-    _assert_scores(M.mt_scores(_perturb(refs, 2024), refs, lang, nltk=nltk), FLORES_SCORES[lang])
+    _assert_scores(SC.mt_scores(_perturb(refs, 2024), refs, lang, nltk=nltk), FLORES_SCORES[lang])
 
 
 @pytest.mark.parametrize(
@@ -317,8 +319,8 @@ def test_agrees_with_direct_nltk_and_sacrebleu_calls(pairs, expected, language):
     from nltk.translate import bleu_score, chrf_score
 
     lang = {"english": "en", "slovene": "sl"}[language]
-    hyps = [M.word_tokenize(h.strip(), language) for h, _ in pairs]
-    refs = [M.word_tokenize(r.strip(), language) for _, r in pairs]
+    hyps = [TOK.word_tokenize(h.strip(), language) for h, _ in pairs]
+    refs = [TOK.word_tokenize(r.strip(), language) for _, r in pairs]
     m1 = bleu_score.SmoothingFunction().method1
     sentence_bleu = [
         bleu_score.sentence_bleu([r], h, smoothing_function=m1) for h, r in zip(hyps, refs, strict=True)
@@ -326,7 +328,7 @@ def test_agrees_with_direct_nltk_and_sacrebleu_calls(pairs, expected, language):
     sentence_chrf = [chrf_score.sentence_chrf(r, h) for h, r in zip(hyps, refs, strict=True)]
     assert sentence_bleu == pytest.approx([e[0] for e in expected], rel=1e-12)
     assert sentence_chrf == pytest.approx([e[2] for e in expected], rel=1e-12)
-    scores = M.mt_scores([h for h, _ in pairs], [r for _, r in pairs], lang).metrics
+    scores = SC.mt_scores([h for h, _ in pairs], [r for _, r in pairs], lang).metrics
     assert scores["BLEU (avg)"] == sum(sentence_bleu) / len(pairs)
     assert scores["chrF (avg)"] == sum(sentence_chrf) / len(pairs)
     assert scores["BLEU (corpus)"] == bleu_score.corpus_bleu([[r] for r in refs], hyps, smoothing_function=m1)
@@ -344,9 +346,9 @@ def test_agrees_with_direct_nltk_and_sacrebleu_calls(pairs, expected, language):
 def test_meteor_per_sentence_equals_nltk_3_6_5(pairs, expected, language):
     from nltk.stem.porter import PorterStemmer
 
-    wordnet, stem = M.load_wordnet(M.default_wordnet_dir()), PorterStemmer().stem
+    wordnet, stem = MET.load_wordnet(MET.default_wordnet_dir()), PorterStemmer().stem
     got = [
-        M._meteor(M.word_tokenize(r, language), M.word_tokenize(h, language), stem, wordnet) for h, r in pairs
+        MET.meteor(TOK.word_tokenize(r, language), TOK.word_tokenize(h, language), stem, wordnet) for h, r in pairs
     ]
     assert got == pytest.approx([e[1] for e in expected], rel=1e-12)
 
@@ -375,7 +377,7 @@ def nltk_wordnet(tmp_path_factory):
     root = tmp_path_factory.mktemp("nltk_data")
     dest = root / "wordnet"
     dest.mkdir()
-    for f in M.default_wordnet_dir().glob("*.*"):
+    for f in MET.default_wordnet_dir().glob("*.*"):
         shutil.copy(f, dest)
     cat = {"noun": 1, "verb": 2, "adj": 3, "adv": 4}
     (dest / "lexnames").write_text(
@@ -403,12 +405,12 @@ def test_wordnet_synonyms_equal_nltks_wordnet_reader(nltk_wordnet):
 
     words = {t.lower() for pairs in (EN_TOKENS, SL_TOKENS) for pair in pairs for toks in pair for t in toks}
     for name in ("noun", "verb", "adj", "adv"):
-        lines = (M.default_wordnet_dir() / f"index.{name}").read_text(encoding="utf-8").splitlines()[29::97]
+        lines = (MET.default_wordnet_dir() / f"index.{name}").read_text(encoding="utf-8").splitlines()[29::97]
         words |= {
             line.split()[0] + end for line in lines for end in ("", "s", "es", "ed", "ing", "er", "est")
         }
     words |= {PorterStemmer().stem(w) for w in list(words)}
-    mine = M.load_wordnet(M.default_wordnet_dir())
+    mine = MET.load_wordnet(MET.default_wordnet_dir())
     unexplained = []
     for w in sorted(words):
         names = chain.from_iterable((lem.name() for lem in s.lemmas()) for s in nltk_wordnet.synsets(w))
@@ -430,13 +432,13 @@ def test_meteor_agrees_with_nltk_meteor_score(nltk_wordnet):
     from nltk.stem.porter import PorterStemmer
     from nltk.translate.meteor_score import meteor_score
 
-    wordnet, stem = M.load_wordnet(M.default_wordnet_dir()), PorterStemmer().stem
+    wordnet, stem = MET.load_wordnet(MET.default_wordnet_dir()), PorterStemmer().stem
     # The last English pair is left out: there current NLTK's morphology differs from 3.6.5's (see below).
     for pairs, language in ((EN_PAIRS[:-1], "english"), (SL_PAIRS, "slovene")):
         for h, r in pairs:
-            hyp, ref = M.word_tokenize(h, language), M.word_tokenize(r, language)
+            hyp, ref = TOK.word_tokenize(h, language), TOK.word_tokenize(r, language)
             expected = meteor_score([ref], hyp, wordnet=nltk_wordnet)
-            assert M._meteor(ref, hyp, stem, wordnet) == expected, (h, r)
+            assert MET.meteor(ref, hyp, stem, wordnet) == expected, (h, r)
 
 
 @needs_wordnet
@@ -448,44 +450,44 @@ def test_meteor_keeps_nltk_3_6_5_morphology():
     from nltk.stem.porter import PorterStemmer
 
     h, r = EN_PAIRS[-1]
-    value = M._meteor(
-        M.word_tokenize(r, "english"),
-        M.word_tokenize(h, "english"),
+    value = MET.meteor(
+        TOK.word_tokenize(r, "english"),
+        TOK.word_tokenize(h, "english"),
         PorterStemmer().stem,
-        M.load_wordnet(M.default_wordnet_dir()),
+        MET.load_wordnet(MET.default_wordnet_dir()),
     )
     assert value == pytest.approx(EN_SENTENCE[-1][1], rel=1e-12)
-    assert "behind" in M.load_wordnet(M.default_wordnet_dir()).synonyms("assess")
+    assert "behind" in MET.load_wordnet(MET.default_wordnet_dir()).synonyms("assess")
 
 
 def test_different_counts_raise_data_error():
     with pytest.raises(DataError, match=r"2 translation\(s\) and 3 reference\(s\)"):
-        M.mt_scores(["a", "b"], ["a", "b", "c"], "en")
+        SC.mt_scores(["a", "b"], ["a", "b", "c"], "en")
 
 
 def test_empty_input_raises_data_error():
     with pytest.raises(DataError, match="non-empty"):
-        M.mt_scores([], [], "sl")
+        SC.mt_scores([], [], "sl")
 
 
 def test_segment_with_line_break_raises_data_error():
     with pytest.raises(DataError, match="Translation 2 is not a single line"):
-        M.mt_scores(["ok", "two\nlines"], ["ok", "ok"], "en")
+        SC.mt_scores(["ok", "two\nlines"], ["ok", "ok"], "en")
 
 
 def test_unknown_language_raises_config_error():
     with pytest.raises(ConfigError, match="'de'"):
-        M.mt_scores(["a"], ["a"], "de")
+        SC.mt_scores(["a"], ["a"], "de")
 
 
 def test_bertscore_is_always_unavailable():
-    scores = M.mt_scores(["A cat."], ["A cat."], "en")
+    scores = SC.mt_scores(["A cat."], ["A cat."], "en")
     assert "BERTScore" not in scores.metrics
     assert "offline" in scores.unavailable["BERTScore"]
 
 
 def test_missing_wordnet_makes_only_meteor_unavailable(tmp_path):
-    scores = M.mt_scores([h for h, _ in EN_PAIRS], [r for _, r in EN_PAIRS], "en", wordnet_dir=tmp_path)
+    scores = SC.mt_scores([h for h, _ in EN_PAIRS], [r for _, r in EN_PAIRS], "en", wordnet_dir=tmp_path)
     assert "METEOR (avg)" not in scores.metrics
     assert "apt-get install wordnet-base" in scores.unavailable["METEOR (avg)"]
     assert set(scores.metrics) == ALL_METRICS - {"METEOR (avg)"}
@@ -499,31 +501,31 @@ def test_other_wordnet_version_makes_meteor_unavailable(tmp_path):
                 "  1 WordNet 3.1 Copyright 2011 by Princeton University.\n"
             )
         (tmp_path / f"{name}.exc").write_text("")
-    scores = M.mt_scores(["A cat."], ["A cat."], "en", wordnet_dir=tmp_path)
+    scores = SC.mt_scores(["A cat."], ["A cat."], "en", wordnet_dir=tmp_path)
     assert "another version" in scores.unavailable["METEOR (avg)"]
 
 
 def test_installed_packages_pass_the_run_time_checks():
-    assert M._nltk_problem() is None
-    assert {lang: M._punkt_digest(lang) for lang in M._PUNKT_DIGESTS} == M._PUNKT_DIGESTS
+    assert SC._nltk_problem() is None
+    assert {lang: TOK.punkt_digest(lang) for lang in TOK.PUNKT_DIGESTS} == TOK.PUNKT_DIGESTS
 
 
 def test_other_punkt_data_makes_nltk_metrics_unavailable(monkeypatch):
-    monkeypatch.setitem(M._PUNKT_DIGESTS, "slovene", "0" * 64)
-    scores = M.mt_scores([h for h, _ in SL_PAIRS], [r for _, r in SL_PAIRS], "sl")
-    assert set(scores.metrics) == set(M.SACREBLEU_METRICS)
-    assert all("Punkt model" in scores.unavailable[m] for m in M.NLTK_METRICS)
+    monkeypatch.setitem(TOK.PUNKT_DIGESTS, "slovene", "0" * 64)
+    scores = SC.mt_scores([h for h, _ in SL_PAIRS], [r for _, r in SL_PAIRS], "sl")
+    assert set(scores.metrics) == set(SC.SACREBLEU_METRICS)
+    assert all("Punkt model" in scores.unavailable[m] for m in SC.NLTK_METRICS)
 
 
 def test_changed_nltk_makes_nltk_metrics_unavailable(monkeypatch):
-    monkeypatch.setitem(M._NLTK_CHECK, "corpus_chrf", "0.5")
-    M._nltk_problem.cache_clear()
+    monkeypatch.setitem(SC._NLTK_CHECK, "corpus_chrf", "0.5")
+    SC._nltk_problem.cache_clear()
     try:
-        scores = M.mt_scores(["A cat."], ["A cat."], "en")
+        scores = SC.mt_scores(["A cat."], ["A cat."], "en")
     finally:
         monkeypatch.undo()
-        M._nltk_problem.cache_clear()
-    assert set(scores.metrics) == set(M.SACREBLEU_METRICS)
+        SC._nltk_problem.cache_clear()
+    assert set(scores.metrics) == set(SC.SACREBLEU_METRICS)
     assert "corpus_chrf differ" in scores.unavailable["chrF (corpus)"]
 
 
@@ -673,22 +675,22 @@ DIFFER = {"english": EN_DIFFER, "slovene": SL_DIFFER}
 
 def _tokens_or_none(text: str, language: str, nltk: str) -> list[str] | None:
     try:
-        return M.word_tokenize(text, language, nltk)
-    except M.EvaluatorCrash:
+        return TOK.word_tokenize(text, language, nltk)
+    except TOK.EvaluatorCrash:
         return None
 
 
 @pytest.mark.parametrize("language", ["english", "slovene"])
 @BOTH
 def test_tokens_where_the_releases_differ(language, nltk):
-    got = [tuple(M.word_tokenize(t.strip(), language, nltk) for t in pair) for pair in DIFFER[language]]
+    got = [tuple(TOK.word_tokenize(t.strip(), language, nltk) for t in pair) for pair in DIFFER[language]]
     assert got == DIFFER_TOKENS[language, nltk]
 
 
 def test_the_default_is_the_evaluators_current_pin():
-    assert M.DEFAULT_NLTK == "3.6.6"
-    assert M.word_tokenize("They lost. ?!", "english") == ["They", "lost.", "?", "!"]
-    assert M.mt_scores(["They lost. ?!"], ["They lost. ?!"], "en").nltk == "3.6.6"
+    assert TOK.DEFAULT_NLTK == "3.6.6"
+    assert TOK.word_tokenize("They lost. ?!", "english") == ["They", "lost.", "?", "!"]
+    assert SC.mt_scores(["They lost. ?!"], ["They lost. ?!"], "en").nltk == "3.6.6"
 
 
 @pytest.mark.parametrize("language", ["english", "slovene"])
@@ -718,9 +720,9 @@ def test_tokens_of_every_mt_line_are_nltk_3_6_6_tokens(data_root):
 @pytest.mark.parametrize("lang", ["en", "sl"])
 def test_flores_devtest_line_29_fails_the_evaluator_under_nltk_3_6_6_only(data_root, lang):
     lines = (data_root / "mt" / "flores200-devtest" / f"{lang}.txt").read_text(encoding="utf-8").splitlines()
-    language = M.LANGUAGES[lang]
-    assert M.evaluator_crash_lines(lines, language, "3.6.6") == [29]
-    assert M.evaluator_crash_lines(lines, language, "3.6.5") == []
+    language = SC.LANGUAGES[lang]
+    assert TOK.evaluator_crash_lines(lines, language, "3.6.6") == [29]
+    assert TOK.evaluator_crash_lines(lines, language, "3.6.5") == []
 
 
 @pytest.mark.parametrize(
@@ -728,22 +730,22 @@ def test_flores_devtest_line_29_fails_the_evaluator_under_nltk_3_6_6_only(data_r
     [". Scientists say so.", "? Why", "! Wow", ".) odd", '." odd', "?)", "!!", "?!", ".?", ". . . odd", "  . indented"],
 )
 def test_lines_nltk_3_6_6_raises_index_error_on(text):
-    with pytest.raises(M.EvaluatorCrash, match="IndexError"):
-        M.word_tokenize(text.strip(), "english", "3.6.6")
-    assert M.word_tokenize(text.strip(), "english", "3.6.5")  # 3.6.5 tokenizes them
+    with pytest.raises(TOK.EvaluatorCrash, match="IndexError"):
+        TOK.word_tokenize(text.strip(), "english", "3.6.6")
+    assert TOK.word_tokenize(text.strip(), "english", "3.6.5")  # 3.6.5 tokenizes them
 
 
 @pytest.mark.parametrize("text", [".", ". ", ".x", ".,", "..", ".. x", "... x", "?? x", "! ! x", "?. x", "a. b"])
 def test_lines_nltk_3_6_6_tokenizes(text):
-    assert M.word_tokenize(text.strip(), "english", "3.6.6")
+    assert TOK.word_tokenize(text.strip(), "english", "3.6.6")
 
 
 @pytest.mark.parametrize("lang", ["en", "sl"])
 @BOTH
 def test_scores_where_the_releases_differ(lang, nltk):
-    language = M.LANGUAGES[lang]
+    language = SC.LANGUAGES[lang]
     pairs = DIFFER[language]
-    scores = M.mt_scores([h for h, _ in pairs], [r for _, r in pairs], lang, nltk=nltk)
+    scores = SC.mt_scores([h for h, _ in pairs], [r for _, r in pairs], lang, nltk=nltk)
     assert scores.nltk == nltk and scores.crashed == {}
     _assert_scores(scores, DIFFER_SCORES[lang, nltk])
     other = DIFFER_SCORES[lang, "3.6.5" if nltk == "3.6.6" else "3.6.6"]
@@ -752,10 +754,10 @@ def test_scores_where_the_releases_differ(lang, nltk):
     for name in ("chrF (avg)", "chrF (corpus)"):
         assert scores.metrics[name] == other[name]
     # sacreBLEU does not use NLTK's tokens at all.
-    assert {k: scores.metrics[k] for k in M.SACREBLEU_METRICS} == {
+    assert {k: scores.metrics[k] for k in SC.SACREBLEU_METRICS} == {
         k: v
-        for k, v in M.mt_scores([h for h, _ in pairs], [r for _, r in pairs], lang, nltk="3.6.5").metrics.items()
-        if k in M.SACREBLEU_METRICS
+        for k, v in SC.mt_scores([h for h, _ in pairs], [r for _, r in pairs], lang, nltk="3.6.5").metrics.items()
+        if k in SC.SACREBLEU_METRICS
     }
 
 
@@ -777,15 +779,15 @@ def test_bleu_and_chrf_per_sentence_where_the_releases_differ(language, nltk):
 def test_meteor_per_sentence_where_the_releases_differ(language, nltk):
     from nltk.stem.porter import PorterStemmer
 
-    wordnet, stem = M.load_wordnet(M.default_wordnet_dir()), PorterStemmer().stem
-    got = [M._meteor(ref, hyp, stem, wordnet) for hyp, ref in DIFFER_TOKENS[language, nltk]]
+    wordnet, stem = MET.load_wordnet(MET.default_wordnet_dir()), PorterStemmer().stem
+    got = [MET.meteor(ref, hyp, stem, wordnet) for hyp, ref in DIFFER_TOKENS[language, nltk]]
     assert got == pytest.approx([v[1] for v in DIFFER_SENTENCE[language, nltk]], rel=1e-12)
 
 
 @BOTH
 def test_lines_nltk_3_6_6_fails_on_are_reported_and_scored_as_3_6_7_does(nltk):
     hyps, refs = [h for h, _ in CRASH_PAIRS], [r for _, r in CRASH_PAIRS]
-    scores = M.mt_scores(hyps, refs, "en", nltk=nltk)
+    scores = SC.mt_scores(hyps, refs, "en", nltk=nltk)
     _assert_scores(scores, CRASH_SCORES[nltk])
     if nltk == "3.6.5":
         assert scores.crashed == {} and scores.warning() is None
@@ -794,13 +796,13 @@ def test_lines_nltk_3_6_6_fails_on_are_reported_and_scored_as_3_6_7_does(nltk):
     warning = scores.warning()
     assert "translation line 2; reference line 3" in warning and "rejects the whole submission" in warning
     assert "--nltk 3.6.5" in warning
-    assert M.evaluator_crash_lines(hyps, "english") == [2]
-    assert M.evaluator_crash_lines(refs, "english") == [3]
-    assert M.evaluator_crash_lines(refs, "english", "3.6.5") == []
+    assert TOK.evaluator_crash_lines(hyps, "english") == [2]
+    assert TOK.evaluator_crash_lines(refs, "english") == [3]
+    assert TOK.evaluator_crash_lines(refs, "english", "3.6.5") == []
 
 
 def test_unknown_nltk_version_raises_config_error():
     with pytest.raises(ConfigError, match=r"'3\.9'.*3\.6\.6.*3\.6\.5"):
-        M.mt_scores(["a"], ["a"], "en", nltk="3.9")
+        SC.mt_scores(["a"], ["a"], "en", nltk="3.9")
     with pytest.raises(ConfigError, match="3.6.6"):
-        M.word_tokenize("a", "english", "3.10")
+        TOK.word_tokenize("a", "english", "3.10")
