@@ -155,6 +155,27 @@ def test_bitfit_trains_a_pretrained_poolers_bias_by_default(half_checkpoint, dat
         assert dict(model.named_parameters())[pooler].requires_grad is trained, (method, options)
 
 
+def test_bitfit_trains_the_documented_number_of_parameters(half_checkpoint, data_root):
+    # The docs' count (README, slopeft.methods.bitfit) for an encoder of L layers, hidden size H and
+    # feed-forward size F: bitfit L·(7H + F) + H (embedding LayerNorm) + H (pooler), one H fewer with
+    # pooler_bias=false; bitfit-subset L·(H + F). BERT-base (L=12, H=768, F=4H): 102,912 / 102,144 / 46,080.
+    counts = {}
+    for method, options in (("bitfit", {}), ("bitfit", {"pooler_bias": False}), ("bitfit-subset", {})):
+        parts = _parts(half_checkpoint, data_root, torch.float32, method, **options)
+        base, context = load_base(parts)
+        model = parts.method.apply(base, context)
+        config = base.config
+        counts[method, bool(options)] = sum(
+            p.numel() for n, p in model.named_parameters()
+            if p.requires_grad and not n.startswith(tuple(context.head_modules))
+        )
+    layers, hidden, ffn = config.num_hidden_layers, config.hidden_size, config.intermediate_size
+    assert counts["bitfit", False] == layers * (7 * hidden + ffn) + 2 * hidden
+    assert counts["bitfit", True] == layers * (7 * hidden + ffn) + hidden
+    assert counts["bitfit-subset", False] == layers * (hidden + ffn)
+    assert 12 * (7 * 768 + 4 * 768) + 2 * 768 == 102_912 and 12 * (768 + 4 * 768) == 46_080
+
+
 def _without_adapter(layer: QALoraLinear) -> QuantLinear:
     """The quantised base layer alone (same codes, scales, zero points and bias)."""
     plain = QuantLinear.__new__(QuantLinear)
