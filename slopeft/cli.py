@@ -55,6 +55,15 @@ TestSrc = Annotated[
         show_default=False,
     ),
 ]
+Nltk = Annotated[
+    str | None,
+    typer.Option(
+        "--nltk",
+        help="MT: the NLTK release whose tokenization the metrics reproduce: 3.6.6 (the official "
+        "evaluator's pin, default) or 3.6.5 (its first pin).",
+        show_default=False,
+    ),
+]
 TrainSet = Annotated[
     str | None,
     typer.Option(
@@ -141,11 +150,12 @@ def baseline(
     train_src: TrainSrc = None,
     train_tgt: TrainTgt = None,
     test_src: TestSrc = None,
+    nltk: Nltk = None,
 ) -> None:
     """Predictions, metrics and a submission zip from a model-free baseline."""
     from slopeft.evaluation.workflows import baseline_workflow, translation_options
 
-    options = translation_options(task, train_src, train_tgt, test_src)
+    options = translation_options(task, train_src, train_tgt, test_src, nltk)
     prompting = {"model": model, "max_length": max_length, "batch_size": batch_size}
     if strategy == "few-shot":
         prompting["shots"] = shots
@@ -171,11 +181,12 @@ def score(
     split: Annotated[str, typer.Option(help="The labelled split the predictions are for.")] = "val",
     data_dir: DataDir = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the metrics as JSON.")] = None,
+    nltk: Nltk = None,
 ) -> None:
     """Score predictions locally with the leaderboard's metric code."""
-    from slopeft.evaluation.workflows import score_workflow
+    from slopeft.evaluation.workflows import score_workflow, translation_options
 
-    result = score_workflow(task, predictions, split, data_dir)
+    result = score_workflow(task, predictions, split, data_dir, translation_options(task, nltk=nltk))
     _print_result(result)
     if json_out:
         from slopeft.files import write_text_atomic
@@ -189,11 +200,13 @@ def submission_check(
     task: TaskName,
     data_dir: DataDir = None,
     test_src: TestSrc = None,
+    nltk: Nltk = None,
 ) -> None:
-    """Validate a submission zip against the test inputs (names, idx coverage, labels, nesting, lines)."""
+    """Validate a submission zip against the test inputs as the leaderboard's evaluator reads it (names,
+    idx coverage, labels, nesting, line count, byte-order marks, lines its NLTK fails on)."""
     from slopeft.evaluation.workflows import check_workflow, translation_options
 
-    summary = check_workflow(task, zip_path, data_dir, translation_options(task, test_src=test_src))
+    summary = check_workflow(task, zip_path, data_dir, translation_options(task, test_src=test_src, nltk=nltk))
     _console().print(f"[green]OK[/green] {zip_path}: {summary}")
 
 
@@ -224,6 +237,7 @@ def train(
     ] = False,
     train_src: TrainSrc = None,
     train_tgt: TrainTgt = None,
+    nltk: Nltk = None,
 ) -> None:
     """Fine-tune a model on a task with a PEFT method; writes the adapter and a run record.
 
@@ -249,7 +263,7 @@ def train(
         train_set=train_set,
         data_dir=str(data_dir) if data_dir else None,
     )
-    options = translation_options(run_config.task, train_src, train_tgt)
+    options = translation_options(run_config.task, train_src, train_tgt, nltk=nltk)
     # --resume asks for a checkpoint: without one it is an error, not a silent start from step 0.
     record = train_run(run_config, resume=resume, task_options=options, require_checkpoint=resume)
     _console().print(run_table([RunRecord.from_dict(record)]))
@@ -272,11 +286,12 @@ def evaluate(
     data_dir: DataDir = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Examples per forward pass.")] = 32,
     allow_other_base: AllowOtherBase = False,
+    nltk: Nltk = None,
 ) -> None:
     """Score a trained run on a labelled split."""
     from slopeft.evaluation.workflows import evaluate_workflow
 
-    _print_result(evaluate_workflow(run, split, data_dir, batch_size, allow_other_base))
+    _print_result(evaluate_workflow(run, split, data_dir, batch_size, allow_other_base, nltk))
 
 
 @app.command()
@@ -287,11 +302,12 @@ def predict(
     batch_size: Annotated[int, typer.Option(min=1, help="Examples per forward pass.")] = 32,
     test_src: TestSrc = None,
     allow_other_base: AllowOtherBase = False,
+    nltk: Nltk = None,
 ) -> None:
     """Write a trained run's predictions for a split in the leaderboard's format (run/predictions/<split>/)."""
     from slopeft.evaluation.workflows import predict_workflow
 
-    _print_result(predict_workflow(run, split, data_dir, batch_size, test_src, allow_other_base))
+    _print_result(predict_workflow(run, split, data_dir, batch_size, test_src, allow_other_base, nltk))
 
 
 @app.command()
@@ -379,6 +395,8 @@ def _print_result(result) -> None:
         _console().print(metrics_table(result.title, result.report.per_task, result.report.board))
         for metric, reason in result.report.notes.items():
             _console().print(f"[yellow]{metric} not reported:[/yellow] {reason}")
+        for warning in result.report.warnings:
+            _console().print(f"[yellow]Warning:[/yellow] {warning}", highlight=False)
     for line in result.messages:
         _console().print(line)
 

@@ -52,6 +52,10 @@ class RunMetrics:
             ``metrics``, ``main`` and ``examples``; None in records written before they existed.
         best_step: training: the optimiser step whose weights were scored best.
         history: training: one entry per evaluation (step, epoch, metrics, examples/s).
+        scoring: training: how the metrics were computed where the task offers a choice (MT: ``nltk``,
+            the NLTK release); None in records written before it existed.
+        warnings: training: what the leaderboard would refuse in the scored predictions (MT: lines
+            the evaluator's NLTK fails on); None in records written before it existed.
     """
 
     val: dict[str, float]
@@ -60,9 +64,14 @@ class RunMetrics:
     extra_val: dict[str, dict[str, Any]] | None = None
     best_step: int | None = None
     history: list[dict[str, Any]] | None = None
+    scoring: dict[str, str] | None = None
+    warnings: list[str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"val": self.val, "main_metric": self.main_metric, "main": self.main}
+        if self.scoring is not None or self.warnings is not None:
+            data["scoring"] = self.scoring or {}
+            data["warnings"] = self.warnings or []
         if self.extra_val is not None:
             data["extra_val"] = self.extra_val
         if self.best_step is not None or self.history is not None:
@@ -227,6 +236,8 @@ class RunRecord:
                 extra_val=metrics.get("extra_val"),
                 best_step=metrics.get("best_step"),
                 history=metrics.get("history"),
+                scoring=metrics.get("scoring"),
+                warnings=metrics.get("warnings"),
             ),
             status=str(data["status"]),
             versions=dict(data.get("versions") or {}),

@@ -33,13 +33,20 @@ class WorkflowResult:
             "per_task": self.report.per_task,
             "leaderboard": self.report.board,
             "unavailable": self.report.notes,
+            "warnings": self.report.warnings,
+            "scoring": self.report.scoring,
         }
 
 
 def translation_options(
-    task_name: str, train_src: Path | None = None, train_tgt: Path | None = None, test_src: Path | None = None
+    task_name: str,
+    train_src: Path | None = None,
+    train_tgt: Path | None = None,
+    test_src: Path | None = None,
+    nltk: str | None = None,
 ) -> dict:
-    """Task options for user-provided parallel files; only the tasks whose spec lists them take them."""
+    """Task options for user-provided parallel files and the metrics' NLTK release; only the tasks
+    whose spec lists them take them."""
     options: dict = {}
     if (train_src is None) != (train_tgt is None):
         raise ConfigError(
@@ -49,10 +56,12 @@ def translation_options(
         options["train_files"] = (train_src, train_tgt)
     if test_src is not None:
         options["test_source"] = test_src
+    if nltk is not None:
+        options["nltk"] = nltk
     if options and any(set(options) - set(TASKS.get(n).spec.options) for n in expand_task_names(task_name)):
         takers = [name for name, task in TASKS.items() if set(options) <= set(task.spec.options)]
         raise ConfigError(
-            f"--train-src/--train-tgt/--test-src apply to the tasks that read your own parallel files "
+            f"--train-src/--train-tgt/--test-src/--nltk apply to the tasks that take them "
             f"({', '.join(takers)}), not {task_name}."
         )
     return options
@@ -108,7 +117,7 @@ def baseline_workflow(
 
 
 def score_workflow(
-    task_name: str, predictions_path: Path, split: str, data_dir: Path | None
+    task_name: str, predictions_path: Path, split: str, data_dir: Path | None, task_options: dict | None = None
 ) -> WorkflowResult:
     """Scores a submission zip or folder on a labelled split."""
     _check_split(split)
@@ -117,7 +126,7 @@ def score_workflow(
             "The test split has no labels here (the leaderboard withholds them). Score --split val, "
             "or use `slopeft submission check` to validate a test submission."
         )
-    tasks = get_tasks(task_name, data_dir)
+    tasks = get_tasks(task_name, data_dir, **(task_options or {}))
     predictions = parse_unit(tasks, read_prediction_files(predictions_path), split)
     return WorkflowResult(
         f"{task_name} · {split} · {predictions_path}", score_unit(tasks, predictions, split)
@@ -132,13 +141,21 @@ def check_workflow(
     predictions = parse_unit(tasks, read_prediction_files(zip_path), "test")
     counts = ", ".join(f"{name.split('/')[-1]} {len(p)}" for name, p in predictions.items())
     summary = f"valid submission for {task_name} ({counts} predictions)"
+    for task in tasks:
+        if nltk := task.scoring().get("nltk"):
+            summary += f"; every line tokenizes under NLTK {nltk}, as the evaluator runs it"
     for note in dict.fromkeys(n for t in tasks if (n := t.local_test_note())):
         summary += f". {note}"
     return summary
 
 
 def evaluate_workflow(
-    run_dir: Path, split: str, data_dir: Path | None, batch_size: int, allow_other_base: bool = False
+    run_dir: Path,
+    split: str,
+    data_dir: Path | None,
+    batch_size: int,
+    allow_other_base: bool = False,
+    nltk: str | None = None,
 ) -> WorkflowResult:
     """Loads a trained run and scores it on a labelled split."""
     from slopeft.evaluation.prediction import load_run, predict_split
@@ -149,8 +166,12 @@ def evaluate_workflow(
             "The test split has no labels here; use `slopeft predict --run DIR --split test` to write "
             "leaderboard predictions."
         )
+    options = translation_options(_run_task(run_dir), nltk=nltk) if nltk else {}
     parts, model, record = load_run(
-        run_dir, data_dir=str(data_dir) if data_dir else None, allow_other_base=allow_other_base
+        run_dir,
+        data_dir=str(data_dir) if data_dir else None,
+        task_options=options,
+        allow_other_base=allow_other_base,
     )
     predictions = predict_split(parts, model, split, batch_size)
     report = score_unit([parts.task], {parts.task.name: predictions}, split)
@@ -164,12 +185,13 @@ def predict_workflow(
     batch_size: int,
     test_src: Path | None = None,
     allow_other_base: bool = False,
+    nltk: str | None = None,
 ) -> WorkflowResult:
     """Writes a trained run's predictions for ``split`` in submission format under run/predictions/<split>/."""
     from slopeft.evaluation.prediction import load_run, predict_split
 
     _check_split(split)
-    options = translation_options_for_run(run_dir, test_src)
+    options = translation_options_for_run(run_dir, test_src, nltk)
     parts, model, record = load_run(
         run_dir, data_dir=str(data_dir) if data_dir else None, task_options=options,
         allow_other_base=allow_other_base,
@@ -183,10 +205,16 @@ def predict_workflow(
     return WorkflowResult(f"{record.run_id} · {split}", report, [f"Predictions written to {out}"])
 
 
-def translation_options_for_run(run_dir: Path, test_src: Path | None) -> dict:
+def _run_task(run_dir: Path) -> str:
     from slopeft.records import read_record
 
-    return translation_options(read_record(run_dir).task, test_src=test_src) if test_src else {}
+    return read_record(run_dir).task
+
+
+def translation_options_for_run(run_dir: Path, test_src: Path | None, nltk: str | None = None) -> dict:
+    if test_src is None and nltk is None:
+        return {}
+    return translation_options(_run_task(run_dir), test_src=test_src, nltk=nltk)
 
 
 def submit_workflow(

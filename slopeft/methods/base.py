@@ -159,6 +159,42 @@ METHODS: Registry[type[Method]] = Registry("method")
 """Registered methods by name (``full``, ``lora``, ``bitfit`` ...)."""
 
 
+HALF_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def has_half_precision(module: nn.Module) -> bool:
+    """Whether any parameter of ``module`` is bf16 or fp16 (transformers 5 loads a checkpoint's own dtype)."""
+    return any(p.dtype in HALF_PRECISION for p in module.parameters())
+
+
+def _float32_inputs(module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    def cast(value: Any) -> Any:
+        return value.float() if isinstance(value, torch.Tensor) and value.dtype in HALF_PRECISION else value
+
+    return tuple(cast(a) for a in args), {k: cast(v) for k, v in kwargs.items()}
+
+
+def float32_head(model: nn.Module, context: MethodContext) -> None:
+    """Makes the task head float32 on a half-precision model: AdamW on bf16 weights loses every update
+    smaller than the weight's last bit, so the head keeps float32 weights (the masters) and takes its
+    inputs in float32 (its logits come out float32). Under GPU autocast its matmuls still run in bf16."""
+    for name in context.head_modules:
+        try:
+            module = model.get_submodule(name)
+        except AttributeError:
+            continue
+        if has_half_precision(module):
+            module.float()
+            module.register_forward_pre_hook(_float32_inputs, with_kwargs=True)
+
+
+def float32_masters(model: nn.Module) -> nn.Module:
+    """The whole model in float32 when it holds half-precision weights, for methods that train base
+    weights in place (full fine-tuning, BitFit): their optimiser then updates float32 masters, and with
+    ``training.precision=bf16`` on a GPU autocast still runs the matmuls in bf16."""
+    return model.float() if has_half_precision(model) else model
+
+
 def freeze_all_but(model: nn.Module, trainable: list[str]) -> None:
     """Freezes every parameter except those whose name starts with one of ``trainable`` (module paths)."""
     for name, parameter in model.named_parameters():

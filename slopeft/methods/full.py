@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from slopeft.errors import ConfigError
-from slopeft.methods.base import METHODS, Method, MethodContext
+from slopeft.methods.base import METHODS, Method, MethodContext, float32_masters
 from slopeft.methods.optim import adamw
 
 
@@ -37,6 +37,7 @@ class FullFineTuning(Method):
                 "full.sparse_embeddings works on encoders only: a decoder's LM head shares the "
                 "embedding matrix and needs a dense gradient."
             )
+        model = float32_masters(model)  # a bf16/fp16 checkpoint: AdamW updates float32 masters
         for parameter in model.parameters():
             parameter.requires_grad = True
         if self.config.sparse_embeddings:

@@ -32,7 +32,7 @@ from torch.nn import functional as F
 
 from slopeft.config import check_modules, check_range
 from slopeft.errors import ConfigError
-from slopeft.methods.base import METHODS, Method, MethodContext, save_own_adapter
+from slopeft.methods.base import METHODS, Method, MethodContext, float32_head, save_own_adapter
 from slopeft.methods.quant import freeze_base, layer_index, linear_targets
 
 
@@ -95,7 +95,8 @@ class MolaLinear(nn.Module):
         self.in_features, self.out_features = base.in_features, base.out_features
         self.num_experts, self.top_k, self.r = num_experts, min(top_k, num_experts), r
         self.scaling = alpha / r
-        dtype, device = base.weight.dtype, base.weight.device
+        # float32 masters whatever the base dtype (a bf16 checkpoint loads as bf16); forward casts them.
+        dtype, device = torch.float32, base.weight.device
         self.router = nn.Linear(self.in_features, num_experts, bias=False, dtype=dtype, device=device)
         self.lora_A = nn.Parameter(torch.empty(num_experts, r, self.in_features, dtype=dtype, device=device))
         self.lora_B = nn.Parameter(torch.zeros(num_experts, self.out_features, r, dtype=dtype, device=device))
@@ -115,7 +116,7 @@ class MolaLinear(nn.Module):
 
     def router_probabilities(self, x: torch.Tensor) -> torch.Tensor:
         """Softmax over the experts for every token, [..., E] (float32)."""
-        return F.softmax(self.router(x).float(), dim=-1)
+        return F.softmax(F.linear(x, self.router.weight.to(x.dtype)).float(), dim=-1)
 
     def gates(self, probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-token expert weights ([N, E]: the top-k probabilities renormalised, zero elsewhere) and the
@@ -177,6 +178,7 @@ class Mola(Method):
     def apply(self, model: nn.Module, context: MethodContext) -> nn.Module:
         c = self.config
         freeze_base(model, context)
+        float32_head(model, context)
         targets = linear_targets(model, context, c.target_modules, ("query", "value"), self.name)
         counts = self.expert_counts([name for name, _ in targets])
         for name, linear in targets:

@@ -42,6 +42,7 @@ from slopeft.methods.base import (
     METHODS,
     AddedPositions,
     MethodContext,
+    float32_head,
     freeze_all_but,
     load_own_adapter,
 )
@@ -470,9 +471,11 @@ class PrefixTuning(PeftMethod):
             dropout=c.dropout,
         )
         parameter = next(model.parameters())
-        prompt.to(device=parameter.device, dtype=parameter.dtype)
+        # float32 masters whatever the base dtype; each layer casts its prefix to the attention's dtype.
+        prompt.to(device=parameter.device)
         deep_prompt.attach(model, prompt)
         freeze_all_but(model, [deep_prompt.MODULE_NAME, *context.head_modules])
+        float32_head(model, context)
         return model
 
     def save(self, model: nn.Module, out_dir: Path) -> None:

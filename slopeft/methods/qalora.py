@@ -5,7 +5,9 @@ Own code in pure PyTorch (runs on a CPU; no bitsandbytes or GPTQ kernels):
 * the base weights of the target layers are quantised to INT-k (default INT4) **group-wise along the
   input dimension** (group size L, default 32), each group with its own scale α and zero point β
   (β = the group minimum, as in the paper: w ≈ α·q + β); codes are stored packed in ``uint8`` and
-  dequantised on the fly (:class:`slopeft.methods.quant.QuantLinear`);
+  dequantised on the fly (:class:`slopeft.methods.quant.QuantLinear`); α and β are float32 on any
+  base (bf16 zero points would round a merged update away), and so are A and B (master weights; the
+  forward runs in the model's dtype);
 * the adapter sees the layer input **average-pooled within each group** (D_in → D_in / L), so
   A is r × D_in/L and B is D_out × r: ``y = W̃x + b + (α_lora / r)·B·A·pool(x)``. Its contribution is
   constant inside each group, so
@@ -33,7 +35,7 @@ from torch.nn import functional as F
 
 from slopeft.config import check_modules, check_range
 from slopeft.errors import ConfigError
-from slopeft.methods.base import METHODS, Method, MethodContext
+from slopeft.methods.base import METHODS, Method, MethodContext, float32_head
 from slopeft.methods.quant import (
     ALL_LINEAR_ROLES,
     QuantLinear,
@@ -79,11 +81,13 @@ class QALoraLinear(QuantLinear):
     ) -> None:
         super().__init__(linear, group_size, bits)
         groups = self.in_features // group_size
-        dtype, device = linear.weight.dtype, linear.weight.device
+        device = linear.weight.device
         self.r = r
         self.scaling = alpha / r
-        self.lora_A = nn.Parameter(torch.empty(r, groups, dtype=dtype, device=device))
-        self.lora_B = nn.Parameter(torch.zeros(self.out_features, r, dtype=dtype, device=device))
+        # float32 masters whatever the base dtype (a bf16 checkpoint loads as bf16); forward casts them
+        # to the compute dtype.
+        self.lora_A = nn.Parameter(torch.empty(r, groups, dtype=torch.float32, device=device))
+        self.lora_B = nn.Parameter(torch.zeros(self.out_features, r, dtype=torch.float32, device=device))
         nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
         self.lora_dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
@@ -108,10 +112,11 @@ class QALoraLinear(QuantLinear):
         layer = QuantLinear.__new__(QuantLinear)
         nn.Module.__init__(layer)
         layer.in_features, layer.out_features = self.in_features, self.out_features
-        layer.group_size, layer.bits = self.group_size, self.bits
+        layer.group_size, layer.bits, layer.weight_dtype = self.group_size, self.bits, self.weight_dtype
         layer.register_buffer("qweight", self.qweight.clone())
         layer.register_buffer("scales", self.scales.clone())
-        layer.register_buffer("zeros", (self.zeros.float() + self.group_delta()).to(self.zeros.dtype))
+        # float32 zero points hold β + δ exactly enough for any base dtype (see slopeft.methods.quant).
+        layer.register_buffer("zeros", self.zeros.float() + self.group_delta())
         layer.bias = self.bias
         return layer
 
@@ -126,6 +131,7 @@ class QALora(Method):
         if c.r < 1:
             raise ConfigError(f"qa-lora.r must be at least 1, not {c.r}.")
         freeze_base(model, context)
+        float32_head(model, context)
         targets = linear_targets(model, context, c.target_modules, ALL_LINEAR_ROLES, self.name)
         for name, linear in targets:
             try:
@@ -153,7 +159,7 @@ class QALora(Method):
         adapters = [m for m in layers if isinstance(m, QALoraLinear)]
         adapter_bytes = tensor_bytes([p for m in adapters for p in (m.lora_A, m.lora_B)])
         total = model_bytes(model)
-        float_size = layers[0].scales.element_size() if layers else 4
+        float_size = layers[0].weight_dtype.itemsize if layers else 4
         return {
             "base_plus_adapter_bytes": total,
             "adapter_bytes": adapter_bytes,

@@ -6,7 +6,10 @@
   uses: weights quantised **group-wise along the input dimension** (group size L), each group with
   its own scale α and zero point β (the group minimum, a real number as in the paper:
   ``w ≈ α·q + β`` with ``q ∈ [0, 2^bits − 1]``), so a change that is constant inside a group folds
-  exactly into β. Codes are packed into ``uint8`` (two 4-bit codes a byte).
+  exactly into β. Codes are packed into ``uint8`` (two 4-bit codes a byte). Scales and zero points
+  are float32 whatever the model's dtype: a bf16 zero point has 8 significant bits, so folding a small
+  update into it (β + δ) would round most of δ away; dequantisation also runs in float32 and only the
+  finished weight is cast to the compute dtype.
 * :class:`QuantLinear` is a Linear layer stored that way and dequantised on the fly (the backward pass
   recomputes the weight instead of keeping a float copy for every layer).
 * :func:`tensor_bytes` counts what a model holds in memory, for the cost report.
@@ -131,7 +134,7 @@ def quantize_groups(
 
     Returns:
         ``(packed codes [out, in·bits/8] uint8, scales [out, in/L], zeros [out, in/L])``; scales and
-        zeros keep the weight's dtype.
+        zeros are float32 (see the module docstring).
     """
     out_features, in_features = weight.shape
     _check_shape(in_features, group_size, bits)
@@ -142,7 +145,7 @@ def quantize_groups(
     scales = ((high - low) / levels).clamp(min=torch.finfo(torch.float32).tiny)
     codes = torch.round((w - low[..., None]) / scales[..., None]).clamp(0, levels)
     packed = pack_codes(codes.view(out_features, in_features), bits)
-    return packed, scales.to(weight.dtype), low.to(weight.dtype)
+    return packed, scales, low
 
 
 def dequantize_groups(
@@ -152,12 +155,14 @@ def dequantize_groups(
     bits: int,
     dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
-    """The float weight [out, in] of :func:`quantize_groups`' output: α·q + β per group."""
+    """The float weight [out, in] of :func:`quantize_groups`' output: α·q + β per group, computed in
+    float32 and returned in ``dtype`` (default: the scales' dtype)."""
     dtype = dtype or scales.dtype
     codes = unpack_codes(packed, bits)
     out_features, groups = scales.shape
-    q = codes.view(out_features, groups, -1).to(dtype)
-    return (q * scales[..., None].to(dtype) + zeros[..., None].to(dtype)).view(out_features, -1)
+    q = codes.view(out_features, groups, -1).to(torch.float32)
+    weight = q * scales[..., None].to(torch.float32) + zeros[..., None].to(torch.float32)
+    return weight.view(out_features, -1).to(dtype)
 
 
 class _DequantLinear(torch.autograd.Function):
@@ -183,14 +188,16 @@ class _DequantLinear(torch.autograd.Function):
 class QuantLinear(nn.Module):
     """A frozen Linear layer stored as group-wise INT-k codes (see :func:`quantize_groups`).
 
-    Buffers ``qweight`` (packed ``uint8`` codes), ``scales`` and ``zeros`` ([out, in / group_size]);
-    the bias, if any, stays a frozen float parameter.
+    Buffers ``qweight`` (packed ``uint8`` codes), ``scales`` and ``zeros`` ([out, in / group_size],
+    float32); the bias, if any, stays a frozen parameter in the layer's dtype, which ``weight_dtype``
+    remembers (the dtype :attr:`weight` is returned in).
     """
 
     def __init__(self, linear: nn.Linear, group_size: int = 32, bits: int = 4) -> None:
         super().__init__()
         self.in_features, self.out_features = linear.in_features, linear.out_features
         self.group_size, self.bits = group_size, bits
+        self.weight_dtype = linear.weight.dtype
         packed, scales, zeros = quantize_groups(linear.weight.detach(), group_size, bits)
         self.register_buffer("qweight", packed)
         self.register_buffer("scales", scales)
@@ -201,8 +208,8 @@ class QuantLinear(nn.Module):
 
     @property
     def weight(self) -> torch.Tensor:
-        """The dequantised weight (some models read ``layer.weight.dtype``; T5 does)."""
-        return dequantize_groups(self.qweight, self.scales, self.zeros, self.bits)
+        """The dequantised weight in the layer's dtype (some models read ``layer.weight.dtype``; T5 does)."""
+        return dequantize_groups(self.qweight, self.scales, self.zeros, self.bits, self.weight_dtype)
 
     def base_forward(self, x: torch.Tensor) -> torch.Tensor:
         return _DequantLinear.apply(x, self.qweight, self.scales, self.zeros, self.bias, self.bits)

@@ -243,6 +243,14 @@ class Task(abc.ABC):
         """Metrics this task cannot compute here, each with the reason (empty when all are available)."""
         return {}
 
+    def metric_warnings(self) -> list[str]:
+        """What the last scoring found that the leaderboard would refuse (empty when nothing)."""
+        return []
+
+    def scoring(self) -> dict[str, str]:
+        """The scoring choices the metrics were computed with, where the task offers one (for records)."""
+        return {}
+
     def template_fields(self, example: Example) -> dict[str, Any]:
         """What the spec's templates may name: the example's inputs, plus what a task derives from them."""
         return dict(example.inputs)

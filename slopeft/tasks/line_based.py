@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from slopeft.data.readers import decode_text
 from slopeft.errors import SubmissionError
 from slopeft.tasks.base import Example, Task, check_complete
+from slopeft.tasks.reading import decode_submission, readlines
 
 
 class LineSubmissionTask(Task):
@@ -16,6 +16,7 @@ class LineSubmissionTask(Task):
     submission_name = "submission.txt"
     submission_name_required = False  # the MT evaluator takes any single file; SI-NLI names it
     drop_blank_lines = False  # SI-NLI's evaluator drops blank lines; MT keeps empty hypotheses
+    bom_effect = ""  # what the evaluator makes of a byte-order mark (one sentence)
 
     def format_line(self, prediction: Any) -> str:
         return str(prediction)
@@ -45,10 +46,9 @@ class LineSubmissionTask(Task):
             )
         ((name, raw),) = files.items()
         # Empty hypotheses are legal MT lines: a file of n blank lines is n (useless) translations.
-        lines = decode_text(raw, name, SubmissionError, allow_blank=not self.drop_blank_lines).split("\n")
-        if lines and lines[-1] == "":
-            lines.pop()
-        lines = [line.rstrip("\r") for line in lines]
+        text = decode_submission(raw, name, self.bom_effect, allow_blank=not self.drop_blank_lines)
+        self.check_text(name, text)
+        lines = readlines(text)  # the evaluator's open().readlines(): a lone \r ends a line too
         if self.drop_blank_lines:
             lines = [line for line in lines if line.strip()]
         if len(lines) != len(examples):
@@ -67,4 +67,11 @@ class LineSubmissionTask(Task):
                 f"{name} has {len(problems)} illegal line(s): {'; '.join(problems[:8])}. "
                 "Fix those lines and re-check."
             )
+        self.check_lines(name, lines)
         return predictions
+
+    def check_text(self, name: str, text: str) -> None:
+        """Raises SubmissionError for what the evaluator would read wrongly in the whole file."""
+
+    def check_lines(self, name: str, lines: list[str]) -> None:
+        """Raises SubmissionError for lines the evaluator would fail on (after each parsed)."""

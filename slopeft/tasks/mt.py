@@ -15,9 +15,10 @@ from typing import Any
 from slopeft.data.catalogue import Dataset, Source, register_dataset
 from slopeft.data.convert import convert_mt
 from slopeft.data.readers import read_lines, read_parallel
-from slopeft.errors import ConfigError
+from slopeft.errors import ConfigError, SubmissionError
 from slopeft.tasks.base import TASKS, Example, Split, TaskSpec
 from slopeft.tasks.line_based import LineSubmissionTask
+from slopeft.tasks.reading import lone_carriage_returns
 
 SPLIT_FOLDERS = {"train": "ntrex128", "val": "flores200-dev-subset", "test": "flores200-devtest"}
 MT_METRICS = (
@@ -92,6 +93,10 @@ DATASET = register_dataset(
 class TranslationTask(LineSubmissionTask):
     source_language: str
     target_language: str
+    bom_effect = (
+        "it becomes part of the first token of line 1, which then matches no reference token (a "
+        "lower score, and no error to tell you)."
+    )
 
     def __init__(
         self,
@@ -99,7 +104,12 @@ class TranslationTask(LineSubmissionTask):
         train_set: str = "ntrex128",
         train_files: tuple[Path | str, Path | str] | None = None,
         test_source: Path | str | None = None,
+        nltk: str | None = None,
     ) -> None:
+        from slopeft.metrics.mt.scores import DEFAULT_NLTK, check_nltk_version
+
+        # Which NLTK release's tokenization the metrics reproduce (the evaluator's pin, or its first).
+        self.nltk = check_nltk_version(nltk or DEFAULT_NLTK)
         custom_folder = train_set != "ntrex128"
         if custom_folder:
             folder = Path(train_set).expanduser()
@@ -138,16 +148,42 @@ class TranslationTask(LineSubmissionTask):
         from slopeft.metrics.mt import mt_scores
 
         references, hypotheses = self.aligned(predictions, examples)
-        scores = mt_scores(hypotheses, references, self.target_language)
-        # Which metrics could not be computed exactly is only known while scoring; keep it for the report.
+        scores = mt_scores(hypotheses, references, self.target_language, nltk=self.nltk)
+        # Which metrics could not be computed exactly, and which lines the evaluator would fail on, are
+        # only known while scoring; keep them for the report.
         self._unavailable = scores.unavailable
+        self._warnings = [w] if (w := scores.warning()) else []
         return scores.metrics
 
     def metric_notes(self) -> dict[str, str]:
         return dict(getattr(self, "_unavailable", {}))
 
+    def metric_warnings(self) -> list[str]:
+        return list(getattr(self, "_warnings", []))
+
+    def scoring(self) -> dict[str, str]:
+        return {"nltk": self.nltk}
+
     def format_line(self, prediction: Any) -> str:
-        return str(prediction).replace("\n", " ").replace("\r", " ")
+        # A leading U+FEFF on line 1 would be a byte-order mark, which the evaluator keeps in the first
+        # token; our files never start with one.
+        return str(prediction).replace("\n", " ").replace("\r", " ").lstrip("\ufeff")
+
+    def check_text(self, name: str, text: str) -> None:
+        if numbers := lone_carriage_returns(text):
+            raise SubmissionError(
+                f"{name}: line(s) {', '.join(map(str, numbers[:8]))} hold a carriage return (\\r) not "
+                "followed by a line feed. The evaluator reads lines with Python's universal newlines, so "
+                "it ends a line there and every later translation lands on the wrong source line. Replace "
+                "those carriage returns with spaces."
+            )
+
+    def check_lines(self, name: str, lines: list[str]) -> None:
+        from slopeft.metrics.mt.scores import LANGUAGES, crash_reason, evaluator_crash_lines
+
+        crashed = evaluator_crash_lines(lines, LANGUAGES[self.target_language], self.nltk)
+        if crashed:
+            raise SubmissionError(f"{name}: {crash_reason({'translation': crashed}, self.nltk)}")
 
     def local_test_note(self) -> str | None:
         if self.test_source:
@@ -171,7 +207,7 @@ def _mt_spec(source: str, target: str) -> TaskSpec:
         text_fields=("source",),
         description=f"translate {source.upper()} → {target.upper()}",
         prompt=f"Prevedi iz {source_from} v {LANGUAGE_TARGETS[target]}.\n{source_label}: {{source}}\n{target_label}:",
-        options=("train_files", "test_source"),
+        options=("train_files", "test_source", "nltk"),
         validation="the FLORES-200 dev subset",
     )
 

@@ -76,6 +76,10 @@ class SiNli(LineSubmissionTask):
         validation="slopeft's fixed 10% hold-out of train.tsv",
     )
     drop_blank_lines = True  # the evaluator drops blank lines before counting
+    bom_effect = (
+        "it keeps the mark in front of the first label, rejects that label (\"Unrecognized predicted "
+        "class in row 0\") and fails the submission."
+    )
     submission_name_required = True
 
     def source_files(self, split: Split) -> list[Path]:

@@ -256,6 +256,10 @@ def _train(
             val=final_metrics,
             main_metric=parts.task.spec.main_metric,
             main=final_metrics[parts.task.spec.main_metric],
+            # How the metrics were computed where a task offers a choice (MT: the NLTK release), and
+            # what the leaderboard would refuse in these predictions.
+            scoring=parts.task.scoring(),
+            warnings=parts.task.metric_warnings(),
             extra_val=extra_val,
             best_step=result.state.best_step,
             history=result.state.history,

@@ -466,6 +466,8 @@ class Trainer:
             {"step": state.step, "epoch": state.epoch, "metrics": metrics, "eval_examples_per_s": speed}
         )
         self.console.print(f"step {state.step}: {self.task.spec.main_metric} = {value:.4f}")
+        for warning in self.task.metric_warnings():
+            self.console.print(f"[yellow]step {state.step}, warning:[/yellow] {warning}", highlight=False)
         if state.best_metric is None or value > state.best_metric:
             state.best_metric, state.best_step, state.evals_since_best = value, state.step, 0
             best_weights = trainable_state(self.accelerator.unwrap_model(self.model))

@@ -11,6 +11,7 @@ import torch
 from slopeft.methods.base import MethodContext
 from slopeft.methods.deep_prompt import DeepPrompt, attach, attention_shape
 from slopeft.methods.prompts import PrefixTuning
+from tests.tolerance import assert_close
 
 N = 3  # virtual tokens
 
@@ -54,7 +55,7 @@ def test_a_layer_attends_to_prefix_then_tokens_exactly(tiny_models):
         scores = q @ torch.cat([pk, k], 2).transpose(-1, -2) / head_dim**0.5
         scores = scores + torch.cat([torch.zeros(2, 1, 5, N), additive], -1)
         expected = (scores.softmax(-1) @ torch.cat([pv, v], 2)).transpose(1, 2).reshape(2, 5, -1)
-    torch.testing.assert_close(output, expected)
+    assert_close(output, expected)
 
 
 @pytest.mark.parametrize("attn", ["eager", "sdpa"])
@@ -66,13 +67,13 @@ def test_padding_does_not_change_a_row_and_attention_kinds_agree(tiny_models, at
     with torch.no_grad():
         batched = model(**inputs).logits
         alone = model(input_ids=inputs["input_ids"][1:, :4]).logits  # the padded row without its padding
-    torch.testing.assert_close(batched[1:], alone, atol=1e-5, rtol=0)
+    assert_close(batched[1:], alone)
 
     other = _bert(tiny_models, "sdpa" if attn == "eager" else "eager")
     torch.manual_seed(1)
     attach(other, DeepPrompt(*attention_shape(other), N).eval())
     with torch.no_grad():
-        torch.testing.assert_close(other(**inputs).logits, batched, atol=1e-5, rtol=0)
+        assert_close(other(**inputs).logits, batched)
 
 
 def test_the_prefix_reaches_keys_and_values_of_every_layer(tiny_models):
@@ -117,7 +118,7 @@ def test_reparameterised_prefix_saves_only_the_resolved_vectors(tiny_models, tmp
     loaded = PrefixTuning(method.options_dict()).load(_bert(tiny_models), tmp_path, _context()).eval()
     assert loaded.deep_prompt.prefix is not None and not hasattr(loaded.deep_prompt, "mlp")
     with torch.no_grad():
-        torch.testing.assert_close(loaded(**_inputs()).logits, model(**_inputs()).logits, atol=1e-6, rtol=0)
+        assert_close(loaded(**_inputs()).logits, model(**_inputs()).logits)
 
 
 def test_dropout_on_the_prefix_only_in_training(tiny_models):
@@ -175,9 +176,9 @@ def test_deberta_prefix_padding_gradients_and_save_load(deberta_dir, tmp_path):
     with torch.no_grad():
         batched = model(**inputs).logits
         alone = model(input_ids=inputs["input_ids"][1:, :4]).logits
-    torch.testing.assert_close(batched[1:], alone, atol=1e-5, rtol=0)
+    assert_close(batched[1:], alone)
 
     method.save(model, tmp_path)
     loaded = PrefixTuning({"num_virtual_tokens": N}).load(_deberta(deberta_dir), tmp_path, context).eval()
     with torch.no_grad():
-        torch.testing.assert_close(loaded(**inputs).logits, batched, atol=1e-6, rtol=0)
+        assert_close(loaded(**inputs).logits, batched)

@@ -14,6 +14,7 @@ from slopeft.methods import METHODS, MethodContext
 from slopeft.methods.base import ADAPTER_CONFIG, ADAPTER_WEIGHTS, trainable_state
 from slopeft.methods.increlora import IncreLoraLinear, increlora_layers
 from tests.methods._tiny import classifier, logits, token_batch, train_loop, trainer_two_steps
+from tests.tolerance import approx, assert_close
 
 # 12 modules on tiny BERT (2 layers × 6 linear layers): total rank 12 → budget 24, three modules per
 # allocation, one rank each, allocations at steps 4, 6, 8 and 10.
@@ -111,11 +112,11 @@ def test_new_components_restart_their_warmup(tiny_models):
     # Slot 1 was the spare (A, B trained since step 0); switched on at step 4, its λ warms up again:
     # half the peak rate on the first step, then the trainer's decay relative to step 4.
     assert ab4[1] == 1.0
-    assert e4[1] * g4 == pytest.approx(0.5)
-    assert e5[1] * g5 == pytest.approx(min(1.0, g5 / g4))
+    assert e4[1] * g4 == approx(0.5)
+    assert e5[1] * g5 == approx(min(1.0, g5 / g4))
     # Slot 2 is the new spare: its A and B start training at step 4 with the same restarted warmup.
-    assert ab4[2] * g4 == pytest.approx(0.5)
-    assert ab5[2] * g5 == pytest.approx(min(1.0, g5 / g4))
+    assert ab4[2] * g4 == approx(0.5)
+    assert ab5[2] * g5 == approx(min(1.0, g5 / g4))
     assert e4[2] == 0.0
     # Slots never used do not move.
     assert ab4[3:] == [0.0] * (len(ab4) - 3)
@@ -132,10 +133,10 @@ def test_orthogonality_regulariser():
         layer.lora_A[0, 0] = layer.lora_A[1, 1] = 1.0
         layer.lora_B[2, 0] = layer.lora_B[3, 1] = 1.0
         layer.lora_A[3] = 5.0  # unused slot: not part of the penalty
-    assert layer.orthogonality().item() == pytest.approx(0.0)
+    assert layer.orthogonality().item() == approx(0.0)
     with torch.no_grad():
         layer.lora_A[1, 1] = 2.0  # ‖AAᵀ − I‖² gains (4 − 1)² = 9
-    assert layer.orthogonality().item() == pytest.approx(9.0)
+    assert layer.orthogonality().item() == approx(9.0)
 
 
 def test_save_load_keeps_each_modules_rank_and_the_predictions(tiny_models, tmp_path):
@@ -164,7 +165,7 @@ def test_save_load_keeps_each_modules_rank_and_the_predictions(tiny_models, tmp_
     base, context = classifier(tiny_models)
     loaded = fresh.load(base, tmp_path, context)
     assert fresh.rank_pattern(loaded) == pattern
-    torch.testing.assert_close(logits(loaded, batch), expected, atol=1e-6, rtol=0)
+    assert_close(logits(loaded, batch), expected)
     assert torch.equal(logits(loaded, batch).argmax(-1), expected.argmax(-1))
 
 
@@ -193,7 +194,7 @@ def test_a_restored_snapshot_brings_its_ranks_back(tiny_models):
     with torch.no_grad():
         for name, tensor in snapshot.items():
             rebuilt_parameters[name].copy_(tensor)
-    torch.testing.assert_close(logits(model, batch), logits(rebuilt, batch), atol=1e-6, rtol=0)
+    assert_close(logits(model, batch), logits(rebuilt, batch))
 
 
 def test_merge_folds_the_update_into_the_base(tiny_models):
@@ -205,7 +206,7 @@ def test_merge_folds_the_update_into_the_base(tiny_models):
     expected = logits(model, batch)
     merged = method.merge(model)
     assert not increlora_layers(merged)
-    torch.testing.assert_close(logits(merged, batch), expected, atol=1e-5, rtol=0)
+    assert_close(logits(merged, batch), expected)
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ from slopeft.methods import METHODS
 from slopeft.methods.prompts import DEFAULT_INIT_TEXT, PromptTuning
 from slopeft.training.build import load_base
 from tests.methods._positions import PositionProbe, generate_to_the_end, long_examples
+from tests.tolerance import assert_close
 
 RTE, COPA = "slo-superglue/rte", "slo-superglue/copa"
 
@@ -153,7 +154,7 @@ def test_peft_prefix_tuning_with_reparameterisation_saves_and_loads(run_parts, a
     base, context = load_base(parts)
     loaded = parts.method.load(base, tmp_path, context).eval()
     with torch.no_grad():
-        torch.testing.assert_close(loaded(**batch).logits, model(**batch).logits, atol=1e-5, rtol=0)
+        assert_close(loaded(**batch).logits, model(**batch).logits)
 
 
 @pytest.mark.parametrize(
@@ -206,7 +207,7 @@ def test_generation_uses_the_prompt_like_a_full_forward_pass(run_parts, arch, me
                 expected = model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits[:, -1]
             else:
                 expected = model(**inputs, decoder_input_ids=out.sequences[:, : step + 1]).logits[:, -1]
-            torch.testing.assert_close(logits, expected, atol=1e-4, rtol=0)
+            assert_close(logits, expected)
 
 
 @pytest.mark.parametrize(

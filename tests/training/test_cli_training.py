@@ -65,3 +65,13 @@ def test_predict_writes_leaderboard_files(real_data_env, tiny_xlmr, tmp_path):
     main(["predict", "--run", str(out), "--split", "test"])
     lines = (out / "predictions" / "test" / "submission.txt").read_text().splitlines()
     assert len(lines) == 998 and set(lines) <= {"entailment", "neutral", "contradiction"}
+
+
+def test_mt_run_records_the_nltk_release_of_its_metrics(real_data_env, tiny_models, tmp_path, capsys):
+    out = tmp_path / "mt"
+    main(["train", "--task", "mt/sl-en", "--model", str(tiny_models("marian")), "--method", "lora", "--output",
+          str(out), *QUICK, "--set", "training.max_eval_examples=4", "--nltk", "3.6.5"])
+    metrics = json.loads((out / "record.json").read_text())["metrics"]
+    assert metrics["scoring"] == {"nltk": "3.6.5"} and isinstance(metrics["warnings"], list)
+    main(["evaluate", "--run", str(out)])  # scored again, with the default (the evaluator's pin, 3.6.6)
+    assert "chrF (corpus)" in capsys.readouterr().out

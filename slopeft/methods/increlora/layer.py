@@ -25,7 +25,8 @@ class IncreLoraLinear(nn.Module):
         self.base_layer = base
         self.in_features, self.out_features = base.in_features, base.out_features
         self.capacity, self.alpha, self.reserve_lambda = capacity, alpha, reserve_lambda
-        dtype, device = base.weight.dtype, base.weight.device
+        # float32 masters whatever the base dtype (a bf16 checkpoint loads as bf16); forward casts them.
+        dtype, device = torch.float32, base.weight.device
         self.lora_A = nn.Parameter(torch.empty(capacity, self.in_features, dtype=dtype, device=device))
         self.lora_B = nn.Parameter(torch.empty(self.out_features, capacity, dtype=dtype, device=device))
         self.lora_E = nn.Parameter(torch.zeros(capacity, dtype=dtype, device=device))

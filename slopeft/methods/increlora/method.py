@@ -12,7 +12,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from slopeft.errors import ConfigError
-from slopeft.methods.base import ADAPTER_CONFIG, ADAPTER_WEIGHTS, METHODS, Method, MethodContext
+from slopeft.methods.base import ADAPTER_CONFIG, ADAPTER_WEIGHTS, METHODS, Method, MethodContext, float32_head
 from slopeft.methods.increlora.allocator import (
     choose_growth,
     component_factor,
@@ -70,6 +70,7 @@ class IncreLora(Method):
     def apply(self, model: nn.Module, context: MethodContext) -> nn.Module:
         c = self.config
         freeze_base(model, context)
+        float32_head(model, context)
         self._reset()
         self._layers = {}
         for name, linear in linear_targets(model, context, c.target_modules, ALL_LINEAR_ROLES, self.name):

@@ -1,17 +1,29 @@
 """SloBench machine-translation metrics (SLO→ENG, ENG→SLO), computed as the official evaluator does.
 
 The evaluator (``clarinsi/slobench-eval-docker``, folders ``eval_translation_en`` and
-``eval_translation_sl``; Python 3.8 with ``nltk==3.6.5``) strips each line, tokenizes it with
-``nltk.word_tokenize(line, language="english"|"slovene")`` and scores the token lists with NLTK's
-sentence/corpus BLEU (smoothing ``method1``), METEOR (English WordNet 3.0) and sentence/corpus chrF.
-Its sixth metric, BERTScore, needs model weights that cannot be fetched offline.
+``eval_translation_sl``; Python 3.8) reads each file with ``open(path).readlines()``, strips each line,
+tokenizes it with ``nltk.word_tokenize(line, language="english"|"slovene")`` and scores the token lists
+with NLTK's sentence/corpus BLEU (smoothing ``method1``), METEOR (English WordNet 3.0) and
+sentence/corpus chrF. Its sixth metric, BERTScore, needs model weights that cannot be fetched offline.
 
-The tokens come from :mod:`~slopeft.metrics.mt.tokenization` (NLTK 3.6.5's ``word_tokenize``, carried
-here because newer NLTK tokenizes differently) and METEOR from :mod:`~slopeft.metrics.mt.meteor` (on the
-Debian ``wordnet-base`` files). BLEU, chrF and the Porter stemmer come from the installed NLTK, whose
-code for them computes what 3.6.5 computes; every borrowed piece is checked at run time against
-numbers computed with NLTK 3.6.5, and a metric whose check fails is reported unavailable, never
-approximated.
+Which NLTK: the repository pinned ``nltk==3.6.5`` first and ``nltk==3.6.6`` since 27 February 2022
+(commit 5bd826c), so **3.6.6 is the default** and 3.6.5 stays selectable (``nltk="3.6.5"``, on the
+command line ``--nltk 3.6.5``); the record of every score says which was used. The two releases score
+BLEU, METEOR and chrF with the same code and differ only in ``word_tokenize``
+(:mod:`~slopeft.metrics.mt.tokenization` carries both and says how). A line 3.6.6 fails on (one that
+begins with a lone ``.``, ``?`` or ``!`` followed by a space or punctuation) fails the whole submission
+at the evaluator; such lines are listed in :attr:`MTScores.crashed` with a warning, and
+``slopeft submission check`` refuses a file holding one, naming its lines. The scores themselves use
+3.6.7's tokens on those lines only (the evaluator has no number to match there), so training, model
+selection and reports do not break on a model that emits one. BLEU and METEOR change between the
+releases on lines whose tokens differ; chrF, which compares characters with whitespace removed, does
+not (it can only when a changed sentence split turns a ``"`` into ````` rather than ``''``, which 2 of
+17,000 random punctuation-heavy texts showed and no FLORES or NTREX line does).
+
+METEOR comes from :mod:`~slopeft.metrics.mt.meteor` (on the Debian ``wordnet-base`` files). BLEU, chrF
+and the Porter stemmer come from the installed NLTK, whose code for them computes what 3.6.5 and 3.6.6
+compute; every borrowed piece is checked at run time against numbers computed with NLTK 3.6.5, and a
+metric whose check fails is reported unavailable, never approximated.
 """
 
 from __future__ import annotations
@@ -22,7 +34,32 @@ from pathlib import Path
 
 from slopeft.errors import ConfigError, DataError
 from slopeft.metrics.mt.meteor import default_wordnet_dir, load_wordnet, meteor, wordnet_problem
-from slopeft.metrics.mt.tokenization import PUNKT_DIGESTS, punkt_digest, word_tokenize
+from slopeft.metrics.mt.tokenization import (
+    DEFAULT_NLTK,
+    NLTK_VERSIONS,
+    PUNKT_DIGESTS,
+    EvaluatorCrash,
+    check_nltk_version,
+    evaluator_crash_lines,
+    punkt_digest,
+    scoring_tokens,
+    word_tokenize,
+)
+
+__all__ = [
+    "DEFAULT_NLTK",
+    "LANGUAGES",
+    "NLTK_METRICS",
+    "NLTK_VERSIONS",
+    "SACREBLEU_METRICS",
+    "EvaluatorCrash",
+    "MTScores",
+    "check_nltk_version",
+    "crash_reason",
+    "evaluator_crash_lines",
+    "mt_scores",
+    "word_tokenize",
+]
 
 NLTK_METRICS = ("BLEU (avg)", "BLEU (corpus)", "METEOR (avg)", "chrF (avg)", "chrF (corpus)")
 SACREBLEU_METRICS = ("sacreBLEU BLEU", "sacreBLEU chrF++")
@@ -41,11 +78,18 @@ class MTScores:
     Attributes:
         metrics: Metric name → value. NLTK metrics on the evaluator's 0–1 scale, sacreBLEU on 0–100.
         unavailable: Metric name → one-sentence reason it could not be computed exactly.
+        nltk: The NLTK release whose tokenization the NLTK metrics reproduce.
+        crashed: "translation"/"reference" → 1-based numbers of the lines that release fails on.
     """
 
     metrics: dict[str, float] = field(default_factory=dict)
     unavailable: dict[str, str] = field(default_factory=dict)
+    nltk: str = DEFAULT_NLTK
+    crashed: dict[str, list[int]] = field(default_factory=dict)
 
+    def warning(self) -> str | None:
+        """Why the leaderboard would not score these lines as they are, or None."""
+        return crash_reason(self.crashed, self.nltk) if self.crashed else None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -111,32 +155,62 @@ def _check_inputs(hypotheses: list[str], references: list[str], target_language:
                 )
 
 
+def crash_reason(crashed: dict[str, list[int]], nltk: str = DEFAULT_NLTK) -> str:
+    """One sentence on the lines NLTK ``nltk`` fails on (``crashed``: "translation"/"reference" → numbers)."""
+    where = "; ".join(
+        f"{kind} line{'s' if len(numbers) > 1 else ''} {', '.join(map(str, numbers[:8]))}"
+        f"{f' and {len(numbers) - 8} more' if len(numbers) > 8 else ''}"
+        for kind, numbers in crashed.items()
+        if numbers
+    )
+    return (
+        f"The official evaluator (NLTK {nltk}) fails on {where}: each begins with a lone '.', '?' or '!' "
+        "followed by a space or punctuation, on which NLTK 3.6.6's Punkt raises IndexError, and the "
+        "leaderboard then rejects the whole submission (the NLTK metrics here tokenize those lines as "
+        "NLTK 3.6.7, which fixed the error). Remove or rewrite that leading punctuation, or score with "
+        "NLTK 3.6.5 (the evaluator's first pin: --nltk 3.6.5)."
+    )
+
+
 def mt_scores(
-    hypotheses: list[str], references: list[str], target_language: str, *, wordnet_dir: Path | None = None
+    hypotheses: list[str],
+    references: list[str],
+    target_language: str,
+    *,
+    wordnet_dir: Path | None = None,
+    nltk: str = DEFAULT_NLTK,
 ) -> MTScores:
     """Score translations against references with the SloBench machine-translation metrics.
 
     NLTK metrics ("BLEU (avg)", "BLEU (corpus)", "METEOR (avg)", "chrF (avg)", "chrF (corpus)") are
-    on the 0–1 scale the evaluator reports and equal the evaluator's numbers (NLTK 3.6.5 on its
+    on the 0–1 scale the evaluator reports and equal the evaluator's numbers (NLTK ``nltk`` on its
     ``word_tokenize`` tokens; averages summed in line order like the evaluator). "sacreBLEU BLEU" and
     "sacreBLEU chrF++" (word order 2) are sacreBLEU's default corpus scores on the stripped lines,
     on sacreBLEU's usual 0–100 scale; the evaluator does not report them. BERTScore is always in
     ``unavailable``; so is METEOR when WordNet 3.0 is not installed, and any NLTK metric whose
-    run-time check against NLTK 3.6.5 fails.
+    run-time check against NLTK 3.6.5 fails. With NLTK 3.6.6, a translation or reference line that
+    its tokenizer fails on is listed in ``crashed`` and :meth:`MTScores.warning` says so: the official
+    evaluator computes nothing for such a file (the leaderboard rejects it), so for those lines alone
+    the scores use the tokens of NLTK 3.6.7, whose only tokenizer change fixed that IndexError. Model
+    selection, bootstrap intervals and reports stay defined while the warning travels with the scores,
+    and ``slopeft submission check`` / ``slopeft score`` refuse such a file as the leaderboard would.
 
     Args:
         hypotheses: One translation per segment, without line breaks.
         references: The reference translation of each segment, in the same order.
         target_language: "en" (SLO→ENG) or "sl" (ENG→SLO); selects the Punkt model.
         wordnet_dir: WordNet 3.0 dict folder; default ``$WNSEARCHDIR`` or /usr/share/wordnet.
+        nltk: The NLTK release whose tokenization to reproduce: "3.6.6" (the evaluator's current pin,
+            the default) or "3.6.5" (its first pin).
 
     Returns:
         The scores and, for each metric that could not be computed exactly, the reason.
 
     Raises:
         DataError: The lists are empty, differ in length, or hold something other than single lines.
-        ConfigError: ``target_language`` is not "en" or "sl".
+        ConfigError: ``target_language`` is not "en" or "sl", or ``nltk`` is not a reproduced release.
     """
+    check_nltk_version(nltk)
     _check_inputs(hypotheses, references, target_language)
     import sacrebleu
 
@@ -156,13 +230,15 @@ def mt_scores(
             "NLTK data the evaluator uses (verified for version 2.2.1), so the tokens would differ."
         )
     if problem:
-        return MTScores(metrics, {**{m: f"Not computed: {problem}" for m in NLTK_METRICS}, **unavailable})
-
+        return MTScores(
+            metrics, {**{m: f"Not computed: {problem}" for m in NLTK_METRICS}, **unavailable}, nltk=nltk
+        )
     from nltk.stem.porter import PorterStemmer
     from nltk.translate import bleu_score, chrf_score
 
-    hyps = [word_tokenize(h, language) for h in hyp_lines]
-    refs = [word_tokenize(r, language) for r in ref_lines]
+    hyps, crashed_hyps = scoring_tokens(hyp_lines, language, nltk)
+    refs, crashed_refs = scoring_tokens(ref_lines, language, nltk)
+    crashed = {k: v for k, v in (("translation", crashed_hyps), ("reference", crashed_refs)) if v}
     smoothing = bleu_score.SmoothingFunction().method1
     # Plain running sums divided by the count, as the evaluator does: fsum or statistics.mean could
     # round differently in the last digits.
@@ -184,4 +260,5 @@ def mt_scores(
         for hyp, ref in zip(hyps, refs, strict=True):
             meteor_sum += meteor(ref, hyp, stem, wordnet)
         metrics["METEOR (avg)"] = meteor_sum / len(hyps)
-    return MTScores({k: metrics[k] for k in (*NLTK_METRICS, *SACREBLEU_METRICS) if k in metrics}, unavailable)
+    ordered = {k: metrics[k] for k in (*NLTK_METRICS, *SACREBLEU_METRICS) if k in metrics}
+    return MTScores(ordered, unavailable, nltk=nltk, crashed=crashed)

