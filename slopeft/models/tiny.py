@@ -210,6 +210,25 @@ def _gemma(texts: Sequence[str]) -> tuple[PreTrainedTokenizerFast, PreTrainedMod
     return fast, Gemma3ForCausalLM(config)
 
 
+def _opt(texts: Sequence[str]) -> tuple[PreTrainedTokenizerFast, PreTrainedModel]:
+    from transformers import OPTConfig, OPTForCausalLM
+
+    # A causal LM with biases in every linear layer and LayerNorm (Gemma has none), so that BitFit
+    # and a translation LoRA can share one decoder base.
+    sp = _Specials(
+        ("<pad>", "</s>", "<s>", "<unk>"),
+        {"pad_token": "<pad>", "eos_token": "</s>", "bos_token": "<s>", "unk_token": "<unk>"},
+    )
+    tok = _train("bpe", texts, sp, prepend="never")
+    _template(tok, "<s> $A", "<s> $A <s>:1 $B:1")
+    fast = _wrap(tok, sp, padding_side="left")
+    config = OPTConfig(
+        vocab_size=len(fast), hidden_size=HIDDEN, word_embed_proj_dim=HIDDEN, ffn_dim=2 * HIDDEN,
+        num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=2 * MAX_LEN, **_ids(fast),
+    )
+    return fast, OPTForCausalLM(config)
+
+
 def _marian(texts: Sequence[str]) -> tuple[PreTrainedTokenizerFast, PreTrainedModel]:
     from transformers import MarianConfig, MarianMTModel
 
@@ -245,7 +264,7 @@ def _t5(texts: Sequence[str]) -> tuple[PreTrainedTokenizerFast, PreTrainedModel]
 
 for _name, _build in [
     ("bert", _bert), ("camembert", _roberta_like("camembert")), ("xlm-roberta", _roberta_like("xlm-roberta")),
-    ("gemma", _gemma), ("marian", _marian), ("t5", _t5),
+    ("gemma", _gemma), ("opt", _opt), ("marian", _marian), ("t5", _t5),
 ]:
     TINY_ARCHS.add(_name, _build)
 
@@ -256,11 +275,11 @@ def make_tiny_model(
     """Write a tiny randomly initialised model and its trained tokenizer to ``out_dir``.
 
     Encoders (bert, camembert, xlm-roberta) are saved as the bare ``AutoModel`` (heads come later);
-    gemma as ``Gemma3ForCausalLM``; marian as ``MarianMTModel``; t5 as ``T5ForConditionalGeneration``.
+    gemma as ``Gemma3ForCausalLM``; opt as ``OPTForCausalLM``; marian as ``MarianMTModel``; t5 as ``T5ForConditionalGeneration``.
     Every model has hidden size 64, 2 layers and a vocabulary of at most 1000 tokens (< 1M parameters).
 
     Args:
-        arch: ``bert``, ``camembert``, ``xlm-roberta``, ``gemma``, ``marian`` or ``t5``.
+        arch: ``bert``, ``camembert``, ``xlm-roberta``, ``gemma``, ``opt``, ``marian`` or ``t5``.
         out_dir: the folder to write (created; existing files are overwritten).
         texts: text to train the tokenizer on (default: :func:`default_texts`).
         seed: seed of the weight initialisation; the same arguments give the same files.

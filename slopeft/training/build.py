@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from torch import nn
+from transformers import PreTrainedTokenizerBase
 
 from slopeft.config import RunConfig
 from slopeft.errors import ConfigError, SlopeftError
@@ -31,8 +32,14 @@ class RunParts:
     base_config: dict[str, Any]
 
 
-def prepare_parts(config: RunConfig, task_options: dict | None = None) -> RunParts:
-    """Resolves the task, model, head and method of ``config`` (nothing is loaded yet but the tokenizer)."""
+def prepare_parts(
+    config: RunConfig, task_options: dict | None = None, tokenizer: PreTrainedTokenizerBase | None = None
+) -> RunParts:
+    """Resolves the task, model, head and method of ``config`` (nothing is loaded yet but the tokenizer).
+
+    A ``tokenizer`` already loaded for the model is used instead of loading it again (a server
+    builds the heads of many adapters on one base model).
+    """
     from slopeft.models.sources import family_of, load_tokenizer, model_path, resolve_model
 
     task = get_task(config.task, config.data_dir, config.train_set, **(task_options or {}))
@@ -41,7 +48,7 @@ def prepare_parts(config: RunConfig, task_options: dict | None = None) -> RunPar
     path = model_path(source)
     base_config = json.loads((Path(path) / "config.json").read_text())
     family = source.family or family_of(base_config)
-    tokenizer = load_tokenizer(source)
+    tokenizer = tokenizer or load_tokenizer(source)
     head = build_head(
         TaskFormat.for_task(task),
         tokenizer,
