@@ -91,6 +91,15 @@ def _mount_experiments() -> None:
 _mount_experiments()
 
 
+def _mount_serving() -> None:
+    from slopeft.serving.cli import serve
+
+    app.command("serve")(serve)
+
+
+_mount_serving()
+
+
 @data_app.command("list")
 def data_list(data_dir: DataDir = None) -> None:
     """Every task, training set and split with its row count and source."""
@@ -368,3 +377,7 @@ def main(argv: list[str] | None = None) -> None:
             err.show()
             sys.exit(err.exit_code)
         raise
+
+
+if __name__ == "__main__":
+    main()

@@ -122,7 +122,7 @@ class Engine:
         self._busy = False
         self._stopping = False
         self._stop = False
-        self._rate = 0.0  # examples per second, smoothed: the Retry-After estimate
+        self._finished: collections.deque[tuple[float, int]] = collections.deque()  # (when, examples): the rate
         self._thread = threading.Thread(target=self._loop, name="slopeft-engine", daemon=True)
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -216,10 +216,12 @@ class Engine:
         return len(self._jobs)
 
     def retry_after(self) -> int:
-        """Seconds until the queue has likely drained, from the recent throughput (1 .. 60)."""
-        if self._rate <= 0:
+        """Seconds until the queue has likely drained at the throughput of the last few seconds (1 .. 30)."""
+        finished = list(self._finished)
+        if len(finished) < 2 or finished[-1][0] - finished[0][0] <= 0:
             return 1
-        return int(min(60, max(1, math.ceil(len(self._jobs) / self._rate))))
+        rate = sum(n for _, n in finished[1:]) / (finished[-1][0] - finished[0][0])
+        return int(min(30, max(1, math.ceil(len(self._jobs) / max(rate, 1e-3)))))
 
     def submit(self, jobs: Sequence[Job]) -> None:
         """Queues ``jobs`` (all or none).
@@ -283,10 +285,14 @@ class Engine:
             started = time.perf_counter()
             try:
                 self._run(batch)
+            except Exception:  # noqa: BLE001 - the thread must outlive any one batch
+                log.exception("the engine failed on a batch of %d examples", len(batch))
             finally:
                 elapsed = time.perf_counter() - started
-                rate = len(batch) / max(elapsed, 1e-6)
-                self._rate = rate if self._rate == 0 else 0.8 * self._rate + 0.2 * rate
+                now = time.monotonic()
+                self._finished.append((now, len(batch)))
+                while self._finished and self._finished[0][0] < now - 10:
+                    self._finished.popleft()
                 finished = []
                 with self._cond:
                     for job in batch:
@@ -324,7 +330,10 @@ def _deliver(jobs: list[Job], run: Callable[[], list[Any]]) -> None:
         log.exception("a batch of %d examples failed", len(jobs))
         results = [err] * len(jobs)
     for job, result in zip(jobs, results, strict=True):
-        job.done(result)
+        try:
+            job.done(result)
+        except Exception:  # noqa: BLE001 - one caller's failure must not stop the others' answers
+            log.exception("could not deliver a result")
 
 
 def _by_adapter(jobs: list[Job]) -> list[Job]:

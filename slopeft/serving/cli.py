@@ -1,0 +1,135 @@
+"""``slopeft serve``: load the base model and the adapters, then serve them over HTTP."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from slopeft.errors import ConfigError
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` only accepts connections from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name could resolve to any interface
+
+
+def parse_adapters(values: list[str]) -> list[tuple[str, Path]]:
+    """``NAME=RUN_DIR`` pairs; a bare ``RUN_DIR`` is named after its folder."""
+    pairs = []
+    for value in values:
+        name, sep, path = value.partition("=")
+        if not sep:
+            name, path = Path(value).name, value
+        if not name or not path:
+            raise ConfigError(f"--adapter takes NAME=RUN_DIR, not {value!r}.")
+        pairs.append((name, Path(path)))
+    names = [n for n, _ in pairs]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ConfigError(f"Two adapters are named {', '.join(duplicates)}; give each --adapter its own NAME=.")
+    return pairs
+
+
+def grid_adapters(grid: Path) -> list[tuple[str, Path]]:
+    """The finished training runs of a grid, named by run id."""
+    from slopeft.experiments.grid import load_grid
+    from slopeft.experiments.runner import grid_status
+
+    loaded = load_grid(grid)
+    states, _ = grid_status(loaded)
+    return [(s.run.run_id, loaded.runs_dir / s.run.run_id) for s in states if s.state == "done" and s.run.kind == "train"]
+
+
+def api_key_from(variable: str | None) -> str | None:
+    if variable is None:
+        return None
+    key = os.environ.get(variable, "")
+    if not key.strip():
+        raise ConfigError(f"--api-key-env {variable}: the environment variable {variable} is unset or empty.")
+    return key.strip()
+
+
+def check_binding(host: str, api_key: str | None) -> None:
+    """Refuses to listen beyond this machine without an API key."""
+    if not is_loopback(host) and api_key is None:
+        raise ConfigError(
+            f"Refusing to listen on {host} without an API key: anyone who can reach this address could run and "
+            "hot-load adapters. Set a key in an environment variable and pass --api-key-env VAR (clients send "
+            "Authorization: Bearer <key>), or listen on 127.0.0.1."
+        )
+
+
+def serve(
+    model: Annotated[str, typer.Option(help="The base model every adapter was trained on (alias, Hub id or folder).")],
+    adapter: Annotated[
+        list[str] | None,
+        typer.Option("--adapter", help="NAME=RUN_DIR of a run to serve (repeatable)."),
+    ] = None,
+    grid: Annotated[
+        Path | None, typer.Option(help="Serve every finished training run of this grid file (named by run id).")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on; beyond loopback an API key is required.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    api_key_env: Annotated[
+        str | None, typer.Option(help="Environment variable holding the API key clients send as a Bearer token.")
+    ] = None,
+    max_batch: Annotated[int, typer.Option(help="Most examples in one batch.")] = 32,
+    max_wait_ms: Annotated[float, typer.Option(help="How long the oldest request waits for a batch to fill.")] = 10.0,
+    max_queue: Annotated[int, typer.Option(help="Most examples waiting; beyond it requests get 429.")] = 1024,
+    max_input_tokens: Annotated[int, typer.Option(help="Longest input in tokens; longer ones get 413.")] = 1024,
+    threads: Annotated[
+        int | None, typer.Option(help="Torch CPU threads for the model (default: torch's choice).")
+    ] = None,
+) -> None:
+    """Serve many adapters from one base model: mixed-adapter batches over an HTTP API (also OpenAI-compatible)."""
+    key = api_key_from(api_key_env)
+    check_binding(host, key)  # before the imports and minutes of model loading
+    import torch
+
+    try:
+        import fastapi  # noqa: F401
+        import prometheus_client  # noqa: F401
+        import uvicorn
+    except ImportError as err:
+        raise ConfigError(
+            f"slopeft serve needs {err.name}, which is not installed: pip install 'slopeft[serve]'."
+        ) from None
+
+    from slopeft.serving.adapters import SharedBase
+    from slopeft.serving.api import create_app
+    from slopeft.serving.engine import Engine
+    from slopeft.serving.metrics import ServingMetrics
+
+    pairs = parse_adapters(adapter or [])
+    if grid is not None:
+        pairs += grid_adapters(grid)
+    if threads:
+        torch.set_num_threads(threads)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
+    base = SharedBase(model)
+    metrics = ServingMetrics()
+    engine = Engine(base, max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue, metrics=metrics)
+    engine.start()
+    for name, path in pairs:
+        loaded = engine.load(name, path)
+        typer.echo(f"{name}: {loaded.method} on {loaded.task.name}, served {loaded.mode} ({loaded.note})")
+    app = create_app(engine, api_key=key, max_input_tokens=max_input_tokens, metrics=metrics)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info"))
+    # uvicorn shuts down gracefully on SIGTERM (in-flight requests finish, the engine drains), then
+    # re-raises the signal to the handler that was installed before it; a no-op one lets the
+    # process end with status 0 after a clean drain.
+    signal.signal(signal.SIGTERM, lambda *_: None)
+    server.run()
+    if not server.started:
+        raise ConfigError(f"Could not listen on {host}:{port} (see the message above).")
