@@ -87,6 +87,7 @@ class SharedBase:
 
     Args:
         model: a model alias, Hub id or local folder (as ``slopeft train --model`` takes it).
+        tokenizer: the model's tokenizer, if already loaded.
 
     Attributes:
         name: ``model`` as given (adapters' base fingerprints are checked against it).
@@ -99,7 +100,7 @@ class SharedBase:
             several threads while their truncation settings change).
     """
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, tokenizer: Any = None) -> None:
         import transformers
 
         from slopeft.models.heads.pooling import pooling_of, use_mean_pooling
@@ -112,7 +113,7 @@ class SharedBase:
         self.path = model_path(source)
         self.config = json.loads((Path(self.path) / "config.json").read_text())
         self.family = source.family or family_of(self.config)
-        self.tokenizer = load_tokenizer(source)
+        self.tokenizer = tokenizer or load_tokenizer(source)
         self.tokenizer_lock = threading.RLock()
         auto = {"encoder": "AutoModel", "causal": "AutoModelForCausalLM", "seq2seq": "AutoModelForSeq2SeqLM"}
         self.model = getattr(transformers, auto[self.family]).from_pretrained(self.path)

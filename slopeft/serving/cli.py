@@ -60,6 +60,16 @@ def api_key_from(variable: str | None) -> str | None:
     return key.strip()
 
 
+def overhead_setting(value: str) -> int | str | None:
+    """``--pass-overhead-tokens``: auto, none, or a number of tokens."""
+    if value in ("auto", "none"):
+        return None if value == "none" else "auto"
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"--pass-overhead-tokens takes auto, none or a number of tokens, not {value!r}.") from None
+
+
 def check_binding(host: str, api_key: str | None) -> None:
     """Refuses to listen beyond this machine without an API key."""
     if not is_loopback(host) and api_key is None:
@@ -88,6 +98,11 @@ def serve(
     max_wait_ms: Annotated[float, typer.Option(help="How long the oldest request waits for a batch to fill.")] = 10.0,
     max_queue: Annotated[int, typer.Option(help="Most examples waiting; beyond it requests get 429.")] = 1024,
     max_input_tokens: Annotated[int, typer.Option(help="Longest input in tokens; longer ones get 413.")] = 1024,
+    pass_overhead_tokens: Annotated[
+        str,
+        typer.Option(help="Cost of one more forward pass in padded tokens: a batch is split into passes of similar "
+                     "input length when that saves more padding. auto: 32 on CPU, 4096 on GPU; none: never split."),
+    ] = "auto",
     threads: Annotated[
         int | None, typer.Option(help="Torch CPU threads for the model (default: torch's choice).")
     ] = None,
@@ -119,7 +134,10 @@ def serve(
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
     base = SharedBase(model)
     metrics = ServingMetrics()
-    engine = Engine(base, max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue, metrics=metrics)
+    engine = Engine(
+        base, max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue, metrics=metrics,
+        pass_overhead_tokens=overhead_setting(pass_overhead_tokens),
+    )
     engine.start()
     for name, path in pairs:
         loaded = engine.load(name, path)

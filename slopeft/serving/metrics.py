@@ -34,6 +34,10 @@ class ServingMetrics:
         self.batch_seconds = Histogram(
             "slopeft_batch_seconds", "Engine time per batch", buckets=LATENCY_BUCKETS, registry=r
         )
+        self.passes = Counter(
+            "slopeft_forward_passes", "Forward passes (a batch is split by input length)", ["lane", "path"],
+            registry=r,
+        )
         self.queue_depth = Gauge("slopeft_queue_depth", "Examples waiting for the engine", registry=r)
         self.adapter_queue = Gauge(
             "slopeft_adapter_pending", "Examples of an adapter queued or in flight", ["adapter"], registry=r

@@ -127,6 +127,10 @@ def test_encoder_mixed_batch_equals_predict(serving_runs, bert_base, data_root, 
         bodies = [{"adapter": n, "inputs": val_rows(data_root, RUNS[n][2])} for n in names]
         responses = asyncio.run(post_as_one_batch(engine, app, bodies))
         check_one_mixed_batch(engine, names, responses, references)
+        # The batch ran in passes of similar input length (inputs are cut to 48 tokens: at most six padded
+        # lengths), each mixing adapters: fewer passes than the twelve adapters served mixed.
+        passes = engine.metrics.registry.get_sample_value("slopeft_forward_passes_total", {"lane": "encode", "path": "mixed"})
+        assert 1 <= passes <= 6
     finally:
         engine.stop()
 

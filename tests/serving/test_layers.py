@@ -61,3 +61,17 @@ def test_a_first_dimension_that_is_not_rows_is_refused():
 def test_the_wrapper_reads_through_to_the_wrapped_layer():
     mixed, base, _, _ = layer_and_plan()
     assert mixed.weight is base.weight and mixed.in_features == 6
+
+
+def test_passes_split_by_length_only_when_padding_costs_more_than_a_pass():
+    from types import SimpleNamespace
+
+    from slopeft.serving.engine import split_by_length
+
+    jobs = [SimpleNamespace(n=n) for n in (120, 16, 118, 20, 24, 128)]
+    size = lambda job: (1, job.n)  # noqa: E731
+    passes = split_by_length(jobs, size, overhead=32)
+    assert [[j.n for j in p] for p in passes] == [[16, 20, 24], [118, 120, 128]]
+    assert [[j.n for j in p] for p in split_by_length(jobs, size, overhead=10**6)] == [[16, 20, 24, 118, 120, 128]]
+    assert split_by_length(jobs, size, overhead=None) == [jobs]
+    assert split_by_length([], size, overhead=32) == []
