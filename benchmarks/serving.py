@@ -23,6 +23,7 @@ random B matrices).
     python benchmarks/serving.py                       # e5-small-multilingual, six adapters
     python benchmarks/serving.py --random-base --adapters 32 --requests 200
     python benchmarks/serving.py --device cuda ...     # the same on a GPU
+    python benchmarks/serving.py --batching-gain       # what batching alone gains on this machine
 
 Writes benchmarks/results/serving[-random-N].json and prints the table with ratios.
 """
@@ -167,7 +168,7 @@ def child(variant: str, spec: dict) -> dict:
     names = sorted(spec["runs"])
     runs = {n: Path(spec["runs"][n]) for n in names}
     tokenizer = load_tokenizer(spec["model"])
-    base = SharedBase(spec["model"], tokenizer=tokenizer) if variant != "d-copies" else None
+    base = SharedBase(spec["model"], tokenizer=tokenizer, device=device) if variant != "d-copies" else None
     # The same heads tokenise the same requests in every variant (before timing).
     parts = {n: prepare_parts(_run_config(read_record(runs[n]), base or _Named(spec["model"])), tokenizer=tokenizer)
              for n in names}
@@ -186,10 +187,7 @@ def child(variant: str, spec: dict) -> dict:
 
     copies: dict = {}
     if base is not None:
-        base.model.to(device)
         adapters = {n: load_adapter(base, n, runs[n], slot=i + 1) for i, n in enumerate(names)}
-        for adapter in adapters.values():
-            adapter.model.to(device)
 
     if variant in ("a-mixed", "b-merged"):
         engine = Engine(base, max_batch=spec["max_batch"], max_wait_ms=spec["max_wait_ms"], max_queue=10**6)
@@ -316,6 +314,7 @@ def child(variant: str, spec: dict) -> dict:
         "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))],
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "serving_peak_rss_mb": serving_memory.peak_rss_mb,
+        "serving_peak_gpu_mb": serving_memory.peak_gpu_mb,
         "load_seconds": load_seconds,
     }
 
@@ -369,6 +368,35 @@ def table(results: dict[str, list[dict]]) -> str:
     return "\n".join(rows)
 
 
+def batching_gain(model: str, threads: int) -> str:
+    """Time per token of the bare base model for one sequence vs batches: what batching can gain here."""
+    import torch
+    import transformers
+
+    from slopeft.models.sources import model_path, resolve_model
+
+    transformers.logging.set_verbosity_error()
+    if threads:
+        torch.set_num_threads(threads)
+    encoder = transformers.AutoModel.from_pretrained(model_path(resolve_model(model))).eval()
+    rows = ["| tokens per sequence | µs/token, 1 sequence | 8 sequences | 32 sequences |", "| ---: | ---: | ---: | ---: |"]
+    with torch.inference_mode():
+        for length in (32, 64, 128):
+            cells = []
+            for batch in (1, 8, 32):
+                ids = torch.randint(5, 1000, (batch, length))
+                for _ in range(3):  # new shapes: kernels are set up on the first calls
+                    encoder(input_ids=ids)
+                times = []
+                for _ in range(max(3, 96 // batch)):
+                    started = time.perf_counter()
+                    encoder(input_ids=ids)
+                    times.append(time.perf_counter() - started)
+                cells.append(f"{statistics.median(times) / (batch * length) * 1e6:.0f}")
+            rows.append(f"| {length} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)
@@ -387,7 +415,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--work", type=Path, default=Path("outputs/bench-serving"))
+    parser.add_argument("--batching-gain", action="store_true",
+                        help="Only time the bare base model per token for 1, 8 and 32 sequences.")
     args = parser.parse_args(argv)
+    if args.batching_gain:
+        print(batching_gain(args.model, args.threads))
+        return 0
     if args.child:
         print(json.dumps(child(args.child, json.loads(args.spec.read_text()))))
         return 0

@@ -1,8 +1,8 @@
 """Load test for `slopeft serve`: N requests at concurrency C from this (second) process.
 
 Each request goes to a random loaded adapter with one real SloBench input of its task (validation
-rows of the SuperGLUE tasks, SI-NLI pairs, FLORES sources for translation adapters, which go to
-/v1/completions). A 429 is retried after its Retry-After (the server's deliberate back-pressure);
+rows of the SuperGLUE tasks, a MultiRC passage with one of its answers, SI-NLI pairs, FLORES
+sources for translation adapters, which go to /v1/completions). A 429 is retried after its Retry-After (the server's deliberate back-pressure);
 anything else that is not a 200 counts as an error. The run is bounded in count (--requests) and
 time (--timeout: requests not finished by then count as errors).
 
@@ -34,7 +34,14 @@ def inputs_for(task: str, data_dir: Path) -> list[dict]:
     if task.startswith("slo-superglue/"):
         folder = FOLDERS[task.rsplit("/", 1)[1]]
         path = data_dir / "slo-superglue" / "human-translated" / folder / "val.jsonl"
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        if folder == "MultiRC":  # a passage row holds dozens of answers: one question and answer per request
+            rows = [
+                {"idx": row["idx"], "passage": {"text": row["passage"]["text"], "questions": [
+                    {"idx": question["idx"], "question": question["question"], "answers": [answer]}]}}
+                for row in rows for question in row["passage"]["questions"] for answer in question["answers"]
+            ]
+        return rows
     if task == "si-nli":
         import csv
 

@@ -134,10 +134,14 @@ def _template(tok: Tokenizer, single: str, pair: str) -> None:
     )
 
 
-def _wrap(tok: Tokenizer, specials: _Specials, **kwargs: Any) -> PreTrainedTokenizerFast:
+def _wrap(
+    tok: Tokenizer, specials: _Specials, model_max_length: int = MAX_LEN, **kwargs: Any
+) -> PreTrainedTokenizerFast:
     from transformers import PreTrainedTokenizerFast
 
-    return PreTrainedTokenizerFast(tokenizer_object=tok, model_max_length=MAX_LEN, **specials.roles, **kwargs)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, model_max_length=model_max_length, **specials.roles, **kwargs
+    )
 
 
 Builder = Callable[[Sequence[str]], tuple["PreTrainedTokenizerFast", "PreTrainedModel"]]
@@ -221,7 +225,8 @@ def _opt(texts: Sequence[str]) -> tuple[PreTrainedTokenizerFast, PreTrainedModel
     )
     tok = _train("bpe", texts, sp, prepend="never")
     _template(tok, "<s> $A", "<s> $A <s>:1 $B:1")
-    fast = _wrap(tok, sp, padding_side="left")
+    # Room for a translation prompt besides the 128 tokens a translation may generate.
+    fast = _wrap(tok, sp, model_max_length=2 * MAX_LEN, padding_side="left")
     config = OPTConfig(
         vocab_size=len(fast), hidden_size=HIDDEN, word_embed_proj_dim=HIDDEN, ffn_dim=2 * HIDDEN,
         num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=2 * MAX_LEN, **_ids(fast),

@@ -88,6 +88,7 @@ class SharedBase:
     Args:
         model: a model alias, Hub id or local folder (as ``slopeft train --model`` takes it).
         tokenizer: the model's tokenizer, if already loaded.
+        device: where the model computes (``cpu``, ``cuda``); adapters are moved there when loaded.
 
     Attributes:
         name: ``model`` as given (adapters' base fingerprints are checked against it).
@@ -100,7 +101,7 @@ class SharedBase:
             several threads while their truncation settings change).
     """
 
-    def __init__(self, model: str, tokenizer: Any = None) -> None:
+    def __init__(self, model: str, tokenizer: Any = None, device: str | torch.device = "cpu") -> None:
         import transformers
 
         from slopeft.models.heads.pooling import pooling_of, use_mean_pooling
@@ -119,6 +120,7 @@ class SharedBase:
         self.model = getattr(transformers, auto[self.family]).from_pretrained(self.path)
         self.model.eval()
         self.model.requires_grad_(False)
+        self.model.to(device)  # in place: the Parameter objects adapters alias stay the same
         # Captured before the pooler is dropped: adapters alias the base's pooler when they do not train one.
         self.parameters: dict[str, nn.Parameter] = dict(self.model.named_parameters(remove_duplicate=False))
         if self.family == "encoder" and getattr(self.model, "pooler", None) is not None:
@@ -133,6 +135,10 @@ class SharedBase:
         self.dtype = next(iter(self.parameters.values())).dtype
         self.state = PlanState()
         self.base_parameters = sum(p.numel() for p in self.model.parameters())
+
+    @property
+    def device(self) -> torch.device:
+        return next(iter(self.parameters.values())).device
 
     @property
     def pad_id(self) -> int:
@@ -285,7 +291,7 @@ def load_adapter(base: SharedBase, name: str, path: Path | str, slot: int) -> Se
     with torch.no_grad():
         model, context = _own_model(base, parts, adapter_dir, head_modules)
         model = parts.method.load(model, adapter_dir, context)
-    model.eval()
+    model.to(base.device).eval()  # its own tensors (head, adapter weights); the aliased ones are there already
     changed = [n for n, v in base.checksum().items() if v != before[n]]
     if changed:  # never expected: aliasing keeps every tensor the adapter writes private
         raise RuntimeError(f"Loading {run_dir} changed shared base weights ({changed[:3]}); the server stops.")
@@ -500,7 +506,7 @@ def probe_difference(adapter: ServedAdapter, base: SharedBase) -> float:
     """
     generator = torch.Generator().manual_seed(0)
     vocab = int(base.config.get("vocab_size") or len(base.tokenizer))
-    ids = torch.randint(min(5, vocab - 1), vocab, (2, 16), generator=generator)
+    ids = torch.randint(min(5, vocab - 1), vocab, (2, 16), generator=generator).to(base.device)
     mask = torch.ones_like(ids)
     inputs: dict[str, torch.Tensor] = {"input_ids": ids, "attention_mask": mask}
     if base.family == "seq2seq":

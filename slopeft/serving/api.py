@@ -441,7 +441,10 @@ def create_app(
     async def unload(name: str, request: Request) -> dict[str, Any]:
         """Unloads an adapter; examples already queued for it still finish."""
         _adapter(request, name, "name")
-        adapter = engine.unload(name)
+        try:
+            adapter = engine.unload(name)
+        except KeyError:  # unloaded by a concurrent request
+            raise ApiError(404, f"No adapter named {name!r}.") from None
         return {"name": name, "status": "unloading" if adapter.pending else "unloaded", "pending": adapter.pending}
 
     @app.get("/healthz")

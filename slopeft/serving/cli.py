@@ -6,8 +6,9 @@ import ipaddress
 import logging
 import os
 import signal
+import warnings
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -41,14 +42,30 @@ def parse_adapters(values: list[str]) -> list[tuple[str, Path]]:
     return pairs
 
 
-def grid_adapters(grid: Path) -> list[tuple[str, Path]]:
-    """The finished training runs of a grid, named by run id."""
+def grid_adapters(grid: Path, out: Path | None = None) -> list[tuple[str, Path]]:
+    """The finished training runs of a grid (its output folder: ``out``, else the grid's own), named by run id."""
     from slopeft.experiments.grid import load_grid
     from slopeft.experiments.runner import grid_status
 
-    loaded = load_grid(grid)
+    loaded = load_grid(grid, out)
     states, _ = grid_status(loaded)
     return [(s.run.run_id, loaded.runs_dir / s.run.run_id) for s in states if s.state == "done" and s.run.kind == "train"]
+
+
+def same_base_runs(base: Any, runs: list[tuple[str, Path]]) -> tuple[list[tuple[str, Path]], list[tuple[str, Path]]]:
+    """(runs trained on ``base``'s shape, the others), by the base fingerprint their adapters carry."""
+    import json
+    from types import SimpleNamespace
+
+    from slopeft.training.build import base_fingerprint
+    from slopeft.training.run import ADAPTER_DIR, ADAPTER_META
+
+    digest = base_fingerprint(SimpleNamespace(base_config=base.config, model_name=base.name))["digest"]
+    mine, others = [], []
+    for name, path in runs:
+        meta = json.loads((path / ADAPTER_DIR / ADAPTER_META).read_text())
+        (mine if meta["base"]["digest"] == digest else others).append((name, path))
+    return mine, others
 
 
 def api_key_from(variable: str | None) -> str | None:
@@ -89,6 +106,9 @@ def serve(
     grid: Annotated[
         Path | None, typer.Option(help="Serve every finished training run of this grid file (named by run id).")
     ] = None,
+    grid_out: Annotated[
+        Path | None, typer.Option(help="The grid's output folder [default: the grid's out:, else outputs/grids/<name>].")
+    ] = None,
     host: Annotated[str, typer.Option(help="Address to listen on; beyond loopback an API key is required.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     api_key_env: Annotated[
@@ -103,6 +123,7 @@ def serve(
         typer.Option(help="Cost of one more forward pass in padded tokens: a batch is split into passes of similar "
                      "input length when that saves more padding. auto: 32 on CPU, 4096 on GPU; none: never split."),
     ] = "auto",
+    device: Annotated[str, typer.Option(help="cpu, cuda, or auto (cuda when there is a GPU).")] = "auto",
     threads: Annotated[
         int | None, typer.Option(help="Torch CPU threads for the model (default: torch's choice).")
     ] = None,
@@ -127,19 +148,29 @@ def serve(
     from slopeft.serving.metrics import ServingMetrics
 
     pairs = parse_adapters(adapter or [])
-    if grid is not None:
-        pairs += grid_adapters(grid)
+    grid_runs = grid_adapters(grid, grid_out) if grid is not None else []
     if threads:
         torch.set_num_threads(threads)
+    if not torch.cuda.is_available():
+        from slopeft.config import TrainingConfig
+        from slopeft.training.memory import limit_heap_fragmentation
+
+        # Batches of every length fragment glibc's heap as in training; the trainer's CPU setting applies.
+        limit_heap_fragmentation(TrainingConfig().malloc_mmap_threshold_kib)
+    # PEFT's prompt learning ignores the position ids candidate scoring passes, as `slopeft predict` does.
+    warnings.filterwarnings("ignore", message="Position ids are not supported for parameter efficient tuning")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
-    base = SharedBase(model)
+    base = SharedBase(model, device=("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
     metrics = ServingMetrics()
     engine = Engine(
         base, max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue, metrics=metrics,
         pass_overhead_tokens=overhead_setting(pass_overhead_tokens),
     )
     engine.start()
-    for name, path in pairs:
+    mine, others = same_base_runs(base, grid_runs)
+    if others:
+        typer.echo(f"{len(others)} finished runs of {grid} were trained on other base models; not served.")
+    for name, path in pairs + mine:
         loaded = engine.load(name, path)
         typer.echo(f"{name}: {loaded.method} on {loaded.task.name}, served {loaded.mode} ({loaded.note})")
     app = create_app(engine, api_key=key, max_input_tokens=max_input_tokens, metrics=metrics)

@@ -118,8 +118,7 @@ class Engine:
         self.base = base
         self.max_batch, self.max_wait, self.max_queue = max_batch, max_wait_ms / 1000, max_queue
         if pass_overhead_tokens == "auto":
-            on_gpu = next(base.model.parameters()).device.type != "cpu"
-            pass_overhead_tokens = 4096 if on_gpu else 32
+            pass_overhead_tokens = 4096 if base.device.type != "cpu" else 32
         self.pass_overhead_tokens = pass_overhead_tokens
         self.metrics = metrics
         self.adapters: dict[str, ServedAdapter] = {}
@@ -451,7 +450,7 @@ def run_encode_mixed(base: SharedBase, jobs: list[Job]) -> list[Any]:
             sequences += _sequences(job)
         segments.append(Segment(adapter.slot, start, len(sequences)))
         spans.append((adapter, group, start, len(sequences)))
-    batch = encoder_batch(base, sequences)
+    batch = {k: v.to(base.device) for k, v in encoder_batch(base, sequences).items()}
     with base.state.use(RowPlan(tuple(segments), len(sequences))):
         hidden = base.model(**batch).last_hidden_state
     results: dict[int, Any] = {}
@@ -465,7 +464,7 @@ def run_encode_mixed(base: SharedBase, jobs: list[Job]) -> list[Any]:
 
 def run_encode_grouped(base: SharedBase, jobs: list[Job]) -> list[Any]:
     adapter = jobs[0].adapter
-    batch = adapter.head.collate([job.features for job in jobs])
+    batch = {k: v.to(base.device) for k, v in adapter.head.collate([job.features for job in jobs]).items()}
     return _classifications(adapter, adapter.model(**batch).logits)
 
 
