@@ -3,9 +3,9 @@
 No Hub access is needed: the model is built from a config the size of XLM-R base (12 layers, hidden 768,
 12 heads, FFN 3072, 250,002-token vocabulary, 278M parameters) with random weights and a 2-way
 classification head; batches are random token ids shaped like a SloBench pair task (default 32 × 256
-tokens, all real tokens). Every variant starts from the same random weights and runs the same loop as
-slopeft's trainer (the method's own optimiser, linear schedule with 6% warmup, ``extra_loss``,
-``on_step_end``, gradient clipping at 1.0, bf16 autocast over float32 weights).
+tokens, all real tokens). Every variant starts from the same random weights and runs slopeft's own train
+step (``slopeft.training.step.TrainStep``: the method's optimiser, ``extra_loss``, gradient clipping at
+1.0, ``on_step_end``) with a linear schedule over 6% warmup, under bf16 autocast over float32 weights.
 
 Variants (``--variants``):
   lora      slopeft's LoRA, r=8 on queries and values (the default LoRA recipe)
@@ -76,11 +76,10 @@ def build_model(tiny: bool):
 
 
 def run_variant(name: str, args, device: torch.device) -> dict:
-    from transformers import get_scheduler
-
     from slopeft.errors import ConfigError
     from slopeft.methods import METHODS, MethodContext
-    from slopeft.training.optim import adamw
+    from slopeft.methods.recipes import recipe_for
+    from slopeft.training.step import TrainStep, build_optimizers, build_schedulers
 
     method_name, options = VARIANTS[name]
     cuda = device.type == "cuda"
@@ -99,15 +98,10 @@ def run_variant(name: str, args, device: torch.device) -> dict:
     model = method.apply(model, context).to(device)
     weights_mb = torch.cuda.memory_allocated() / 2**20 if cuda else None
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    lr = method.default_learning_rate
-    optimizers = method.build_optimizer(model, lr, 0.0) or adamw(model.named_parameters(), lr, 0.0)
-    optimizers = list(optimizers) if isinstance(optimizers, list | tuple) else [optimizers]
-    schedulers = [
-        get_scheduler(
-            "linear", optimizer=o, num_warmup_steps=int(0.06 * args.steps), num_training_steps=args.steps
-        )
-        for o in optimizers
-    ]
+    lr = recipe_for(method.name).learning_rate
+    optimizers = build_optimizers(method, model, lr, 0.0)
+    schedulers = build_schedulers(optimizers, "linear", int(0.06 * args.steps), args.steps)
+    train = TrainStep(model, method, optimizers, schedulers, max_grad_norm=1.0)
     autocast = (
         torch.autocast("cuda", dtype=torch.bfloat16)
         if cuda and torch.cuda.is_bf16_supported()
@@ -125,19 +119,10 @@ def run_variant(name: str, args, device: torch.device) -> dict:
         ids = torch.randint(5, vocab, (args.batch_size, args.seq_len), device=device, generator=generator)
         labels = torch.randint(0, 2, (args.batch_size,), device=device, generator=generator)
         with autocast:
-            loss = model(input_ids=ids, attention_mask=torch.ones_like(ids), labels=labels).loss
-            extra = method.extra_loss(model)
-            if extra is not None:
-                loss = loss + extra
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.grad is not None], 1.0)
-        for o in optimizers:
-            o.step()
-        for s in schedulers:
-            s.step()
-        for o in optimizers:
-            o.zero_grad(set_to_none=True)
-        method.on_step_end(model, step, args.steps)
+            loss = train.loss({"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels})
+        train.backward(loss)
+        train.update()
+        train.end(step, args.steps)
         if step == args.steps:
             loss_value = loss.item()
     if cuda:
@@ -155,7 +140,7 @@ def run_variant(name: str, args, device: torch.device) -> dict:
         "final_loss": loss_value,
         "cost_report": method.cost_report(model) if hasattr(method, "cost_report") else None,
     }
-    del model, optimizers, schedulers
+    del model, optimizers, schedulers, train
     return result
 
 

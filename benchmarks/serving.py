@@ -154,11 +154,11 @@ def child(variant: str, spec: dict) -> dict:
     import torch
 
     from slopeft.models.sources import load_tokenizer
+    from slopeft.records import read_record
     from slopeft.serving.adapters import SharedBase, _run_config, install, load_adapter, uninstall
     from slopeft.serving.engine import Engine, Job, encoder_batch, head_logits
     from slopeft.training.build import load_base, prepare_parts
     from slopeft.training.memory import PeakMemory, limit_heap_fragmentation
-    from slopeft.training.record import read_record
 
     limit_heap_fragmentation(2048)  # what `slopeft serve` applies on CPU, in every variant
     if spec["threads"]:

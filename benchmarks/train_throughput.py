@@ -14,8 +14,10 @@ slopeft's trainer sets on CPU.
 
 Usage:
     python benchmarks/train_throughput.py [--steps 30] [--repeats 3] [--batch-size 16] [--threads 2]
-        [--quality | --only-quality] [--seeds 3] [--quality-train 1600] [--quality-lr 5e-5]
+        [--quality | --only-quality] [--flops] [--seeds 3] [--quality-train 1600] [--quality-lr 5e-5]
 
+--flops also runs benchmarks/train_flops.py: each method's achieved training FLOP/s against the
+fp32 GEMM peak measured in the same run.
 --quality also trains dense and sparse-embedding full fine-tuning (--seeds seeds each, on the first
 --quality-train SI-NLI rows) and compares their accuracy on all validation rows with a paired
 bootstrap: is the sparse speed-up free?
@@ -145,9 +147,9 @@ def _quality(args: argparse.Namespace) -> dict:
     import numpy as np
 
     from slopeft.evaluation.baselines import majority
+    from slopeft.records import VAL_PREDICTIONS
     from slopeft.reporting.stats import mean_std, paired_bootstrap
     from slopeft.tasks import get_task
-    from slopeft.training.run import VAL_PREDICTIONS
 
     task = get_task("si-nli")
     val = task.examples("val")
@@ -180,6 +182,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="rounds of the throughput variants (median shown)")
     parser.add_argument("--quality", action="store_true", help="also compare dense and sparse full FT quality")
     parser.add_argument("--only-quality", action="store_true", help="skip the throughput variants")
+    parser.add_argument("--flops", action="store_true",
+                        help="also print every method's achieved training FLOP/s against the fp32 GEMM peak "
+                             "(benchmarks/train_flops.py, same threads and batch size)")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per quality variant")
     parser.add_argument("--quality-train", type=int, default=1600, help="training rows for the quality runs")
     parser.add_argument("--quality-epochs", type=float, default=1.0)
@@ -240,6 +245,11 @@ def main() -> None:
                       f"{diff['low']:+.3f} … {diff['high']:+.3f}, p = {diff['p_value']:.2f}); "
                       f"majority baseline {quality['majority_accuracy']:.3f}")
         report["quality"] = quality
+    if args.flops:
+        flops = subprocess.run([sys.executable, str(Path(__file__).with_name("train_flops.py")),
+                                "--threads", str(args.threads), "--batch-size", str(args.batch_size)])
+        if flops.returncode:
+            raise SystemExit("train_flops.py failed")
     target = Path("benchmarks/results/train_throughput.json")
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(report, indent=2) + "\n")

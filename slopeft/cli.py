@@ -36,7 +36,7 @@ DataDir = Annotated[
 TaskName = Annotated[
     str,
     typer.Option(
-        "--task", "-t", help="Task or group, e.g. slo-superglue/cb, slo-superglue, si-nli, mt/sl-en."
+        "--task", "-t", help="Task or group (`slopeft data list`), e.g. slo-superglue, si-nli, mt/sl-en."
     ),
 ]
 TrainSrc = Annotated[
@@ -103,8 +103,8 @@ _mount_serving()
 @data_app.command("list")
 def data_list(data_dir: DataDir = None) -> None:
     """Every task, training set and split with its row count and source."""
-    from slopeft.data.inventory import inventory
     from slopeft.reporting.tables import table
+    from slopeft.tasks.inventory import inventory
 
     found = inventory(data_dir)
     for dataset, where in found.locations.items():
@@ -115,7 +115,8 @@ def data_list(data_dir: DataDir = None) -> None:
 @data_app.command("sources")
 def data_sources() -> None:
     """Where slopeft downloads each dataset from when nothing is local."""
-    from slopeft.data.download import describe_sources
+    import slopeft.tasks  # noqa: F401  (the task modules declare the datasets)
+    from slopeft.data.catalogue import describe_sources
     from slopeft.reporting.tables import table
 
     sources = describe_sources()
@@ -209,7 +210,7 @@ RunDir = Annotated[Path, typer.Option("--run", help="A run folder written by `sl
 @app.command()
 def train(
     task: Annotated[
-        str | None, typer.Option("--task", "-t", help="Task, e.g. slo-superglue/cb or si-nli.")
+        str | None, typer.Option("--task", "-t", help="Task, e.g. si-nli (`slopeft data list` shows them).")
     ] = None,
     model: Annotated[str | None, typer.Option(help="Model alias, Hub id or folder.")] = None,
     method: Annotated[
@@ -231,15 +232,22 @@ def train(
     train_src: TrainSrc = None,
     train_tgt: TrainTgt = None,
 ) -> None:
-    """Fine-tune a model on a task with a PEFT method; writes the adapter and a run record."""
+    """Fine-tune a model on a task with a PEFT method; writes the adapter and a run record.
+
+    Training starts from the method's recipe (`slopeft methods` shows them); a --config file, the
+    flags and --set override it, in that order.
+    """
     from slopeft.config import load_run_config
     from slopeft.evaluation.workflows import translation_options
+    from slopeft.methods.recipes import recipe_defaults
+    from slopeft.records import RunRecord
     from slopeft.reporting.tables import run_table
     from slopeft.training.run import train_run
 
     run_config = load_run_config(
         config,
         set_,
+        method_defaults=recipe_defaults,
         task=task,
         model=model,
         method=method,
@@ -250,7 +258,7 @@ def train(
     )
     options = translation_options(run_config.task, train_src, train_tgt)
     record = train_run(run_config, resume=resume, task_options=options)
-    _console().print(run_table([record]))
+    _console().print(run_table([RunRecord.from_dict(record)]))
     _console().print(f"Run record: {run_config.run_dir() / 'record.json'}")
 
 
@@ -302,10 +310,12 @@ def quickstart(
         "e5-small-multilingual"
     ),
     task: Annotated[str, typer.Option(help="A small classification task.")] = "si-nli",
-    train_examples: Annotated[int, typer.Option(help="Training rows used.")] = 800,
-    eval_examples: Annotated[int, typer.Option(help="Held-out validation rows scored.")] = 220,
-    epochs: float = 3.0,
-    learning_rate: float = 2e-3,
+    train_examples: Annotated[int, typer.Option(help="Training rows used (0: the whole split).")] = 0,
+    eval_examples: Annotated[int, typer.Option(help="Held-out validation rows scored (0: all).")] = 0,
+    epochs: float = 1.0,
+    learning_rate: Annotated[
+        float | None, typer.Option(help="Peak learning rate [default: each method's recipe].", show_default=False)
+    ] = None,
     output: Annotated[Path, typer.Option(help="Where the run folders go.")] = Path("runs/quickstart"),
     data_dir: DataDir = None,
 ) -> None:
@@ -320,11 +330,12 @@ def quickstart(
 
 @app.command()
 def methods() -> None:
-    """The registered methods with their options and default learning rates, and the training options."""
+    """The registered methods with their recipes (default training settings) and options, and the training options."""
     import dataclasses as dc
 
     from slopeft.config import TrainingConfig, field_docs
     from slopeft.methods import METHODS
+    from slopeft.methods.recipes import recipe_for
     from slopeft.reporting.tables import table
 
     rows = []
@@ -337,9 +348,18 @@ def methods() -> None:
             )
             or "-"
         )
-        rows.append((name, ", ".join(method.families), f"{method.default_learning_rate:g}", options))
+        recipe = recipe_for(name)
+        settings = ", ".join(
+            f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"
+            for key, value in {**recipe.training, **recipe.options}.items()
+        )
+        rows.append((name, ", ".join(method.families), settings, options))
     _console().print(
-        table("Methods", ("method", "model families", "default lr", "options (--set METHOD.KEY=...)"), rows)
+        table(
+            "Methods",
+            ("method", "model families", "recipe (slopeft/resources/recipes)", "options (--set METHOD.KEY=...)"),
+            rows,
+        )
     )
     docs = field_docs(TrainingConfig)
     training_rows = [(f.name, repr(f.default), docs.get(f.name, "")) for f in dc.fields(TrainingConfig)]

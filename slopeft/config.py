@@ -63,6 +63,9 @@ class TrainingConfig:
     """Gradient clipping norm (0: no clipping)."""
     log_every: int = 10
     """Update the progress display's loss every N optimiser steps."""
+    select_best: bool = True
+    """Finish with the weights of the best validation evaluation (True) or the final weights (False:
+    the validation score then picks nothing, so it stays an unbiased estimate, as the study uses it)."""
     malloc_mmap_threshold_kib: int = 2048
     """On CPU with glibc, allocate blocks of at least this many KiB with their own mmap so that
     batches of varying length do not fragment the heap: lower peak RSS for slightly slower steps
@@ -95,6 +98,11 @@ class RunConfig:
     """PEFT method (``slopeft methods`` lists them)."""
     train_set: str | None = None
     """Training set: human, machine or combined for SuperGLUE; a folder for MT."""
+    val_set: str | None = None
+    """Validation set (SuperGLUE: human, the leaderboard's val, by default; or machine, the larger
+    machine-translated English dev set)."""
+    extra_val_sets: list[str] = field(default_factory=list)
+    """More validation sets scored with the final weights (e.g. [human] after training on machine)."""
     seed: int = 42
     """Seed for initialisation, data order and dropout: the same seed gives the same numbers."""
     data_dir: str | None = None
@@ -192,13 +200,46 @@ def update_dataclass(obj: Any, values: dict[str, Any], where: str) -> Any:
     return dataclasses.replace(obj, **changes)
 
 
-def load_run_config(path: Path | None = None, overrides: list[str] | None = None, **flags: Any) -> RunConfig:
-    """Builds a RunConfig from a YAML file, then CLI flags (non-None), then ``--set`` overrides.
+def run_config_from_dict(data: dict[str, Any], where: str = "run") -> RunConfig:
+    """A :class:`RunConfig` from :meth:`RunConfig.to_dict`'s layout (a run record's or a grid job's
+    ``config``), checked like a config file: unknown settings and invalid values are errors."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: a run configuration is a mapping of settings, not {data!r:.80}.")
+    return update_dataclass(RunConfig(), data, where)
+
+
+def load_run_config(
+    path: Path | None = None,
+    overrides: list[str] | None = None,
+    method_defaults: typing.Callable[[str], tuple[dict[str, Any], dict[str, Any]]] | None = None,
+    **flags: Any,
+) -> RunConfig:
+    """Builds a RunConfig from the method's defaults, a YAML file, then CLI flags (non-None), then
+    ``--set`` overrides, each overriding the one before.
 
     YAML layout: top-level RunConfig fields, a ``training:`` mapping, and a mapping named after
     the method (``lora: {r: 16}``) for its options.
+
+    Args:
+        method_defaults: method name → (training settings, method options) to start from (the
+            method's recipe, :func:`slopeft.methods.recipes.recipe_defaults`); None starts from
+            the dataclass defaults.
     """
-    config = RunConfig()
+    config = _build_run_config(RunConfig(), path, overrides, flags)
+    if method_defaults is None:
+        return config
+    training, options = method_defaults(config.method)
+    start = RunConfig(
+        method=config.method,
+        training=update_dataclass(TrainingConfig(), training, f"the {config.method} recipe: training"),
+        method_options=dict(options),
+    )
+    return _build_run_config(start, path, overrides, flags)
+
+
+def _build_run_config(
+    config: RunConfig, path: Path | None, overrides: list[str] | None, flags: dict[str, Any]
+) -> RunConfig:
     if path is not None:
         try:
             data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}

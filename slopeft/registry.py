@@ -36,6 +36,10 @@ class Registry(Generic[T]):
             raise ValueError(f"{self.kind} {name!r} is registered twice")
         self._entries[name] = obj
 
+    def remove(self, name: str) -> None:
+        """Forgets ``name`` (for tests that register something for a while)."""
+        del self._entries[name]
+
     def get(self, name: str) -> T:
         try:
             return self._entries[name]

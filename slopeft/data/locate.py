@@ -6,22 +6,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from slopeft.data.catalogue import DATASETS, expected_layout
 from slopeft.errors import DataError
 from slopeft.paths import cache_dir
-
-# What must exist under a data root for each dataset to count as present.
-DATASET_PROBES: dict[str, str] = {
-    "slo-superglue": "slo-superglue/human-translated",
-    "si-nli": "si-nli/train.tsv",
-    "mt": "mt/ntrex128",
-}
-
-EXPECTED_LAYOUT = """\
-  <root>/slo-superglue/human-translated/<Task>/{train,val}.jsonl   (BoolQ CB COPA MultiRC RTE WSC)
-  <root>/slo-superglue/machine-translated/<Task>/{train,val}.jsonl
-  <root>/slo-superglue/test-unlabelled/<Task>.jsonl
-  <root>/si-nli/{train,test-unlabelled}.tsv
-  <root>/mt/{ntrex128,flores200-dev-subset,flores200-devtest}/{en,sl}.txt"""
 
 
 @dataclass(frozen=True)
@@ -33,13 +20,13 @@ class DataLocation:
 
 
 def _has(root: Path, dataset: str) -> bool:
-    return (root / DATASET_PROBES[dataset]).exists()
+    return (root / DATASETS[dataset].probe).exists()
 
 
 def _missing(root: Path, dataset: str, origin: str) -> DataError:
     return DataError(
-        f"{origin} points to {root}, which has no {dataset} data ({root / DATASET_PROBES[dataset]} is "
-        f"missing). Expected layout:\n{EXPECTED_LAYOUT}\nFix the path, or unset it to use the cache."
+        f"{origin} points to {root}, which has no {dataset} data ({root / DATASETS[dataset].probe} is "
+        f"missing). Expected layout:\n{expected_layout()}\nFix the path, or unset it to use the cache."
     )
 
 
@@ -52,12 +39,12 @@ def locate_dataset(
     than a silent fall-through: the user asked for that folder.
 
     Args:
-        dataset: one of ``DATASET_PROBES``.
+        dataset: a registered dataset (:data:`~slopeft.data.catalogue.DATASETS`).
         data_dir: the ``--data-dir`` flag, if given.
         download: whether to fetch from the official source when nothing is local.
     """
-    if dataset not in DATASET_PROBES:
-        raise DataError(f"Unknown dataset {dataset!r}; known: {', '.join(DATASET_PROBES)}.")
+    if dataset not in DATASETS:
+        raise DataError(f"Unknown dataset {dataset!r}; known: {', '.join(DATASETS)}.")
     if data_dir is not None:
         root = Path(data_dir).expanduser()
         if not _has(root, dataset):
@@ -68,7 +55,7 @@ def locate_dataset(
         if not _has(root, dataset):
             raise _missing(root, dataset, "SLOPEFT_DATA")
         return DataLocation(root, "SLOPEFT_DATA")
-    from slopeft.data.download import ensure_dataset, is_complete
+    from slopeft.data.fetch import ensure_dataset, is_complete
 
     cached = cache_dir() / "data"
     # The cache counts only when a download finished (its .complete marker), never a half-written folder.
@@ -87,5 +74,5 @@ def locate_dataset(
 def _nothing_local(dataset: str) -> str:
     return (
         f"No local copy of {dataset} was found and it could not be downloaded. Point slopeft at a copy "
-        f"with `--data-dir DIR` or `export SLOPEFT_DATA=DIR`, where DIR has this layout:\n{EXPECTED_LAYOUT}"
+        f"with `--data-dir DIR` or `export SLOPEFT_DATA=DIR`, where DIR has this layout:\n{expected_layout()}"
     )

@@ -1,1 +1,3 @@
-"""Pure metric functions, checked against the official SloBench evaluator."""
+"""Evaluation above training: a trained run loaded back and its predictions, the baselines, and the
+workflows behind `slopeft baseline|score|evaluate|predict|submit`. The metrics themselves are in
+:mod:`slopeft.metrics`."""

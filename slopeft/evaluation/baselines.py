@@ -1,7 +1,8 @@
 """Model-free baselines: the first row of every results table.
 
 A strategy maps (task, training examples, examples to predict, seed) to predictions
-(idx → label). Model-based baselines (zero-/few-shot prompting) register here too.
+(idx → label). The model-based ones (zero-/few-shot prompting, :mod:`slopeft.evaluation.prompting`)
+are registered here too, so this registry lists every strategy.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from slopeft.errors import ConfigError
+from slopeft.evaluation import prompting
 from slopeft.registry import Registry
 from slopeft.tasks.base import Example, Task
 
@@ -71,12 +73,14 @@ def copy_source(
     return {e.idx: e.inputs["source"] for e in targets}
 
 
+BASELINES.add("zero-shot", prompting.zero_shot)
+BASELINES.add("few-shot", prompting.few_shot)
+
+
 def run_baseline(
     tasks: Sequence[Task], strategy: str, split: str, seed: int = 0, **options: Any
 ) -> dict[str, dict[int, Any]]:
     """Predictions of baseline ``strategy`` for ``split`` of every task, trained on each task's train split."""
-    import slopeft.evaluation.prompting  # noqa: F401  (registers zero-shot / few-shot)
-
     predict = BASELINES.get(strategy)
     shared = {"_loaded": {}, **options}  # a model loaded for one task of a group serves the next
     return {t.name: predict(t, t.examples("train"), t.examples(split), seed=seed, **shared) for t in tasks}

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from slopeft.errors import ConfigError
-from slopeft.evaluation.baselines import BASELINES
 from slopeft.tasks.base import Example, Task
 from slopeft.tasks.formats import TaskFormat
 
@@ -63,7 +62,7 @@ def _prompting(
         import json
         from pathlib import Path
 
-        from slopeft.models.sources import family_of
+        from slopeft.models.catalogue import family_of
 
         family = family_of(json.loads((Path(path) / "config.json").read_text()))
     if family == "encoder":
@@ -89,7 +88,6 @@ def _prompting(
     return predictions
 
 
-@BASELINES.register("zero-shot")
 def zero_shot(
     task: Task, train: Sequence[Example], targets: Sequence[Example], seed: int = 0, **options: Any
 ) -> dict[int, Any]:
@@ -97,7 +95,6 @@ def zero_shot(
     return _prompting(task, train, targets, seed, **{**options, "shots": 0})
 
 
-@BASELINES.register("few-shot")
 def few_shot(
     task: Task, train: Sequence[Example], targets: Sequence[Example], seed: int = 0, **options: Any
 ) -> dict[int, Any]:

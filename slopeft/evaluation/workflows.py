@@ -8,7 +8,7 @@ from pathlib import Path
 
 from slopeft.errors import ConfigError
 from slopeft.evaluation.baselines import run_baseline
-from slopeft.tasks import SPLITS, get_tasks
+from slopeft.tasks import SPLITS, TASKS, expand_task_names, get_tasks
 from slopeft.tasks.submission import (
     ScoreReport,
     parse_unit,
@@ -38,7 +38,7 @@ class WorkflowResult:
 def translation_options(
     task_name: str, train_src: Path | None = None, train_tgt: Path | None = None, test_src: Path | None = None
 ) -> dict:
-    """Task options for user-provided parallel files; only translation tasks take them."""
+    """Task options for user-provided parallel files; only the tasks whose spec lists them take them."""
     options: dict = {}
     if (train_src is None) != (train_tgt is None):
         raise ConfigError(
@@ -48,10 +48,11 @@ def translation_options(
         options["train_files"] = (train_src, train_tgt)
     if test_src is not None:
         options["test_source"] = test_src
-    if options and not task_name.startswith("mt/"):
+    if options and any(set(options) - set(TASKS.get(n).spec.options) for n in expand_task_names(task_name)):
+        takers = [name for name, task in TASKS.items() if set(options) <= set(task.spec.options)]
         raise ConfigError(
-            f"--train-src/--train-tgt/--test-src apply to translation tasks (mt/sl-en, mt/en-sl), "
-            f"not {task_name}."
+            f"--train-src/--train-tgt/--test-src apply to the tasks that read your own parallel files "
+            f"({', '.join(takers)}), not {task_name}."
         )
     return options
 
@@ -131,17 +132,14 @@ def check_workflow(
     predictions = parse_unit(tasks, read_prediction_files(zip_path), "test")
     counts = ", ".join(f"{name.split('/')[-1]} {len(p)}" for name, p in predictions.items())
     summary = f"valid submission for {task_name} ({counts} predictions)"
-    if task_name.startswith("mt/") and not (task_options or {}).get("test_source"):
-        summary += (
-            ". Checked against the local test split (FLORES-200 devtest): the leaderboard's own test "
-            "source is withheld; pass it with --test-src to check a leaderboard submission"
-        )
+    for note in dict.fromkeys(n for t in tasks if (n := t.local_test_note())):
+        summary += f". {note}"
     return summary
 
 
 def evaluate_workflow(run_dir: Path, split: str, data_dir: Path | None, batch_size: int) -> WorkflowResult:
     """Loads a trained run and scores it on a labelled split."""
-    from slopeft.training.run import load_run, predict_split
+    from slopeft.evaluation.prediction import load_run, predict_split
 
     _check_split(split)
     if split == "test":
@@ -152,14 +150,14 @@ def evaluate_workflow(run_dir: Path, split: str, data_dir: Path | None, batch_si
     parts, model, record = load_run(run_dir, data_dir=str(data_dir) if data_dir else None)
     predictions = predict_split(parts, model, split, batch_size)
     report = score_unit([parts.task], {parts.task.name: predictions}, split)
-    return WorkflowResult(f"{record['run_id']} · {split}", report)
+    return WorkflowResult(f"{record.run_id} · {split}", report)
 
 
 def predict_workflow(
     run_dir: Path, split: str, data_dir: Path | None, batch_size: int, test_src: Path | None = None
 ) -> WorkflowResult:
     """Writes a trained run's predictions for ``split`` in submission format under run/predictions/<split>/."""
-    from slopeft.training.run import load_run, predict_split
+    from slopeft.evaluation.prediction import load_run, predict_split
 
     _check_split(split)
     options = translation_options_for_run(run_dir, test_src)
@@ -173,41 +171,46 @@ def predict_workflow(
     for name, text in files.items():
         (out / name).write_text(text, encoding="utf-8")
     report = score_unit([parts.task], {parts.task.name: predictions}, split) if split != "test" else None
-    return WorkflowResult(f"{record['run_id']} · {split}", report, [f"Predictions written to {out}"])
+    return WorkflowResult(f"{record.run_id} · {split}", report, [f"Predictions written to {out}"])
 
 
 def translation_options_for_run(run_dir: Path, test_src: Path | None) -> dict:
-    from slopeft.training.record import read_record
+    from slopeft.records import read_record
 
-    return translation_options(read_record(run_dir)["config"]["task"], test_src=test_src) if test_src else {}
+    return translation_options(read_record(run_dir).task, test_src=test_src) if test_src else {}
 
 
 def submit_workflow(
     run_dirs: list[Path], out: Path, data_dir: Path | None, batch_size: int
 ) -> WorkflowResult:
-    """One leaderboard zip from runs' test predictions: the six SuperGLUE tasks, or a single SI-NLI/MT run."""
-    from slopeft.tasks import TASK_GROUPS
-    from slopeft.training.record import read_record
+    """One leaderboard zip from runs' test predictions: one run per task of a group (the six SuperGLUE
+    tasks), or a single run of a task in no group (SI-NLI, MT)."""
+    from slopeft.records import read_record
+    from slopeft.tasks import group_of
 
     by_task: dict[str, Path] = {}
     for run_dir in run_dirs:
-        task = read_record(run_dir)["config"]["task"]
+        task = read_record(run_dir).task
         if task in by_task:
             raise ConfigError(f"Two runs for {task}: {by_task[task]} and {run_dir}. Pass one run per task.")
         by_task[task] = Path(run_dir)
-    superglue = set(TASK_GROUPS["slo-superglue"])
-    if set(by_task) & superglue:
-        missing = sorted(superglue - set(by_task))
-        if missing or len(by_task) != len(superglue):
+    groups = {group.name: group for task in by_task if (group := group_of(task)) is not None}
+    if groups:
+        group = next(iter(groups.values()))
+        members = set(group.members)
+        missing, others = sorted(members - set(by_task)), sorted(set(by_task) - members)
+        if missing or others:
             raise ConfigError(
-                f"A SuperGLUE submission needs one run per task; missing {', '.join(missing) or '-'}"
-                f"{'; other tasks: ' + ', '.join(sorted(set(by_task) - superglue)) if set(by_task) - superglue else ''}."
+                f"A {group.title} submission needs one run per task; missing {', '.join(missing) or '-'}"
+                f"{'; other tasks: ' + ', '.join(others) if others else ''}."
             )
-        unit = "slo-superglue"
+        unit = group.name
     elif len(by_task) == 1:
         unit = next(iter(by_task))
     else:
-        raise ConfigError("Pass the six SuperGLUE runs, or exactly one SI-NLI or MT run.")
+        raise ConfigError(
+            "Pass one run for every task of a group (slopeft data list), or exactly one run of another task."
+        )
     files: dict[str, str] = {}
     messages = []
     for run_dir in by_task.values():

@@ -20,6 +20,14 @@ OutDir = Annotated[
         "--out", help="The grid's output folder [default: the grid's out:, else outputs/grids/<name>]."
     ),
 ]
+ResultsDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--results",
+        help="Folder of the grid's published records [default: the grid's results:, if any].",
+        show_default=False,
+    ),
+]
 
 
 @grid_app.command("run")
@@ -29,6 +37,7 @@ def grid_run(
         int, typer.Option("--workers", "-j", help="Runs at the same time (local backend).")
     ] = 1,
     out: OutDir = None,
+    results: ResultsDir = None,
     backend: Annotated[str, typer.Option(help="local (subprocesses here) or ray (a Ray cluster).")] = "local",
     address: Annotated[
         str | None, typer.Option(help="Ray: the cluster's head, HOST:PORT (or 'auto').", show_default=False)
@@ -48,7 +57,7 @@ def grid_run(
 
     try:
         summary = run_grid(
-            load_grid(grid, out),
+            load_grid(grid, out, results),
             workers=workers,
             backend=backend,
             address=address,
@@ -76,6 +85,7 @@ def grid_run(
 def grid_status(
     grid: GridFile,
     out: OutDir = None,
+    results: ResultsDir = None,
     all_runs: Annotated[
         bool, typer.Option("--all", help="List every run, not only unfinished ones.")
     ] = False,
@@ -87,7 +97,7 @@ def grid_status(
     from slopeft.experiments.grid import load_grid
     from slopeft.experiments.runner import grid_status as status_of
 
-    loaded = load_grid(grid, out)
+    loaded = load_grid(grid, out, results)
     states, expansion = status_of(loaded)
     console = Console()
     counts = {name: sum(s.state == name for s in states) for name in ("done", "running", "failed", "pending")}
@@ -119,6 +129,26 @@ def grid_status(
         console.print(table)
     if expansion.skipped:
         console.print(f"[dim]{len(expansion.skipped)} combinations skipped as incompatible[/dim]")
+
+
+@results_app.command("import")
+def results_import(
+    grid: GridFile,
+    out: OutDir = None,
+    results: ResultsDir = None,
+) -> None:
+    """Rebuild a grid's results store from the records on disk: its published results (results:) and run folders."""
+    from slopeft.errors import ConfigError
+    from slopeft.experiments.grid import load_grid
+    from slopeft.experiments.runner import import_results
+
+    loaded = load_grid(grid, out, results)
+    if loaded.results is None and not loaded.runs_dir.is_dir():
+        raise ConfigError(
+            f"Grid {grid} has no results: folder and no run folders under {loaded.out}; nothing to import."
+        )
+    count = import_results(loaded)
+    Console().print(f"Imported {count} finished run(s) into {loaded.store_path}", highlight=False)
 
 
 @results_app.command("export")

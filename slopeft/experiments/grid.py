@@ -9,31 +9,40 @@ A grid is YAML (``configs/grids/NAME.yaml``)::
     methods:                         # registered names, "all", or variants
       - lora
       - {label: lora-r16, method: lora, options: {r: 16}, training: {learning_rate: 3e-4}}
+      - {method: dora, sweep: {learning_rate: [5e-4, 1e-3], r: [8, 16]}}   # 4 variants, dora-lr0.0005-r8 ...
     seeds: [1, 2, 3]
-    train_set: human                 # optional
+    train_set: human                 # optional; so are val_set and extra_val_sets
+    recipes: true                    # start from each method's recipe (default); false: only what is here
     training: {epochs: 3}            # every run
     method_options: {lora: {r: 8}}   # per registered method
     baselines: [majority]            # model-free rows, one per task (× seed for seeded strategies)
     overrides:                       # in order, for the runs matching every key (fnmatch patterns)
       - match: {model: tiny:gemma, task: "slo-superglue/*"}
         training: {max_length: 64}
-        method_options: {r: 4}
+        method_options: {lora: {r: 4}}   # per registered method, like the top level
+      - match: {task: slo-superglue/rte}   # data settings per task, for runs and baselines
+        train_set: machine
+        val_set: machine
+        extra_val_sets: [human]
     exclude:                         # runs matching every key are dropped
       - {model: sloberta, method: full}
     resources: {num_cpus: 1, num_gpus: 0}   # per run, for the Ray backend
+
+The file is read like a run config (:func:`~slopeft.config.update_dataclass` on :class:`GridFile` and
+its entries): every key is a documented field, an unknown one is an error naming the known ones.
 
 Runs a model family cannot do (an encoder has no head for translation, a method that does not
 apply to the family) are skipped with the reason, not failed. A run's id is readable
 (``cb-tiny-bert-lora-s1-<hash>``) and ends in a hash of its full configuration (task, model,
 method, options, seed, training set and every training setting, defaults included), so the same
-configuration always gets the same id and folder, and any change gets a new one.
+configuration always gets the same id and folder, and any change gets a new one
+(:mod:`slopeft.experiments.run_ids`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import fnmatch
-import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -43,8 +52,8 @@ from typing import Any
 import yaml
 
 from slopeft.errors import ConfigError
+from slopeft.experiments.run_ids import TINY_PREFIX, config_hash, make_run_id, run_config_hash
 
-TINY_PREFIX = "tiny:"
 #: Family of each tiny architecture (see :mod:`slopeft.models.tiny`).
 TINY_FAMILIES = {
     "bert": "encoder",
@@ -58,25 +67,132 @@ TINY_FAMILIES = {
 SEEDLESS_BASELINES = {"majority", "copy-source", "zero-shot", "few-shot"}
 BASELINE_MODEL = "baseline"
 
-_GRID_KEYS = {
-    "name": "the grid's name (default: the file name)",
-    "description": "free text shown in reports",
-    "out": "output folder (default outputs/grids/<name>)",
-    "models": "model aliases, Hub ids, folders or tiny:ARCH",
-    "tasks": "task names or groups",
-    "methods": "method names, 'all', or {label, method, options, training} variants",
-    "seeds": "list of seeds",
-    "train_set": "training set (human, machine, combined; a folder for MT)",
-    "data_dir": "data root (else $SLOPEFT_DATA)",
-    "training": "training settings for every run",
-    "method_options": "per-method options: {lora: {r: 8}}",
-    "baselines": "model-free baseline strategies (majority, random, stratified, copy-source)",
-    "overrides": "list of {match, training, method_options}",
-    "exclude": "list of {model, task, method, seed} patterns",
-    "resources": "per-run resource request for the Ray backend: {num_cpus, num_gpus, memory}",
-    "estimate": "free-form notes on how long the grid takes (ignored by the runner)",
-}
-_MATCH_KEYS = ("model", "task", "method", "seed", "kind")
+# -- the file: what a grid YAML may hold, read through the config loader ------------------------
+@dataclass
+class ResourcesFile:
+    """``resources:``: what each run asks the Ray backend for."""
+
+    num_cpus: float | None = None
+    num_gpus: float | None = None
+    memory: float | None = None
+    """Bytes."""
+
+
+@dataclass
+class MethodEntry:
+    """A ``methods:`` entry written as a mapping."""
+
+    method: str = ""
+    """A registered method."""
+    label: str = ""
+    """Its name in run ids, tables and overrides (default: the method's)."""
+    options: dict[str, Any] = field(default_factory=dict)
+    """The method's options for this entry."""
+    training: dict[str, Any] = field(default_factory=dict)
+    """Training settings for this entry."""
+    sweep: dict[str, Any] = field(default_factory=dict)
+    """Setting → list of values: one variant per combination (``lora-lr0.001-r8`` ...)."""
+
+
+@dataclass
+class BaselineEntry:
+    """A ``baselines:`` entry written as a mapping: a strategy, and for prompting the model and shots."""
+
+    strategy: str = ""
+    model: str | None = None
+    shots: int | None = None
+
+
+@dataclass
+class PatternEntry:
+    """A ``match:`` or ``exclude:`` mapping: each value a glob, or a list of globs (any of them)."""
+
+    model: str | list[str] | None = None
+    task: str | list[str] | None = None
+    method: str | list[str] | None = None
+    seed: str | list[str] | None = None
+    kind: str | list[str] | None = None
+
+
+@dataclass
+class OverrideEntry:
+    """An ``overrides:`` entry: settings for the runs (and baselines) matching every key of ``match``."""
+
+    match: PatternEntry = field(default_factory=PatternEntry)
+    training: dict[str, Any] = field(default_factory=dict)
+    method_options: dict[str, Any] = field(default_factory=dict)
+    """Per registered method, like the top level: ``{lora: {r: 4}}``."""
+    train_set: str | None = None
+    val_set: str | None = None
+    extra_val_sets: list[str] | None = None
+
+
+@dataclass
+class GridFile:
+    """What a grid file holds; every key is one of these fields."""
+
+    name: str = ""
+    """The grid's name (default: the file name)."""
+    description: str = ""
+    """Free text shown in reports."""
+    out: str | None = None
+    """Output folder (default outputs/grids/<name>)."""
+    results: str | None = None
+    """Folder the finished runs' records and validation predictions are published to, for committing
+    (e.g. results/<name>); a run published there is done."""
+    models: list[str] = field(default_factory=list)
+    """Model aliases, Hub ids, folders or tiny:ARCH."""
+    tasks: list[str] = field(default_factory=list)
+    """Task names or groups."""
+    methods: list[Any] = field(default_factory=list)
+    """Method names, 'all', or mappings (:class:`MethodEntry`)."""
+    seeds: list[Any] = field(default_factory=lambda: [42])
+    """The seeds."""
+    train_set: str | None = None
+    """Training set (human, machine, combined; a folder for MT)."""
+    val_set: str | None = None
+    """Validation set (SuperGLUE: human, the leaderboard's, or machine)."""
+    extra_val_sets: list[str] = field(default_factory=list)
+    """More validation sets scored with the final weights."""
+    data_dir: str | None = None
+    """Data root (else $SLOPEFT_DATA)."""
+    training: dict[str, Any] = field(default_factory=dict)
+    """Training settings for every run."""
+    method_options: dict[str, Any] = field(default_factory=dict)
+    """Per registered method: ``{lora: {r: 8}}``."""
+    baselines: list[Any] = field(default_factory=list)
+    """Strategies: model-free (majority, random, stratified, copy-source), or mappings prompting a
+    generative model (:class:`BaselineEntry`: ``{strategy: few-shot, model: M, shots: k}``)."""
+    overrides: list[Any] = field(default_factory=list)
+    """In order, :class:`OverrideEntry` mappings."""
+    exclude: list[Any] = field(default_factory=list)
+    """:class:`PatternEntry` mappings: the runs matching every key are dropped."""
+    resources: ResourcesFile = field(default_factory=ResourcesFile)
+    """Per-run resource request for the Ray backend."""
+    order: str = "method-first"
+    """method-first (a method's seeds one after another) or seed-first (every method's first seed,
+    then every method's second ...), within each model and task."""
+    recipes: bool = True
+    """Start every run from its method's recipe; false: only the grid's own settings."""
+    estimate: str = ""
+    """Free-form notes on how long the grid takes (ignored by the runner)."""
+
+
+#: GridFile fields that hold lists; a single value stands for a list of one.
+_LIST_KEYS = ("models", "tasks", "methods", "seeds", "extra_val_sets", "baselines", "overrides", "exclude")
+
+
+def _read(cls: type, data: Any, label: str, where: str) -> Any:
+    """``data`` (a mapping) read into a fresh ``cls`` as config files are: unknown keys and wrong
+    types are ConfigErrors, prefixed with the file (``where``)."""
+    from slopeft.config import update_dataclass
+
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: {label} must be a mapping (key: value), not {data!r}.")
+    try:
+        return update_dataclass(cls(), data, label)
+    except ConfigError as err:
+        raise ConfigError(str(err) if where == "grid" else f"{where}: {err}") from None
 
 
 @dataclass(frozen=True)
@@ -89,11 +205,32 @@ class MethodVariant:
     training: dict[str, Any] = field(default_factory=dict)
 
 
+#: Run settings (RunConfig fields) an override may set besides training and method options.
+_DATA_KEYS = ("train_set", "val_set", "extra_val_sets")
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """One entry of ``baselines:``: a strategy, and for prompting baselines the model and shots."""
+
+    strategy: str
+    model: str | None = None
+    shots: int | None = None
+
+    @property
+    def label(self) -> str:
+        return self.strategy if self.shots is None else f"{self.strategy}-{self.shots}"
+
+
+PROMPTING_BASELINES = ("zero-shot", "few-shot")
+
+
 @dataclass(frozen=True)
 class Override:
     match: dict[str, str]
     training: dict[str, Any] = field(default_factory=dict)
     method_options: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)  # train_set, val_set, extra_val_sets
 
 
 @dataclass
@@ -108,13 +245,18 @@ class Grid:
     seeds: list[int]
     description: str = ""
     train_set: str | None = None
+    val_set: str | None = None
+    extra_val_sets: list[str] = field(default_factory=list)
     data_dir: str | None = None
     training: dict[str, Any] = field(default_factory=dict)
     method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
-    baselines: list[str] = field(default_factory=list)
+    baselines: list[Baseline] = field(default_factory=list)
     overrides: list[Override] = field(default_factory=list)
     exclude: list[dict[str, str]] = field(default_factory=list)
     resources: dict[str, float] = field(default_factory=dict)
+    results: Path | None = None
+    recipes: bool = True
+    order: str = "method-first"
     source: Path | None = None
 
     @property
@@ -182,26 +324,10 @@ def _as_list(value: Any, key: str, where: str) -> list:
     return value
 
 
-def _mapping(value: Any, key: str, where: str) -> dict:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ConfigError(f"{where}: {key} must be a mapping (key: value), not {value!r}.")
-    return dict(value)
-
-
-def _check_keys(data: dict, known: dict | tuple, where: str) -> None:
-    import difflib
-
-    for key in data:
-        if key not in known:
-            close = difflib.get_close_matches(str(key), list(known), n=2)
-            hint = f" Did you mean {' or '.join(close)}?" if close else ""
-            raise ConfigError(f"{where}: unknown key {key!r}.{hint} Known: {', '.join(known)}.")
-
-
-def load_grid(path: Path | str, out: Path | str | None = None) -> Grid:
-    """Reads and validates a grid file; ``out`` replaces the grid's output folder."""
+def load_grid(
+    path: Path | str, out: Path | str | None = None, results: Path | str | None = None
+) -> Grid:
+    """Reads and validates a grid file; ``out`` and ``results`` replace the grid's folders."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -213,76 +339,135 @@ def load_grid(path: Path | str, out: Path | str | None = None) -> Grid:
     grid.source = path
     if out is not None:
         grid.out = Path(out)
+    if results is not None:
+        grid.results = Path(results)
     return grid
 
 
 def grid_from_dict(data: dict[str, Any], where: str = "grid", default_name: str = "grid") -> Grid:
-    """A :class:`Grid` from the mapping a grid file holds."""
+    """A :class:`Grid` from the mapping a grid file holds (read into :class:`GridFile`, then resolved)."""
     from slopeft.methods import METHODS
     from slopeft.tasks import expand_task_names
 
-    _check_keys(data, _GRID_KEYS, where)
-    name = str(data.get("name") or default_name)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must hold a mapping (models:, tasks:, methods:, seeds: ...).")
+    data = {key: _as_list(value, key, where) if key in _LIST_KEYS else value for key, value in data.items()}
+    file: GridFile = _read(GridFile, data, "grid", where)
+    name = file.name or default_name
     if not re.fullmatch(r"[\w.-]+", name):
         raise ConfigError(f"{where}: name {name!r} may hold only letters, digits, '.', '_' and '-'.")
-    models = [str(m) for m in _as_list(data.get("models"), "models", where)]
     tasks: list[str] = []
-    for task in _as_list(data.get("tasks"), "tasks", where):
+    for task in file.tasks:
         tasks += [t for t in expand_task_names(str(task)) if t not in tasks]
-    methods = _method_variants(data.get("methods"), where, METHODS)
-    seeds = []
-    for seed in _as_list(data.get("seeds", [42]), "seeds", where):
+    methods = _method_variants(file.methods, where, METHODS)
+    for seed in file.seeds:
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ConfigError(f"{where}: seeds must be integers, not {seed!r}.")
-        seeds.append(seed)
-    baselines = [str(b) for b in _as_list(data.get("baselines"), "baselines", where)]
+    baselines = [_baseline(b, where) for b in file.baselines]
     if not tasks:
         raise ConfigError(f"{where}: list at least one task under tasks:.")
-    if (models and not methods) or (methods and not models):
+    if (file.models and not methods) or (methods and not file.models):
         raise ConfigError(f"{where}: give both models: and methods: (or neither, for a baselines-only grid).")
     if not methods and not baselines:
         raise ConfigError(f"{where}: nothing to run; list models: and methods:, or baselines:.")
-    method_options = _mapping(data.get("method_options"), "method_options", where)
-    for method, options in method_options.items():
-        METHODS.get(method)
-        _mapping(options, f"method_options.{method}", where)
+    _per_method(file.method_options, "method_options", where, METHODS)
     overrides = []
-    for i, item in enumerate(_as_list(data.get("overrides"), "overrides", where)):
-        item = _mapping(item, f"overrides[{i}]", where)
-        _check_keys(item, ("match", "training", "method_options"), f"{where}: overrides[{i}]")
-        match = {k: str(v) for k, v in _mapping(item.get("match"), "match", where).items()}
-        _check_keys(match, _MATCH_KEYS, f"{where}: overrides[{i}].match")
+    for i, item in enumerate(file.overrides):
+        entry: OverrideEntry = _read(OverrideEntry, item, f"overrides[{i}]", where)
+        data_settings = {key: getattr(entry, key) for key in _DATA_KEYS if getattr(entry, key) is not None}
         overrides.append(
             Override(
-                match,
-                _mapping(item.get("training"), "training", where),
-                _mapping(item.get("method_options"), "method_options", where),
+                _patterns(entry.match),
+                entry.training,
+                _per_method(entry.method_options, f"overrides[{i}].method_options", where, METHODS),
+                data_settings,
             )
         )
-    exclude = []
-    for i, item in enumerate(_as_list(data.get("exclude"), "exclude", where)):
-        item = {k: str(v) for k, v in _mapping(item, f"exclude[{i}]", where).items()}
-        _check_keys(item, _MATCH_KEYS, f"{where}: exclude[{i}]")
-        exclude.append(item)
-    resources = _mapping(data.get("resources"), "resources", where)
-    _check_keys(resources, ("num_cpus", "num_gpus", "memory"), f"{where}: resources")
+    exclude = [_patterns(_read(PatternEntry, item, f"exclude[{i}]", where)) for i, item in enumerate(file.exclude)]
     return Grid(
         name=name,
-        out=Path(data.get("out") or Path("outputs") / "grids" / name),
-        models=models,
+        out=Path(file.out or Path("outputs") / "grids" / name),
+        models=[str(m) for m in file.models],
         tasks=tasks,
         methods=methods,
-        seeds=seeds,
-        description=str(data.get("description") or ""),
-        train_set=data.get("train_set"),
-        data_dir=data.get("data_dir"),
-        training=_mapping(data.get("training"), "training", where),
-        method_options=method_options,
+        seeds=list(file.seeds),
+        description=file.description,
+        train_set=file.train_set,
+        val_set=file.val_set,
+        extra_val_sets=list(file.extra_val_sets),
+        data_dir=file.data_dir,
+        training=file.training,
+        method_options=file.method_options,
         baselines=baselines,
         overrides=overrides,
         exclude=exclude,
-        resources={k: float(v) for k, v in resources.items()},
+        resources={k: v for k, v in dataclasses.asdict(file.resources).items() if v is not None},
+        results=Path(file.results) if file.results else None,
+        recipes=file.recipes,
+        order=_order(file.order, where),
     )
+
+
+def _per_method(value: dict[str, Any], key: str, where: str, methods) -> dict[str, dict[str, Any]]:
+    """A mapping of registered method → its options (checked when the runs are built)."""
+    for method, options in value.items():
+        if method not in methods:
+            raise ConfigError(
+                f"{where}: {key} is keyed by method, like the top level ({{lora: {{r: 8}}}}), but "
+                f"{methods.unknown_message(method)}"
+            )
+        if not isinstance(options, dict):
+            raise ConfigError(
+                f"{where}: {key} is keyed by method ({{lora: {{r: 8}}}}); {method}: must be a mapping, "
+                f"not {options!r}."
+            )
+    return value
+
+
+def _baseline(item: Any, where: str) -> Baseline:
+    from slopeft.evaluation.baselines import BASELINES
+
+    if isinstance(item, str):
+        entry = Baseline(item)
+    else:
+        read: BaselineEntry = _read(BaselineEntry, item, "baselines entry", where)
+        if read.shots is not None and read.shots < 1:
+            raise ConfigError(f"{where}: baselines shots must be a whole number of at least 1, not {read.shots!r}.")
+        entry = Baseline(read.strategy, read.model or None, read.shots)
+    BASELINES.get(entry.strategy)
+    if (entry.strategy in PROMPTING_BASELINES) != (entry.model is not None):
+        raise ConfigError(
+            f"{where}: baseline {entry.strategy!r}: prompting baselines need a model, a generative one "
+            "({strategy: few-shot, model: gemma-3-270m, shots: 3}); the other strategies take no model."
+        )
+    if entry.shots is not None and entry.strategy != "few-shot":
+        raise ConfigError(f"{where}: shots applies to the few-shot baseline only.")
+    return entry
+
+
+def _data_for(grid: Grid, values: dict[str, Any]) -> dict[str, Any]:
+    """train_set, val_set and extra_val_sets of one run: the grid's, then matching overrides', checked
+    against what the task offers (so a typo fails at expansion, not hours into the grid)."""
+    from slopeft.tasks import TASKS
+
+    data = {"train_set": grid.train_set, "val_set": grid.val_set, "extra_val_sets": list(grid.extra_val_sets)}
+    for override in grid.overrides:
+        if _matches(override.match, values):
+            data.update(override.data)
+    spec = TASKS.get(values["task"]).spec
+    for val_set in [data["val_set"], *data["extra_val_sets"]]:
+        if val_set is not None and val_set not in spec.val_sets:
+            raise ConfigError(
+                f"{values['task']} has no validation set {val_set!r} (it has {', '.join(spec.val_sets)}); "
+                "fix val_set / extra_val_sets in the grid or its overrides."
+            )
+    return data
+
+
+def _order(value: Any, where: str) -> str:
+    if value not in ("method-first", "seed-first"):
+        raise ConfigError(f"{where}: order must be method-first or seed-first, not {value!r}.")
+    return value
 
 
 def _method_variants(value: Any, where: str, methods) -> list[MethodVariant]:
@@ -295,21 +480,16 @@ def _method_variants(value: Any, where: str, methods) -> list[MethodVariant]:
             methods.get(item)
             variants.append(MethodVariant(item, item))
             continue
-        item = _mapping(item, "methods[]", where)
-        _check_keys(item, ("label", "method", "options", "training"), f"{where}: methods entry")
-        if "method" not in item:
+        entry: MethodEntry = _read(MethodEntry, item, "methods entry", where)
+        if not entry.method:
             raise ConfigError(f"{where}: a methods entry as a mapping needs method: (and usually label:).")
-        method = str(item["method"])
+        method = entry.method
         methods.get(method)
-        label = str(item.get("label") or method)
-        variants.append(
-            MethodVariant(
-                label,
-                method,
-                _mapping(item.get("options"), "options", where),
-                _mapping(item.get("training"), "training", where),
-            )
-        )
+        label, options, training, sweep = entry.label or method, entry.options, entry.training, entry.sweep
+        if not sweep:
+            variants.append(MethodVariant(label, method, options, training))
+            continue
+        variants += _swept_variants(label, method, options, training, sweep, where)
     labels = [v.label for v in variants]
     duplicates = sorted({label for label in labels if labels.count(label) > 1})
     if duplicates:
@@ -319,33 +499,49 @@ def _method_variants(value: Any, where: str, methods) -> list[MethodVariant]:
     return variants
 
 
-def _matches(pattern: dict[str, str], values: dict[str, Any]) -> bool:
-    return all(fnmatch.fnmatchcase(str(values.get(key, "")), glob) for key, glob in pattern.items())
+#: Short names of swept training settings in variant labels (``lora-lr0.002-ep3``).
+_SWEEP_ABBREVIATIONS = {"learning_rate": "lr", "epochs": "ep", "batch_size": "bs", "warmup_ratio": "wu"}
 
 
-def config_hash(config: dict[str, Any]) -> str:
-    """sha256 of the canonical JSON of a run configuration."""
-    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+def _swept_variants(
+    label: str, method: str, options: dict, training: dict, sweep: dict, where: str
+) -> list[MethodVariant]:
+    """One variant per combination of the ``sweep:`` values (training settings or method options)."""
+    import itertools
+
+    from slopeft.config import TrainingConfig
+
+    training_fields = {f.name for f in dataclasses.fields(TrainingConfig)}
+    keys = list(sweep)
+    for key in keys:
+        if not isinstance(sweep[key], list) or not sweep[key]:
+            raise ConfigError(f"{where}: sweep.{key} must be a non-empty list of values.")
+    variants = []
+    for values in itertools.product(*(sweep[k] for k in keys)):
+        swept_training, swept_options, parts = dict(training), dict(options), [label]
+        for key, value in zip(keys, values, strict=True):
+            (swept_training if key in training_fields else swept_options)[key] = value
+            shown = f"{value:g}" if isinstance(value, float) else str(value)
+            parts.append(f"{_SWEEP_ABBREVIATIONS.get(key, key)}{shown}")
+        variants.append(MethodVariant("-".join(parts), method, swept_options, swept_training))
+    return variants
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "x"
+def _matches(pattern: dict[str, Any], values: dict[str, Any]) -> bool:
+    """Every key's glob (or any glob of a list) matches the run's value."""
+    return all(
+        any(fnmatch.fnmatchcase(str(values.get(key, "")), glob) for glob in (globs if isinstance(globs, tuple) else (globs,)))
+        for key, globs in pattern.items()
+    )
 
 
-def short_task(task: str) -> str:
-    return task.removeprefix("slo-superglue/").replace("/", "-")
-
-
-def short_model(model: str) -> str:
-    if model.startswith(TINY_PREFIX):
-        return "tiny-" + model[len(TINY_PREFIX) :]
-    return _slug(Path(model).name if ("/" in model or Path(model).exists()) else model)
-
-
-def make_run_id(task: str, model: str, method: str, seed: int, digest: str) -> str:
-    """``<task>-<model>-<method>-s<seed>-<hash>``: readable, and unique through the hash."""
-    return f"{short_task(task)}-{short_model(model)}-{_slug(method)}-s{seed}-{digest[:10]}"
+def _patterns(entry: PatternEntry) -> dict[str, Any]:
+    """The keys a match/exclude entry sets: each a glob, or a tuple of globs (any of them)."""
+    return {
+        key: tuple(str(v) for v in value) if isinstance(value, list) else str(value)
+        for key, value in dataclasses.asdict(entry).items()
+        if value is not None
+    }
 
 
 def model_family(model: str) -> str | None:
@@ -369,7 +565,6 @@ def _incompatible(
     from slopeft.methods import METHODS, MethodContext
     from slopeft.models.heads import HEADS
     from slopeft.tasks import TASKS
-    from slopeft.training.build import TASK_TYPES
 
     if family is None:
         return None
@@ -378,12 +573,7 @@ def _incompatible(
         return f"{kind} has no head for {family} models"
     head = HEADS[(kind, family)]
     # The context load_base builds, minus the head modules (known only once the model is loaded).
-    context = MethodContext(
-        family,
-        _architecture(model) or "unknown",
-        [],
-        TASK_TYPES.get(head.__name__) or TASK_TYPES.get(family),
-    )
+    context = MethodContext(family, _architecture(model) or "unknown", [], head.peft_task_type_for(family))
     try:
         METHODS.get(method)(options).check(context)
     except ConfigError as err:
@@ -403,28 +593,23 @@ def expand(grid: Grid) -> Expansion:
     """Every run of ``grid`` (baselines first), validated; incompatible combinations are skipped with a reason."""
     from slopeft.config import RunConfig, TrainingConfig, update_dataclass
     from slopeft.methods import METHODS
+    from slopeft.methods.recipes import recipe_defaults
     from slopeft.tasks import TASKS
 
     runs: list[RunSpec] = []
     skipped: list[tuple[str, str]] = []
-    from slopeft.evaluation.baselines import BASELINES
-
-    for strategy in grid.baselines:
-        if strategy in ("zero-shot", "few-shot"):
-            raise ConfigError(
-                "Prompting baselines need a model; a grid's baselines: takes model-free strategies "
-                "(majority, random, stratified, copy-source)."
-            )
-        BASELINES.get(strategy)
+    for baseline in grid.baselines:
+        strategy = baseline.strategy
         for task in grid.tasks:
             kind = TASKS.get(task).spec.kind
-            if (kind == "translation") != (strategy == "copy-source"):
+            if baseline.model is None and (kind == "translation") != (strategy == "copy-source"):
                 continue  # label baselines for classification, copy-source for translation: by design
             for seed in [0] if strategy in SEEDLESS_BASELINES else grid.seeds:
+                model = baseline.model or BASELINE_MODEL
                 values = {
-                    "model": BASELINE_MODEL,
+                    "model": model,
                     "task": task,
-                    "method": strategy,
+                    "method": baseline.label,
                     "seed": seed,
                     "kind": "baseline",
                 }
@@ -432,24 +617,36 @@ def expand(grid: Grid) -> Expansion:
                     continue
                 training = _training_for(grid, values, {})
                 training = dataclasses.asdict(update_dataclass(TrainingConfig(), training, "training"))
+                data = _data_for(grid, values)
                 config = {
                     "kind": "baseline",
                     "task": task,
                     "strategy": strategy,
                     "seed": seed,
-                    "train_set": grid.train_set,
+                    "train_set": data["train_set"],
                     # only these two limits change a baseline's numbers
                     "max_train_examples": training["max_train_examples"],
                     "max_eval_examples": training["max_eval_examples"],
                 }
+                # Present only when set, so the ids of baselines from before these settings stay valid.
+                config.update({k: data[k] for k in ("val_set", "extra_val_sets") if data[k]})
+                if baseline.model is not None:  # prompting: the model and how it is prompted
+                    config.update(
+                        model=baseline.model,
+                        shots=baseline.shots if strategy == "few-shot" else 0,
+                        max_length=training["max_length"],
+                        batch_size=training["eval_batch_size"],
+                    )
+                    if config["shots"] == 0 and strategy == "few-shot":
+                        config["shots"] = 3
                 digest = config_hash(config)
                 runs.append(
                     RunSpec(
-                        make_run_id(task, BASELINE_MODEL, strategy, seed, digest),
+                        make_run_id(task, model, baseline.label, seed, digest),
                         "baseline",
                         task,
-                        BASELINE_MODEL,
-                        strategy,
+                        model,
+                        baseline.label,
                         strategy,
                         seed,
                         config,
@@ -472,10 +669,17 @@ def expand(grid: Grid) -> Expansion:
                     }
                     if any(_matches(pattern, values) for pattern in grid.exclude):
                         continue
-                    options = {**grid.method_options.get(variant.method, {}), **variant.options}
+                    recipe_training, recipe_options = (
+                        recipe_defaults(variant.method) if grid.recipes else ({}, {})
+                    )
+                    options = {
+                        **recipe_options,
+                        **grid.method_options.get(variant.method, {}),
+                        **variant.options,
+                    }
                     for override in grid.overrides:
                         if _matches(override.match, values):
-                            options.update(override.method_options)
+                            options.update(override.method_options.get(variant.method, {}))
                     METHODS.get(variant.method)(options)  # validates the options now, not mid-grid
                     key = json.dumps(options, sort_keys=True, default=str)
                     if key not in checked:
@@ -485,20 +689,22 @@ def expand(grid: Grid) -> Expansion:
                     if checked[key]:
                         continue
                     training = update_dataclass(
-                        TrainingConfig(), _training_for(grid, values, variant.training), "training"
+                        TrainingConfig(),
+                        {**recipe_training, **_training_for(grid, values, variant.training)},
+                        "training",
                     )
                     run_config = RunConfig(
                         task=task,
                         model=model,
                         method=variant.method,
-                        train_set=grid.train_set,
+                        **_data_for(grid, values),
                         seed=seed,
                         training=training,
                         method_options=options,
                     ).to_dict()
                     for machine_specific in ("output", "data_dir"):
                         run_config.pop(machine_specific)
-                    digest = config_hash({"kind": "train", **run_config})
+                    digest = run_config_hash(run_config)
                     runs.append(
                         RunSpec(
                             make_run_id(task, model, variant.label, seed, digest),
@@ -521,6 +727,11 @@ def expand(grid: Grid) -> Expansion:
                 f"{run.method} have identical settings. Remove one or change its options."
             )
         seen[run.config_hash] = run
+    if grid.order == "seed-first":
+        # Stable: baselines first, then per model and task every method's first seed, then the
+        # second ... so a grid stopped early has every method at some seeds, not some at all.
+        place = {(r.model, r.task): i for i, r in reversed(list(enumerate(runs)))}
+        runs.sort(key=lambda r: (r.kind != "baseline", place[(r.model, r.task)], r.seed))
     return Expansion(runs, skipped)
 
 

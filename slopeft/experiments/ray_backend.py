@@ -24,6 +24,7 @@ from rich.console import Console
 
 from slopeft.errors import ConfigError
 from slopeft.experiments.grid import Grid, RunSpec
+from slopeft.experiments.jobs import job_for, report_exit
 from slopeft.experiments.store import ResultsStore
 
 RETRY_BUSY_SECONDS = 2.0
@@ -62,8 +63,6 @@ def _task_options(run: RunSpec) -> dict[str, Any]:
 def run_with_ray(
     grid: Grid, todo: list[RunSpec], address: str | None, store: ResultsStore, console: Console, summary
 ) -> None:
-    from slopeft.experiments.runner import job_for, report_exit
-
     try:
         import ray
     except ImportError:

@@ -13,6 +13,8 @@ retried later instead of being started twice. Folders of a grid's output::
     <out>/logs/<run_id>.log    the worker's output (appended across attempts)
     <out>/locks/<run_id>.lock  held by the process running the run
     <out>/models/tiny-ARCH/    tiny models built on the fly for ``tiny:ARCH`` entries
+    <results>/<run_id>/        with ``results:`` in the grid: the finished run's record.json and
+                               val_predictions.json, published for committing; such a run is done
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import subprocess
 import sys
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,40 +35,14 @@ from rich.console import Console
 
 from slopeft.errors import ConfigError
 from slopeft.experiments.grid import Expansion, Grid, RunSpec, expand
+from slopeft.experiments.jobs import RunSummary, job_for, report_exit
+from slopeft.experiments.published import publish, published_record
 from slopeft.experiments.store import ResultsStore
-from slopeft.experiments.worker import BUSY, INTERRUPTED, RunLock, completed_record
-from slopeft.training.record import write_json_atomic
+from slopeft.experiments.worker import RunLock
+from slopeft.records import completed_record_data, write_json_atomic
 
 RETRY_BUSY_SECONDS = 2.0
 POLL_SECONDS = 0.2
-
-
-@dataclass
-class RunSummary:
-    total: int
-    already_done: int = 0
-    completed: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-    interrupted: list[str] = field(default_factory=list)
-    skipped: list[tuple[str, str]] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed and not self.interrupted
-
-
-def job_for(grid: Grid, run: RunSpec) -> dict[str, Any]:
-    """What a worker needs to execute ``run`` (all paths absolute: a worker may run elsewhere)."""
-    out = grid.out.resolve()
-    return {
-        "spec": run.to_dict(),
-        "grid": grid.name,
-        "run_dir": str(out / "runs" / run.run_id),
-        "store": str(out / "results.sqlite"),
-        "lock": str(out / "locks" / f"{run.run_id}.lock"),
-        "models_dir": str(out / "models"),
-        "data_dir": str(Path(grid.data_dir).resolve()) if grid.data_dir else None,
-    }
 
 
 def prepare(grid: Grid, expansion: Expansion) -> ResultsStore:
@@ -91,7 +67,7 @@ def grid_description(grid: Grid, expansion: Expansion) -> dict[str, Any]:
         "tasks": grid.tasks,
         "methods": [m.label for m in grid.methods],
         "seeds": grid.seeds,
-        "baselines": grid.baselines,
+        "baselines": [b.label if b.model is None else f"{b.label} ({b.model})" for b in grid.baselines],
         "data_dir": grid.data_dir,
         "runs": [r.run_id for r in expansion.runs],
         "skipped": [{"what": what, "why": why} for what, why in expansion.skipped],
@@ -99,18 +75,34 @@ def grid_description(grid: Grid, expansion: Expansion) -> dict[str, Any]:
 
 
 def sync_from_disk(grid: Grid, runs: list[RunSpec], store: ResultsStore) -> int:
-    """Upserts every completed record found on disk whose store row is not completed; returns how many."""
+    """Upserts every completed record found on disk whose store row is not completed; returns how many.
+
+    A record is found in the run's folder or among the grid's published results; a finished run
+    not yet published (its worker was killed in between) is published now.
+    """
     statuses = store.statuses()
     synced = 0
     for run in runs:
+        run_dir = grid.runs_dir / run.run_id
+        local = completed_record_data(run_dir)
+        if grid.results is not None and local is not None:
+            publish(run_dir, grid.results, run.run_id)
         if statuses.get(run.run_id) == "completed":
             continue
-        run_dir = grid.runs_dir / run.run_id
-        record = completed_record(run_dir)
+        where, record = run_dir, local
+        if grid.results is not None and (published := published_record(grid.results, run.run_id)):
+            where, record = grid.results / run.run_id, published
         if record is not None:
-            store.upsert(run.to_dict(), "completed", record=record, run_dir=run_dir.resolve(), grid=grid.name)
+            store.upsert(run.to_dict(), "completed", record=record, run_dir=where.resolve(), grid=grid.name)
             synced += 1
     return synced
+
+
+def import_results(grid: Grid) -> int:
+    """Rebuilds the grid's store from the records on disk (its run folders and published results)."""
+    expansion = expand(grid)
+    grid.out.mkdir(parents=True, exist_ok=True)
+    return sync_from_disk(grid, expansion.runs, ResultsStore(grid.store_path))
 
 
 def _worker_env(workers: int) -> dict[str, str]:
@@ -192,38 +184,6 @@ def _log_timing(grid: Grid, run: RunSpec, code: int, wall: float, cpu: float | N
     line.update(wall_s=round(wall, 2), cpu_s=None if cpu is None else round(cpu, 2))
     with open(grid.out / "timings.jsonl", "a", encoding="utf-8") as handle:
         handle.write(json.dumps(line) + "\n")
-
-
-def report_exit(
-    run: RunSpec,
-    code: int,
-    grid: Grid,
-    store: ResultsStore,
-    console: Console,
-    summary: RunSummary,
-    cpu: float | None = None,
-) -> bool:
-    """Books a finished worker; returns False when the run must be retried later (it was busy elsewhere)."""
-    if code == BUSY:
-        return False
-    if code == 0:
-        row = store.get(run.run_id) or {}
-        score = f"{row.get('main_metric')} {row['main']:.4f}" if row.get("main") is not None else ""
-        used = f" ({cpu:.1f} CPU s)" if cpu is not None else ""
-        console.print(f"[green]✓[/green] {run.run_id} {score}{used}", highlight=False)
-        summary.completed.append(run.run_id)
-    elif code == INTERRUPTED:
-        console.print(f"[yellow]⏸[/yellow] {run.run_id} interrupted (resumable)", highlight=False)
-        summary.interrupted.append(run.run_id)
-    else:
-        row = store.get(run.run_id) or {}
-        log = grid.out / "logs" / f"{run.run_id}.log"
-        console.print(
-            f"[red]✗[/red] {run.run_id} failed (exit {code}): {row.get('error') or 'see the log'}; log: {log}",
-            highlight=False,
-        )
-        summary.failed.append(run.run_id)
-    return True
 
 
 class SpawnLauncher:
@@ -449,7 +409,11 @@ def grid_status(grid: Grid) -> tuple[list[RunState], Expansion]:
     for run in expansion.runs:
         row = rows.get(run.run_id) or {}
         run_dir = grid.runs_dir / run.run_id
-        if row.get("status") == "completed" or completed_record(run_dir) is not None:
+        if (
+            row.get("status") == "completed"
+            or completed_record_data(run_dir) is not None
+            or published_record(grid.results, run.run_id) is not None
+        ):
             states.append(
                 RunState(run, "done", f"{row.get('main_metric') or ''} {row.get('main') or ''}".strip())
             )

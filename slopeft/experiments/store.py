@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from slopeft.errors import ConfigError
+from slopeft.records import RunRecord
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 60_000
@@ -142,6 +143,7 @@ class ResultsStore:
         """
         if status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, not {status!r}")
+        # Indexed from the record as written: the runner stores what it finds, readers validate it.
         metrics = (record or {}).get("metrics", {})
         now = _now()
         row = {
@@ -252,22 +254,21 @@ def flat_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One flat dict per run: identity, status, metrics (``val.<name>``), costs, versions, commit, data."""
     flat = []
     for row in rows:
-        record = row.get("record") or {}
+        record = RunRecord.from_dict(row["record"], f"the record of {row['run_id']}") if row.get("record") else None
         item: dict[str, Any] = {key: row[key] for key in _EXPORT_COLUMNS}
-        for name, value in (record.get("metrics", {}).get("val") or {}).items():
+        for name, value in (record.metrics.val if record else {}).items():
             item[f"val.{name}"] = value
-        for name, value in (record.get("cost") or {}).items():
+        for name, value in (record.cost if record else {}).items():
             item[f"cost.{name}"] = value
-        for name, value in (record.get("versions") or {}).items():
+        for name, value in (record.versions if record else {}).items():
             item[f"versions.{name}"] = value
-        git = record.get("git") or {}
-        item["git.commit"] = git.get("commit")
-        item["git.dirty"] = git.get("dirty")
-        data = record.get("data") or {}
+        item["git.commit"] = record.commit if record else None
+        item["git.dirty"] = record.dirty if record else None
+        data = record.data if record else {}
         item["data.fingerprint"] = data.get("fingerprint")
         item["data.train_examples"] = data.get("train_examples")
         item["data.val_examples"] = data.get("val_examples")
-        item["finished_at"] = record.get("finished_at")
+        item["finished_at"] = (record.finished_at or None) if record else None
         item["config"] = json.dumps(row.get("config"), sort_keys=True)
         flat.append(item)
     return flat

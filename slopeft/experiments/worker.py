@@ -6,11 +6,12 @@ lock, data). The worker
 1. holds an exclusive ``flock`` on the run's lock file for its whole life, so two runners (two
    ``grid run`` invocations, or a runner and a leftover worker) never train the same run at once
    — the second one exits with :data:`BUSY` and its runner retries later;
-2. returns at once when the run folder already holds a completed record (syncing it into the
-   store), so nothing finished is ever trained twice;
+2. returns at once when the run folder, or the grid's published results, already hold a completed
+   record (syncing it into the store), so nothing finished is ever trained twice;
 3. trains with ``resume=True``: a run killed earlier continues from its checkpoint;
-4. upserts the row — ``running``, then ``completed`` with the full record, or ``failed`` with the
-   error — into the results store.
+4. publishes a finished run's record and validation predictions to the grid's ``results:``
+   folder (when it has one), then upserts the row — ``running``, then ``completed`` with the full
+   record, or ``failed`` with the error — into the results store.
 
 Under a local runner the worker dies with its parent (Linux ``PR_SET_PDEATHSIG`` → SIGTERM, which
 the trainer turns into a checkpoint), so ``kill -9`` of ``slopeft grid run`` leaves no orphans.
@@ -33,9 +34,11 @@ from typing import Any
 
 from rich.console import Console
 
+from slopeft.experiments.published import publish, published_record
+from slopeft.records import completed_record_data
+
 BUSY = 75  # EX_TEMPFAIL: another process holds the run
 INTERRUPTED = 130
-VAL_PREDICTIONS = "val_predictions.json"
 TINY_MARKER = ".slopeft-tiny-complete"
 
 _interrupted = False
@@ -77,18 +80,6 @@ class RunLock:
         return True
 
 
-def completed_record(run_dir: Path) -> dict[str, Any] | None:
-    """The run's record when it is complete (a half-written one cannot exist: records are renamed into place)."""
-    path = Path(run_dir) / "record.json"
-    if not path.is_file():
-        return None
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError:
-        return None
-    return record if record.get("status") == "completed" else None
-
-
 def resolve_grid_model(model: str, models_dir: Path) -> str:
     """The folder to load ``model`` from: ``tiny:ARCH`` is built once into ``models_dir`` (under a lock)."""
     from slopeft.experiments.grid import TINY_PREFIX
@@ -122,66 +113,80 @@ def _clean_stale(run_dir: Path) -> None:
 
 
 def _train(job: dict[str, Any], console: Console) -> dict[str, Any]:
-    from slopeft.config import RunConfig, TrainingConfig, update_dataclass
+    from slopeft.config import run_config_from_dict
     from slopeft.training.run import train_run
 
     spec = job["spec"]
-    raw = dict(spec["config"])
-    training = update_dataclass(TrainingConfig(), raw.pop("training"), "training")
-    config = RunConfig(
-        **{
-            **raw,
-            "model": resolve_grid_model(raw["model"], Path(job["models_dir"])),
-            "training": training,
+    config = run_config_from_dict(
+        {
+            **spec["config"],
+            "model": resolve_grid_model(spec["config"]["model"], Path(job["models_dir"])),
             "output": job["run_dir"],
             "data_dir": job.get("data_dir"),
-        }
+        },
+        f"the job of {spec['run_id']}",
     )
     return train_run(config, resume=True, console=console)
 
 
 def _baseline(job: dict[str, Any]) -> dict[str, Any]:
     from slopeft.evaluation.baselines import BASELINES
-    from slopeft.tasks import get_task
-    from slopeft.training.record import (
-        RECORD,
+    from slopeft.records import (
+        RunMetrics,
+        RunRecord,
         data_fingerprint,
         git_commit,
         library_versions,
-        write_json_atomic,
+        write_predictions,
+        write_record,
     )
+    from slopeft.tasks import get_task
 
     spec = job["spec"]
     config = spec["config"]
     run_dir = Path(job["run_dir"])
     run_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    task = get_task(config["task"], job.get("data_dir"), config.get("train_set"))
-    train = task.examples("train")[: config["max_train_examples"] or None]
-    val = task.examples("val")[: config["max_eval_examples"] or None]
+    task = get_task(config["task"], job.get("data_dir"), config.get("train_set"), config.get("val_set"))
+    train = task.first(task.examples("train"), config["max_train_examples"])
+    val = task.first(task.examples("val"), config["max_eval_examples"])
+    options: dict[str, Any] = {}
+    if config.get("model"):  # a prompting baseline: the model, how many shots, its limits
+        options = {
+            "model": resolve_grid_model(config["model"], Path(job["models_dir"])),
+            "shots": config["shots"],
+            "max_length": config["max_length"],
+            "batch_size": config["batch_size"],
+            "_loaded": {},
+        }
     predict_started = time.perf_counter()
-    predictions = BASELINES.get(config["strategy"])(task, train, val, seed=config["seed"])
+    predictions = BASELINES.get(config["strategy"])(task, train, val, seed=config["seed"], **options)
     predict_seconds = time.perf_counter() - predict_started
     metrics = task.metrics(predictions, val)
-    write_json_atomic(run_dir / VAL_PREDICTIONS, {str(k): v for k, v in predictions.items()})
-    record = {
-        "run_id": run_dir.name,
-        "status": "completed",
-        "kind": "baseline",
-        "config": config,
-        "versions": library_versions(),
-        "git": git_commit(),
-        "data": {
+    extra_val = {}
+    for val_set in config.get("extra_val_sets") or []:
+        other = get_task(config["task"], job.get("data_dir"), config.get("train_set"), val_set)
+        examples = other.first(other.examples("val"), config["max_eval_examples"])
+        scored = BASELINES.get(config["strategy"])(other, train, examples, seed=config["seed"], **options)
+        scores = other.metrics(scored, examples)
+        extra_val[val_set] = {"metrics": scores, "main": scores[task.spec.main_metric], "examples": len(examples)}
+        write_predictions(run_dir, scored, val_set)
+    write_predictions(run_dir, predictions)
+    record = RunRecord(
+        run_id=run_dir.name,
+        kind="baseline",
+        config=config,
+        versions=library_versions(),
+        git=git_commit(),
+        data={
             "fingerprint": data_fingerprint(task.source_files("train") + task.source_files("val")),
             "train_examples": len(train),
             "val_examples": len(val),
         },
-        "metrics": {
-            "val": metrics,
-            "main_metric": task.spec.main_metric,
-            "main": metrics[task.spec.main_metric],
-        },
-        "cost": {
+        metrics=RunMetrics(
+            val=metrics, main_metric=task.spec.main_metric, main=metrics[task.spec.main_metric], extra_val=extra_val
+        ),
+        cost={
             "trainable": 0,
             "trainable_head": 0,
             "trainable_without_head": 0,
@@ -193,10 +198,9 @@ def _baseline(job: dict[str, Any]) -> dict[str, Any]:
             "peak_rss_mb": None,
             "peak_gpu_mb": None,
         },
-        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    write_json_atomic(run_dir / RECORD, record)
-    return record
+        finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    )
+    return write_record(run_dir, record)
 
 
 def execute(job: dict[str, Any], console: Console | None = None) -> int:
@@ -213,7 +217,12 @@ def execute(job: dict[str, Any], console: Console | None = None) -> int:
         store = ResultsStore(job["store"])
         run_dir = Path(job["run_dir"])
         common = {"run_dir": run_dir, "grid": job.get("grid")}
-        record = completed_record(run_dir)
+        results_dir = job.get("results_dir")
+        record = completed_record_data(run_dir)
+        if record is not None and results_dir:
+            publish(run_dir, results_dir, spec["run_id"])
+        if record is None and (published := published_record(results_dir, spec["run_id"])) is not None:
+            record, common["run_dir"] = published, Path(results_dir) / spec["run_id"]
         if record is not None:
             store.upsert(spec, "completed", record=record, **common)
             return 0
@@ -234,6 +243,8 @@ def execute(job: dict[str, Any], console: Console | None = None) -> int:
             console.print(text, markup=False, highlight=False)
             store.upsert(spec, "failed", error=f"{type(err).__name__}: {err}".strip(), **common)
             return 1
+        if results_dir and publish(run_dir, results_dir, spec["run_id"]):
+            common["run_dir"] = Path(results_dir) / spec["run_id"]
         store.upsert(spec, "completed", record=record, **common)
         return 0
     finally:

@@ -77,7 +77,6 @@ class AdaLora(PeftMethod):
     name = "adalora"
     config_class = AdaLoraOptions
     # The paper's DeBERTaV3-base GLUE learning rates run from 5e-4 to 2.2e-3; 1e-3 is in the middle.
-    default_learning_rate = 1e-3
 
     def __init__(self, options: dict[str, Any] | None = None) -> None:
         super().__init__(options)

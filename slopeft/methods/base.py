@@ -52,12 +52,12 @@ class Method(abc.ABC):
     """A parameter-efficient (or full) fine-tuning method.
 
     Subclasses set ``name``, ``config_class`` (a dataclass whose fields are the method's
-    options, with docstrings) and ``default_learning_rate``, and implement ``apply``.
+    options, with docstrings), ship a recipe (``slopeft/resources/recipes/<name>.yaml``: the
+    default learning rate and other training settings) and implement ``apply``.
     """
 
     name: ClassVar[str]
     config_class: ClassVar[type]
-    default_learning_rate: ClassVar[float] = 5e-4
     families: ClassVar[tuple[str, ...]] = ("encoder", "causal", "seq2seq")
 
     def __init__(self, options: dict[str, Any] | None = None) -> None:
@@ -83,9 +83,12 @@ class Method(abc.ABC):
         """A regulariser added to the task loss (None: nothing to add)."""
         return None
 
-    def build_optimizer(self, model: nn.Module, learning_rate: float, weight_decay: float) -> Any | None:
-        """A method-specific optimiser (or list of optimisers); None lets the trainer build AdamW."""
-        return None
+    def build_optimizer(self, model: nn.Module, learning_rate: float, weight_decay: float) -> Any:
+        """The optimiser (or list of optimisers) for ``model``'s trainable parameters: AdamW without
+        decay on biases and norms, unless the method needs its own (sparse embeddings, IncreLoRA)."""
+        from slopeft.methods.optim import adamw
+
+        return adamw(model.named_parameters(), learning_rate, weight_decay)
 
     def cost_report(self, model: nn.Module) -> dict[str, Any]:
         """Method-specific costs for the run record (effective ranks, quantised bytes ...); empty by default."""

@@ -26,7 +26,6 @@ class BitFitOptions:
 
 class _BiasMethod(Method):
     config_class = BitFitOptions
-    default_learning_rate = 1e-3  # the paper sweeps 1e-4 .. 1e-3; biases need larger steps than weights
 
     def bias_names(self, model: nn.Module, context: MethodContext) -> list[str]:
         raise NotImplementedError

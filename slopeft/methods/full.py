@@ -10,6 +10,7 @@ from torch import nn
 
 from slopeft.errors import ConfigError
 from slopeft.methods.base import METHODS, Method, MethodContext
+from slopeft.methods.optim import adamw
 
 
 @dataclass
@@ -29,7 +30,6 @@ class FullOptions:
 class FullFineTuning(Method):
     name = "full"
     config_class = FullOptions
-    default_learning_rate = 2e-5
 
     def apply(self, model: nn.Module, context: MethodContext) -> nn.Module:
         if self.config.sparse_embeddings and context.family != "encoder":
@@ -43,11 +43,9 @@ class FullFineTuning(Method):
             model.get_input_embeddings().sparse = True
         return model
 
-    def build_optimizer(self, model: nn.Module, learning_rate: float, weight_decay: float) -> Any | None:
+    def build_optimizer(self, model: nn.Module, learning_rate: float, weight_decay: float) -> Any:
         if not self.config.sparse_embeddings:
-            return None
-        from slopeft.training.optim import adamw
-
+            return super().build_optimizer(model, learning_rate, weight_decay)
         embedding = model.get_input_embeddings().weight
         rest = [p for p in model.parameters() if p.requires_grad and p is not embedding]
         named_rest = [(n, p) for n, p in model.named_parameters() if p.requires_grad and p is not embedding]

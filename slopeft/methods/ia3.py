@@ -34,7 +34,6 @@ class IA3Options:
 class IA3(PeftMethod):
     name = "ia3"
     config_class = IA3Options
-    default_learning_rate = 3e-3  # T-Few's (IA)³ learning rate
 
     def peft_config(self, context: MethodContext):
         from peft import IA3Config

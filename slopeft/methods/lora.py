@@ -53,7 +53,6 @@ class PeftMethod(Method):
 class Lora(PeftMethod):
     name = "lora"
     config_class = LoraOptions
-    default_learning_rate = 5e-4  # the paper's RoBERTa-base NLU range is 4e-4 .. 5e-4
     use_dora = False
 
     def peft_config(self, context: MethodContext):

@@ -150,7 +150,6 @@ def mola_layers(model: nn.Module) -> dict[str, MolaLinear]:
 class Mola(Method):
     name = "mola"
     config_class = MolaOptions
-    default_learning_rate = 5e-4  # as LoRA on base-size encoders (the paper's LLaMA recipe uses 3e-4)
 
     def __init__(self, options: dict[str, Any] | None = None) -> None:
         super().__init__(options)

@@ -112,7 +112,6 @@ class PromptTuning(_PromptLearning):
     name = "prompt-tuning"
     config_class = PromptTuningOptions
     # Lester et al. use 0.3 with Adafactor; with AdamW, PEFT's prompt-tuning guides use 3e-2.
-    default_learning_rate = 3e-2
 
     def __init__(self, options: dict[str, Any] | None = None) -> None:
         super().__init__(options)
@@ -186,7 +185,6 @@ class PTuning(_PromptLearning):
     name = "p-tuning"
     config_class = PTuningOptions
     # PEFT's p-tuning examples; the prompt encoder's MLP needs smaller steps than raw prompt vectors.
-    default_learning_rate = 1e-3
 
     def __init__(self, options: dict[str, Any] | None = None) -> None:
         super().__init__(options)
@@ -228,7 +226,6 @@ class PrefixTuning(PeftMethod):
     name = "prefix-tuning"
     config_class = PrefixTuningOptions
     # P-tuning v2 trains encoder prefixes with 5e-3 .. 1e-2 (Li & Liang's 5e-5 is for GPT-2 with the MLP).
-    default_learning_rate = 5e-3
 
     def __init__(self, options: dict[str, Any] | None = None) -> None:
         super().__init__(options)

@@ -110,7 +110,6 @@ class QALoraLinear(QuantLinear):
 class QALora(Method):
     name = "qa-lora"
     config_class = QALoraOptions
-    default_learning_rate = 5e-4  # as LoRA on base-size encoders; the paper's 2e-5 is for 7B+ LLaMA with r=64
 
     def apply(self, model: nn.Module, context: MethodContext) -> nn.Module:
         c = self.config

@@ -88,7 +88,6 @@ def _dtype(name: str) -> torch.dtype:
 class QLora(PeftMethod):
     name = "qlora"
     config_class = QLoraOptions
-    default_learning_rate = 5e-4  # as LoRA on base-size encoders (the paper uses 2e-4 on 7B-13B LLaMA)
 
     def __init__(self, options: dict[str, Any] | None = None) -> None:
         super().__init__(options)

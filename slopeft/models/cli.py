@@ -18,8 +18,8 @@ app = typer.Typer(help="List, prepare and build models.", no_args_is_help=True)
 @app.command("list")
 def list_models() -> None:
     """Every model alias: where it comes from, its architecture, size, Slovene support and licence."""
+    from slopeft.models.catalogue import MODELS
     from slopeft.models.offline import is_prepared
-    from slopeft.models.sources import MODELS
 
     table = Table(title="Models (pass an alias, a Hub id or a local folder as --model)")
     # Only the long Hub id / package names fold on narrow terminals; every other cell stays whole.

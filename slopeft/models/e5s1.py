@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from slopeft.errors import DataError
-from slopeft.models.sources import pin_fast_tokenizer
+from slopeft.models.catalogue import pin_fast_tokenizer
 
 if TYPE_CHECKING:
     import torch

@@ -3,7 +3,7 @@
 Each preparer writes an ordinary transformers folder (config.json, model.safetensors, tokenizer files)
 so the rest of the project loads it with ``from_pretrained(folder)`` like any other checkpoint.
 Preparation is atomic: everything is written into a hidden temporary folder next to the target,
-the metadata file :data:`~slopeft.models.sources.PREPARED_MARKER` is written last, and the folder is
+the metadata file :data:`~slopeft.models.catalogue.PREPARED_MARKER` is written last, and the folder is
 then renamed into place. A killed prepare leaves only a ``.<alias>.tmp-*`` folder, never a folder that
 looks prepared.
 """
@@ -34,7 +34,7 @@ from rich.progress import (
 )
 
 from slopeft.errors import ConfigError, SlopeftError
-from slopeft.models.sources import MODELS, PREPARED_MARKER
+from slopeft.models.catalogue import MODELS, PREPARED_MARKER
 from slopeft.paths import cache_dir
 from slopeft.registry import Registry
 

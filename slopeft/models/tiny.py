@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from slopeft.models.sources import pin_fast_tokenizer
+from slopeft.models.catalogue import pin_fast_tokenizer
 from slopeft.registry import Registry
 
 if TYPE_CHECKING:

@@ -21,12 +21,27 @@ def report(
     data_dir: Annotated[
         Path | None, typer.Option("--data-dir", help="Data root (else $SLOPEFT_DATA).", show_default=False)
     ] = None,
+    results: Annotated[
+        Path | None,
+        typer.Option(
+            "--results",
+            help="Folder of the grid's published records [default: the grid's results:, if any].",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Write a grid's report: Markdown, a standalone HTML page and plots (PNG and SVG)."""
+    """Write a grid's report: Markdown, a standalone HTML page and plots (PNG and SVG).
+
+    A grid with published results (``results:``) is reported from those records, so a fresh
+    clone reports the committed study without having run it.
+    """
     from slopeft.experiments.grid import load_grid
+    from slopeft.experiments.runner import import_results
     from slopeft.reporting.report import report_for_grid
 
-    loaded = load_grid(grid, grid_out)
+    loaded = load_grid(grid, grid_out, results)
+    if loaded.results is not None:
+        import_results(loaded)
     files = report_for_grid(loaded.out, out, str(data_dir) if data_dir else None, draws=draws, seed=seed)
     console = Console()
     console.print(f"Wrote {files.markdown}", highlight=False)

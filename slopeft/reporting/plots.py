@@ -53,7 +53,9 @@ def _grid_shape(n: int, cols: int = 3) -> tuple[int, int]:
 
 
 def _short(task: str) -> str:
-    return task.removeprefix("slo-superglue/")
+    from slopeft.tasks import TASKS
+
+    return TASKS.get(task).spec.short_name if task in TASKS else task
 
 
 def _interval(group: Group) -> tuple[float, float] | None:

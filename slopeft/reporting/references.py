@@ -8,14 +8,15 @@ from dataclasses import dataclass
 from importlib import resources
 
 from slopeft.reporting.results import Group, Results
+from slopeft.tasks import TASKS
 
 REFERENCE_FILE = "reference_points.csv"
 
-_SPLIT_NOTES = {
-    "si-nli": "published on the SloBench test set; ours on slopeft's fixed 10% hold-out of train.tsv",
-    "mt/sl-en": "published on the SloBench test set; ours on the FLORES-200 dev subset",
-    "mt/en-sl": "published on the SloBench test set; ours on the FLORES-200 dev subset",
-}
+
+def _split_note(task: str) -> str:
+    """How our split compares with a reference point published on the leaderboard's test set."""
+    validation = TASKS.get(task).spec.validation if task in TASKS else ""
+    return f"published on the SloBench test set; ours on {validation}" if validation else "same split"
 
 
 @dataclass(frozen=True)
@@ -69,10 +70,8 @@ def _metric_mean(group: Group, metric: str) -> float | None:
 
 def _limited(group: Group) -> int:
     """The validation examples a group was scored on when it was limited (0: the whole set)."""
-    counts = {int(r.record.get("data", {}).get("val_examples") or 0) for r in group.runs}
-    config = group.runs[0].record.get("config", {})
-    limit = config.get("max_eval_examples") or (config.get("training") or {}).get("max_eval_examples") or 0
-    return max(counts) if limit else 0
+    counts = {r.record.val_examples for r in group.runs}
+    return max(counts) if group.runs[0].record.eval_limit else 0
 
 
 def compare_with_references(results: Results) -> list[Comparison]:
@@ -95,7 +94,7 @@ def compare_with_references(results: Results) -> list[Comparison]:
             rows.append(Comparison(ref, None, "—", reason))
             continue
         value, group = max(scored, key=lambda item: item[0])
-        notes = [_SPLIT_NOTES.get(ref.task, "same split")] if ref.split == "test" else ["same split"]
+        notes = [_split_note(ref.task)] if ref.split == "test" else ["same split"]
         if limit := _limited(group):
             notes.append(f"ours on the first {limit} validation examples only")
         if group.degenerate_runs:

@@ -21,8 +21,9 @@ from typing import Any
 
 from slopeft.reporting.plots import Plot, make_plots
 from slopeft.reporting.references import compare_with_references
-from slopeft.reporting.results import SUPERGLUE, Group, Results, summarise
+from slopeft.reporting.results import Group, Results, summarise
 from slopeft.reporting.stats import DEFAULT_DRAWS, TRANSLATION_DRAWS
+from slopeft.tasks import TASK_GROUPS, TaskGroup
 
 DEGENERATE_MARK = "†"
 
@@ -170,32 +171,7 @@ def build_document(results: Results, plots: list[Plot], meta: dict[str, Any]) ->
         section = Section(f"Task {task}")
         section.blocks.append(task_table(groups))
         sections.append(section)
-    averages = Section("SloBench SuperGLUE average")
-    if results.averages:
-        averages.blocks.append(
-            "The leaderboard's average: mean of BoolQ, CB average, COPA, MultiRC average, RTE and WSC (validation)."
-        )
-        rows = [
-            [
-                a.model,
-                _mark(a.method, a.degenerate_runs),
-                str(a.seeds),
-                _num(a.mean) if a.std is None else f"{_num(a.mean)} ± {_num(a.std)}",
-                "—" if a.low is None else f"[{_num(a.low)}, {_num(a.high)}]",
-                f"{DEGENERATE_MARK} {a.degenerate_runs} degenerate task runs" if a.degenerate_runs else "",
-            ]
-            for a in sorted(results.averages, key=lambda a: -a.mean)
-        ]
-        averages.blocks.append(
-            Table(["model", "method", "seeds", "average (mean ± std)", "95% CI", "flags"], rows)
-        )
-    else:
-        present = [t for t in SUPERGLUE if t in results.tasks()]
-        averages.blocks.append(
-            f"Not computed: it needs all six SuperGLUE tasks for a system; this grid has {len(present)} "
-            f"({', '.join(t.split('/')[-1] for t in present) or 'none'})."
-        )
-    sections.append(averages)
+    sections += [_average_section(group, results) for _, group in TASK_GROUPS.items()]
     reference = Section("Published reference points")
     reference.blocks.append(
         "From docs/slobench.md, shipped with their sources in slopeft/resources/reference_points.csv. "
@@ -356,22 +332,46 @@ def render_html(title: str, sections: list[Section]) -> str:
     return "\n".join(parts)
 
 
+def _average_section(group: TaskGroup, results: Results) -> Section:
+    """A task group's leaderboard average for every system that ran all its tasks."""
+    section = Section(f"{group.title} average")
+    averages = [a for a in results.averages if a.group == group.name]
+    if averages:
+        section.blocks.append(f"The leaderboard's average: {group.average_description} (validation).")
+        rows = [
+            [
+                a.model,
+                _mark(a.method, a.degenerate_runs),
+                str(a.seeds),
+                _num(a.mean) if a.std is None else f"{_num(a.mean)} ± {_num(a.std)}",
+                "—" if a.low is None else f"[{_num(a.low)}, {_num(a.high)}]",
+                f"{DEGENERATE_MARK} {a.degenerate_runs} degenerate task runs" if a.degenerate_runs else "",
+            ]
+            for a in sorted(averages, key=lambda a: -a.mean)
+        ]
+        section.blocks.append(
+            Table(["model", "method", "seeds", "average (mean ± std)", "95% CI", "flags"], rows)
+        )
+    else:
+        present = [t for t in group.members if t in results.tasks()]
+        section.blocks.append(
+            f"Not computed: it needs all {len(group.members)} tasks of {group.name} for a system; this grid "
+            f"has {len(present)} ({', '.join(t.split('/')[-1] for t in present) or 'none'})."
+        )
+    return section
+
+
 def _provenance(results: Results) -> dict[str, str]:
     records = [r.record for g in results.groups for r in g.runs]
     versions: dict[str, set] = {}
     for record in records:
-        for key, value in (record.get("versions") or {}).items():
+        for key, value in record.versions.items():
             versions.setdefault(key, set()).add(str(value))
-    commits = {
-        f"{(r.get('git') or {}).get('commit') or 'unknown'}{' (dirty)' if (r.get('git') or {}).get('dirty') else ''}"
-        for r in records
-    }
+    commits = {f"{r.commit or 'unknown'}{' (dirty)' if r.dirty else ''}" for r in records}
     fingerprints: dict[str, set] = {}
     for g in results.groups:
         for r in g.runs:
-            fingerprints.setdefault(g.task, set()).add(
-                ((r.record.get("data") or {}).get("fingerprint") or "")[:12]
-            )
+            fingerprints.setdefault(g.task, set()).add((r.record.data_fingerprint or "")[:12])
     provenance = {f"version {k}": ", ".join(sorted(v)) for k, v in sorted(versions.items())}
     provenance["git commit"] = ", ".join(sorted(commits)) or "—"
     for task, values in fingerprints.items():

@@ -3,18 +3,17 @@
 Reads completed rows of a grid's store and each run's ``val_predictions.json``, rebuilds the
 validation examples the run was scored on (through the task, never through training code), and
 computes per group: mean ± std over seeds, bootstrap intervals, degenerate-run flags, costs;
-per (task, model): a paired bootstrap test of every method against the best one; per (model,
-method): the SloBench SuperGLUE average when all six tasks are present.
+per (task, model): a paired bootstrap test of every method against the best one; per task group
+and (model, method): the group's leaderboard average when all its tasks are present.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from slopeft.records import RunRecord, load_predictions
 from slopeft.reporting.stats import (
     DEFAULT_DRAWS,
     TRANSLATION_DRAWS,
@@ -26,26 +25,7 @@ from slopeft.reporting.stats import (
     is_degenerate,
     mean_std,
 )
-
-VAL_PREDICTIONS = "val_predictions.json"
-SUPERGLUE = (
-    "slo-superglue/boolq",
-    "slo-superglue/cb",
-    "slo-superglue/copa",
-    "slo-superglue/multirc",
-    "slo-superglue/rte",
-    "slo-superglue/wsc",
-)
-# The leaderboard's average: CB and MultiRC enter as the mean of their two metrics.
-SUPERGLUE_PART = {task: ("average" if task.endswith(("cb", "multirc")) else "accuracy") for task in SUPERGLUE}
-
-
-def load_predictions(run_dir: Path | str) -> dict[int, Any] | None:
-    """A run's validation predictions (idx → label), or None when the run did not save them."""
-    path = Path(run_dir) / VAL_PREDICTIONS
-    if not path.is_file():
-        return None
-    return {int(k): v for k, v in json.loads(path.read_text(encoding="utf-8")).items()}
+from slopeft.tasks import TASK_GROUPS, TaskGroup
 
 
 @dataclass
@@ -62,7 +42,7 @@ class RunResult:
     cost: dict[str, Any]
     predictions: dict[int, Any] | None
     degenerate: bool | None  # None: no saved predictions to tell
-    record: dict[str, Any]
+    record: RunRecord
 
 
 @dataclass
@@ -103,7 +83,7 @@ class Group:
 
 @dataclass
 class Average:
-    """The SuperGLUE leaderboard average of one (model, method)."""
+    """A task group's leaderboard average of one (model, method)."""
 
     model: str
     method: str
@@ -113,6 +93,7 @@ class Average:
     low: float | None
     high: float | None
     degenerate_runs: int
+    group: str = ""  # the task group's name
 
 
 @dataclass
@@ -137,9 +118,9 @@ def run_results(rows: Sequence[dict[str, Any]]) -> list[RunResult]:
     for row in rows:
         if row["status"] != "completed" or not row.get("record"):
             continue
-        record = row["record"]
+        record = RunRecord.from_dict(row["record"], f"the store's record of {row['run_id']}")
         predictions = load_predictions(row["run_dir"]) if row.get("run_dir") else None
-        metrics = record["metrics"]
+        metrics = record.metrics
         results.append(
             RunResult(
                 run_id=row["run_id"],
@@ -148,10 +129,10 @@ def run_results(rows: Sequence[dict[str, Any]]) -> list[RunResult]:
                 model=row["model"],
                 method=row["method"],
                 seed=row["seed"],
-                main_metric=metrics["main_metric"],
-                main=float(metrics["main"]),
-                metrics=metrics["val"],
-                cost=record.get("cost", {}),
+                main_metric=metrics.main_metric,
+                main=float(metrics.main),
+                metrics=metrics.val,
+                cost=record.cost,
                 predictions=predictions,
                 degenerate=is_degenerate(predictions) if predictions is not None else None,
                 record=record,
@@ -209,7 +190,7 @@ def summarise(
             task, examples, [r.predictions for r in members], draws=n, seed=seed, cache=scores_cache
         )
     _paired_against_best(groups)
-    averages = _superglue_averages(groups)
+    averages = [a for _, group in TASK_GROUPS.items() for a in _group_averages(group, groups)]
     return Results(grid, groups, averages, failed, draws, notes)
 
 
@@ -236,35 +217,29 @@ def _paired_against_best(groups: list[Group]) -> None:
             group.vs_best = compare(group.ci, best.ci, group.main_metric)
 
 
-def _superglue_averages(groups: list[Group]) -> list[Average]:
+def _group_averages(task_group: TaskGroup, groups: list[Group]) -> list[Average]:
+    members, part = task_group.members, task_group.average_parts
     by_system: dict[tuple[str, str], dict[str, Group]] = {}
     for group in groups:
-        if group.task in SUPERGLUE:
+        if group.task in members:
             by_system.setdefault((group.model, group.method), {})[group.task] = group
     averages = []
     for (model, method), tasks in by_system.items():
-        if set(tasks) != set(SUPERGLUE):
+        if set(tasks) != set(members):
             continue
         seeds = sorted(set.intersection(*({r.seed for r in g.runs} for g in tasks.values())))
         per_seed = []
         for seed in seeds:
-            parts = [
-                next(r for r in tasks[t].runs if r.seed == seed).metrics[SUPERGLUE_PART[t]] for t in SUPERGLUE
-            ]
+            parts = [next(r for r in tasks[t].runs if r.seed == seed).metrics[part[t]] for t in members]
             per_seed.append(sum(parts) / len(parts))
         if not per_seed:
             continue
         mean, std = mean_std(per_seed)
         low = high = None
-        if all(tasks[t].ci is not None for t in SUPERGLUE):
-            lengths = {len(tasks[t].ci.draws[SUPERGLUE_PART[t]]) for t in SUPERGLUE}
+        if all(tasks[t].ci is not None for t in members):
+            lengths = {len(tasks[t].ci.draws[part[t]]) for t in members}
             if len(lengths) == 1:
-                _, low, high = average_of(
-                    [
-                        (tasks[t].ci.point[SUPERGLUE_PART[t]], tasks[t].ci.draws[SUPERGLUE_PART[t]])
-                        for t in SUPERGLUE
-                    ]
-                )
+                _, low, high = average_of([(tasks[t].ci.point[part[t]], tasks[t].ci.draws[part[t]]) for t in members])
         averages.append(
             Average(
                 model,
@@ -275,6 +250,7 @@ def _superglue_averages(groups: list[Group]) -> list[Average]:
                 low,
                 high,
                 sum(g.degenerate_runs for g in tasks.values()),
+                task_group.name,
             )
         )
     return averages

@@ -53,12 +53,14 @@ def json_key(value: Any) -> Any:
 
 
 def resampling_units(task: Task, examples: Sequence[Example]) -> list[list[int]]:
-    """Positions of ``examples`` grouped into the units the bootstrap draws (MultiRC: questions)."""
-    if task.spec.kind != "answer-classification":
+    """Positions of ``examples`` grouped into the units the bootstrap draws (the task's ``unit_fields``:
+    MultiRC's questions), one example each where the task names none."""
+    fields = task.spec.unit_fields
+    if not fields:
         return [[i] for i in range(len(examples))]
     groups: dict[tuple, list[int]] = {}
     for i, example in enumerate(examples):
-        key = (example.inputs.get("passage_idx"), example.inputs.get("question_idx"))
+        key = tuple(example.inputs.get(name) for name in fields)
         groups.setdefault(key, []).append(i)
     return list(groups.values())
 
@@ -66,14 +68,14 @@ def resampling_units(task: Task, examples: Sequence[Example]) -> list[list[int]]
 def _draw(
     task: Task, examples: Sequence[Example], units: list[list[int]], picks: np.ndarray
 ) -> list[Example]:
-    """The examples of one bootstrap draw; MultiRC questions drawn twice become distinct questions."""
-    grouped = task.spec.kind == "answer-classification"
+    """The examples of one bootstrap draw; a unit drawn twice (a MultiRC question) counts as two units."""
+    renumbered = task.spec.unit_fields[-1] if task.spec.unit_fields else None
     drawn: list[Example] = []
     for position, unit in enumerate(picks):
         for i in units[unit]:
             example = examples[i]
-            if grouped:
-                example = dataclasses.replace(example, inputs={**example.inputs, "question_idx": position})
+            if renumbered:
+                example = dataclasses.replace(example, inputs={**example.inputs, renumbered: position})
             drawn.append(example)
     return drawn
 

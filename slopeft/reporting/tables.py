@@ -6,6 +6,9 @@ from collections.abc import Iterable, Mapping
 
 from rich.table import Table
 
+from slopeft.records import RunRecord
+from slopeft.tasks import group_of
+
 
 def format_value(value: object) -> str:
     if isinstance(value, float):
@@ -29,22 +32,23 @@ def metrics_table(
     """One row per (task, metric); the leaderboard average, when present, as the last row."""
     rows = [(task, name, value) for task, scores in per_task.items() for name, value in scores.items()]
     if board and "Average" in board:
-        rows.append(("slo-superglue", "Average (leaderboard)", board["Average"]))
+        groups = sorted({group.name for task in per_task if (group := group_of(task)) is not None})
+        rows.append((", ".join(groups) or "all", "Average (leaderboard)", board["Average"]))
     return table(title, ("task", "metric", "value"), rows)
 
 
-def run_table(records: Iterable[Mapping]) -> Table:
-    """One row per run record: score and what it cost."""
+def run_table(records: Iterable[RunRecord]) -> Table:
+    """One row per training run's record: score and what it cost."""
     rows = []
     for r in records:
-        cost = r["cost"]
+        cost = r.cost
         rows.append(
             (
-                r["config"]["task"],
-                r["config"]["model"],
-                r["config"]["method"],
-                r["config"]["seed"],
-                f"{r['metrics']['main_metric']} {r['metrics']['main']:.3f}",
+                r.task,
+                r.config["model"],
+                r.config["method"],
+                r.config["seed"],
+                f"{r.metrics.main_metric} {r.metrics.main:.3f}",
                 f"{cost['trainable']:,}",
                 f"{cost['trainable_share']:.3%}",
                 f"{cost['adapter_bytes'] / 2**20:.2f}",

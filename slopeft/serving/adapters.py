@@ -20,6 +20,7 @@ How an adapter is served (:data:`SERVING`):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -31,10 +32,11 @@ import torch
 from safetensors import safe_open
 from torch import nn
 
-from slopeft.config import RunConfig, TrainingConfig, update_dataclass
+from slopeft.config import RunConfig
 from slopeft.errors import ConfigError
 from slopeft.methods import MethodContext
 from slopeft.methods.base import ADAPTER_CONFIG, ADAPTER_WEIGHTS
+from slopeft.records import RECORD, RunRecord, read_record
 from slopeft.serving.layers import (
     AdaLoraPatch,
     BiasPatch,
@@ -48,9 +50,9 @@ from slopeft.serving.layers import (
     mixed_layer,
     unwrap,
 )
-from slopeft.training.build import TASK_TYPES, RunParts, check_fingerprint, prepare_parts
-from slopeft.training.record import RECORD, read_record
-from slopeft.training.run import ADAPTER_DIR, ADAPTER_FORMAT, ADAPTER_META, folder_size
+from slopeft.training.adapter import ADAPTER_DIR, ADAPTER_META, read_adapter_meta
+from slopeft.training.build import RunParts, check_fingerprint, prepare_parts
+from slopeft.training.run import folder_size
 
 SERVING: dict[str, tuple[str, str]] = {
     "lora": ("mixed", "each row gets its own B·A update inside the shared forward pass"),
@@ -104,8 +106,9 @@ class SharedBase:
     def __init__(self, model: str, tokenizer: Any = None, device: str | torch.device = "cpu") -> None:
         import transformers
 
+        from slopeft.models.catalogue import family_of
         from slopeft.models.heads.pooling import pooling_of, use_mean_pooling
-        from slopeft.models.sources import family_of, load_tokenizer, model_path, resolve_model
+        from slopeft.models.sources import load_tokenizer, model_path, resolve_model
 
         transformers.logging.set_verbosity_error()
         transformers.utils.logging.disable_progress_bar()
@@ -172,7 +175,7 @@ class ServedAdapter:
     name: str
     slot: int
     run_dir: Path
-    record: dict[str, Any]
+    record: RunRecord
     meta: dict[str, Any]
     parts: RunParts
     model: nn.Module
@@ -208,7 +211,7 @@ class ServedAdapter:
         return [str(label) for label in self.task.spec.labels]
 
     def info(self, base_name: str) -> dict[str, Any]:
-        cost = self.record.get("cost", {})
+        cost = self.record.cost
         return {
             "name": self.name,
             "method": self.method,
@@ -254,12 +257,11 @@ def check_safetensors_only(adapter_dir: Path) -> None:
         raise AdapterLoadError(f"{adapter_dir} has no {ADAPTER_WEIGHTS}: slopeft serves safetensors adapters only.")
 
 
-def _run_config(record: dict[str, Any], base: SharedBase) -> RunConfig:
-    raw = dict(record["config"])
-    training = update_dataclass(TrainingConfig(), raw.pop("training"), "training")
-    # The server needs no training data: the default training set avoids a folder only the trainer had.
-    raw.update(model=base.name, data_dir=None, train_set=None, output=None)
-    return RunConfig(**{**raw, "training": training})
+def _run_config(record: RunRecord, base: SharedBase) -> RunConfig:
+    # The server reads no data: the default training and validation sets avoid folders only the trainer had.
+    return dataclasses.replace(
+        record.run_config(), model=base.name, data_dir=None, train_set=None, val_set=None, output=None
+    )
 
 
 def load_adapter(base: SharedBase, name: str, path: Path | str, slot: int) -> ServedAdapter:
@@ -275,17 +277,12 @@ def load_adapter(base: SharedBase, name: str, path: Path | str, slot: int) -> Se
     run_dir, adapter_dir = locate_run(path)
     check_safetensors_only(adapter_dir)
     record = read_record(run_dir)
-    meta = json.loads((adapter_dir / ADAPTER_META).read_text())
-    if meta.get("format_version") != ADAPTER_FORMAT:
-        raise AdapterLoadError(
-            f"{adapter_dir} uses adapter format {meta.get('format_version')}, this slopeft reads format "
-            f"{ADAPTER_FORMAT}."
-        )
+    meta = read_adapter_meta(adapter_dir, record.versions.get("slopeft"))
     parts = prepare_parts(_run_config(record, base), tokenizer=base.tokenizer)
     check_fingerprint(meta["base"], parts, adapter_dir)
     if parts.family != base.family:
         raise AdapterLoadError(f"{run_dir} is a {parts.family} adapter; the base {base.name} is {base.family}.")
-    head_modules = list(meta.get("head_modules") or record["model"].get("head_modules") or [])
+    head_modules = list(meta.get("head_modules") or (record.model or {}).get("head_modules") or [])
     _check_peft_config(adapter_dir)
     before = base.checksum()
     with torch.no_grad():
@@ -357,8 +354,7 @@ def _own_model(
                 )
     parts.head.after_load(model, parts.model_path)
     model.eval()
-    task_type = TASK_TYPES.get(type(parts.head).__name__) or TASK_TYPES.get(parts.family)
-    context = MethodContext(parts.family, parts.architecture, head_modules, task_type)
+    context = MethodContext(parts.family, parts.architecture, head_modules, parts.head.peft_task_type)
     parts.method.check(context)
     return model, context
 

@@ -54,16 +54,15 @@ def grid_adapters(grid: Path, out: Path | None = None) -> list[tuple[str, Path]]
 
 def same_base_runs(base: Any, runs: list[tuple[str, Path]]) -> tuple[list[tuple[str, Path]], list[tuple[str, Path]]]:
     """(runs trained on ``base``'s shape, the others), by the base fingerprint their adapters carry."""
-    import json
     from types import SimpleNamespace
 
+    from slopeft.training.adapter import ADAPTER_DIR, read_adapter_meta
     from slopeft.training.build import base_fingerprint
-    from slopeft.training.run import ADAPTER_DIR, ADAPTER_META
 
     digest = base_fingerprint(SimpleNamespace(base_config=base.config, model_name=base.name))["digest"]
     mine, others = [], []
     for name, path in runs:
-        meta = json.loads((path / ADAPTER_DIR / ADAPTER_META).read_text())
+        meta = read_adapter_meta(path / ADAPTER_DIR)
         (mine if meta["base"]["digest"] == digest else others).append((name, path))
     return mine, others
 

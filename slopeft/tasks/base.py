@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from slopeft.data.locate import DataLocation, locate_dataset
 from slopeft.errors import ConfigError, SubmissionError
+from slopeft.metrics.classification import leaderboard
 from slopeft.registry import Registry
 
 Split = Literal["train", "val", "test"]
@@ -51,18 +52,38 @@ class Example:
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """Declarative facts about a task.
+    """Declarative facts about a task: what it is, how it is scored, and how a model is shown it.
 
     Attributes:
-        name: registry name, e.g. ``slo-superglue/cb``.
+        name: registry name, e.g. ``si-nli``.
         kind: the head family the task needs.
         labels: the label space in a fixed order (a classifier's class i is ``labels[i]``);
             ``None`` for generation tasks.
         metric_names: the keys its metric function returns.
         main_metric: the validation metric used for model selection and headline tables.
-        dataset: which dataset folder it reads (see ``slopeft.data.locate``).
+        dataset: which dataset it reads (a name registered in :mod:`slopeft.data.catalogue`).
         train_sets: training sets it offers (``human``, ``machine``, ``combined``).
+        val_sets: validation sets it offers, the first the default (SuperGLUE: the leaderboard's
+            ``human`` val, and the larger ``machine``-translated English dev set).
         text_fields: the input fields, in the order a model should read them.
+        description: one line for listings.
+        short_name: the name in run ids and plot titles (default: ``name``).
+        verbalizer: label → the Slovene word a generative model scores for it (a run can override it).
+        pair: the two texts an encoder classifies, as templates (default: the first two text
+            fields); for multiple choice, the context and one choice (``{choice}``).
+        prompt: the template a generative model continues (default: the pair, then the answer cue).
+        choices: multiple choice: the input fields holding the options, in label order.
+        long_field: the input field cut first when an input is too long (a passage); the pair
+            template puts it second.
+        unit_fields: the inputs naming what the metric scores as a whole (MultiRC: a question,
+            by passage and question idx); the bootstrap resamples whole units.
+        options: keyword options the task takes besides the data folder and training set
+            (translation: ``train_files``, ``test_source``).
+        validation: what the validation split is where it is not the leaderboard's (for reports).
+
+    Templates are ``str.format`` strings over the example's inputs plus what the task adds
+    (:meth:`Task.template_fields`) and ``{label_words}`` (the verbalizer's words joined by
+    " ali "); a filter may follow a colon: ``{hypothesis:lower_first}`` (:mod:`slopeft.tasks.formats`).
     """
 
     name: str
@@ -72,24 +93,76 @@ class TaskSpec:
     main_metric: str
     dataset: str
     train_sets: tuple[str, ...] = ("human",)
+    val_sets: tuple[str, ...] = ("human",)
     text_fields: tuple[str, ...] = ()
     description: str = ""
-    submission_files: tuple[str, ...] = field(default=())
+    short_name: str = ""
+    verbalizer: Mapping[Any, str] = field(default_factory=dict)
+    pair: tuple[str, str] | None = None
+    prompt: str | None = None
+    choices: tuple[str, ...] = ()
+    long_field: str | None = None
+    unit_fields: tuple[str, ...] = ()
+    options: tuple[str, ...] = ()
+    validation: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.short_name:
+            object.__setattr__(self, "short_name", self.name)
+
+
+@dataclass(frozen=True)
+class TaskGroup:
+    """Tasks one leaderboard scores and takes together: one name for them all, one board, one zip.
+
+    The group is the submission unit: its members' files go into one zip, and a submission for it
+    needs every member. A task in no group is a unit of its own.
+
+    Attributes:
+        name: the group's name (``slo-superglue``), usable wherever a task name is.
+        members: the task names, in the board's order.
+        title: how reports and messages call it (``SloBench SuperGLUE``).
+        board_names: (member, metric) → the name the leaderboard gives that number.
+        average_parts: member → the metric of it that enters the board's ``Average``.
+        average_description: that average in words, for reports.
+    """
+
+    name: str
+    members: tuple[str, ...]
+    title: str
+    board_names: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    average_parts: Mapping[str, str] = field(default_factory=dict)
+    average_description: str = ""
+
+    def board(self, per_task: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
+        """The leaderboard's metric dictionary from the scores of (some of) the members, by task name;
+        ``Average`` only when every member is scored."""
+        return leaderboard(per_task, self.board_names, self.average_parts)
 
 
 class Task(abc.ABC):
     """A SloBench task: loader + metrics + submission format around a :class:`TaskSpec`."""
 
     spec: TaskSpec
+    submission_name_required = False  # whether the leaderboard looks this task's file up by name
 
-    def __init__(self, data_dir: Path | str | None = None, train_set: str = "human") -> None:
+    def __init__(
+        self, data_dir: Path | str | None = None, train_set: str = "human", val_set: str | None = None
+    ) -> None:
         if train_set not in self.spec.train_sets:
             raise ConfigError(
                 f"Task {self.spec.name} has no training set {train_set!r}; choose one of "
                 f"{', '.join(self.spec.train_sets)}."
             )
+        val_set = val_set or self.spec.val_sets[0]
+        if val_set not in self.spec.val_sets:
+            raise ConfigError(
+                f"Task {self.spec.name} has no validation set {val_set!r}; choose one of "
+                f"{', '.join(self.spec.val_sets)}."
+            )
         self.data_dir = data_dir
         self.train_set = train_set
+        self.val_set = val_set
         self._location: DataLocation | None = None
         self._cache: dict[str, list[Example]] = {}
         self.notes: list[str] = []  # data repairs made while loading (rows dropped and why)
@@ -119,6 +192,19 @@ class Task(abc.ABC):
     def source_files(self, split: Split) -> list[Path]:
         """The files ``split`` is read from (for data fingerprints and listings)."""
         return []
+
+    def first(self, examples: Sequence[Example], n: int) -> list[Example]:
+        """The first ``n`` examples (all when ``n`` is 0) — the slice ``max_train_examples`` and
+        ``max_eval_examples`` take. A task whose metric scores units of examples (``unit_fields``) ends
+        it on a unit boundary (MultiRC: whole questions): a unit cut in two would be scored on part of it."""
+        if not n or n >= len(examples):
+            return list(examples)
+        end = n
+        if self.spec.unit_fields:
+            key = self.spec.unit_fields[-1]
+            while 0 < end < len(examples) and examples[end].inputs[key] == examples[end - 1].inputs[key]:
+                end -= 1
+        return list(examples[:end])
 
     @abc.abstractmethod
     def metrics(self, predictions: Mapping[int, Any], examples: Sequence[Example]) -> dict[str, float]:
@@ -157,6 +243,14 @@ class Task(abc.ABC):
         """Metrics this task cannot compute here, each with the reason (empty when all are available)."""
         return {}
 
+    def template_fields(self, example: Example) -> dict[str, Any]:
+        """What the spec's templates may name: the example's inputs, plus what a task derives from them."""
+        return dict(example.inputs)
+
+    def local_test_note(self) -> str | None:
+        """What a check against the local test split cannot show, where it is not the leaderboard's own."""
+        return None
+
     def count_rows(self, split: Split) -> str:
         """A human-readable row count for ``slopeft data list``."""
         return str(len(self.examples(split)))
@@ -165,8 +259,13 @@ class Task(abc.ABC):
 TASKS: Registry[type[Task]] = Registry("task")
 """Registered task classes by name (``slo-superglue/cb``, ``si-nli``, ``mt/sl-en`` ...)."""
 
-TASK_GROUPS: dict[str, tuple[str, ...]] = {}
-"""Named groups of tasks scored and submitted together (``slo-superglue``)."""
+TASK_GROUPS: Registry[TaskGroup] = Registry("task group")
+"""Registered task groups by name (``slo-superglue``): scored, averaged and submitted together."""
+
+
+def group_of(task: str) -> TaskGroup | None:
+    """The registered group ``task`` belongs to, or None."""
+    return next((group for _, group in TASK_GROUPS.items() if task in group.members), None)
 
 
 def check_complete(

@@ -1,66 +1,68 @@
-"""How each task's examples are shown to a model: text pairs for encoders, prompts and
-candidate continuations for generative models.
+"""How a task's examples are shown to a model: the per-kind mechanics over the templates each task declares.
 
-Encoders classify (text_a, text_b) pairs; generative models (causal and seq2seq) score one
-candidate continuation per label (Slovene label words, configurable) or per COPA choice, and
-generate translations after a prompt. Prompts are Slovene because the tasks are.
+Every task declares its presentation in its :class:`~slopeft.tasks.base.TaskSpec`: the text pair an
+encoder classifies, the prompt a generative model continues, the Slovene label words (verbalizer) and,
+for multiple choice, the fields holding the choices. This module only knows what each *kind* does with
+them: encoders classify the (text_a, text_b) pair, or score one pair per choice; generative models
+(causal and seq2seq) score one candidate continuation per label word or per choice, and generate a
+translation after the prompt.
+
+Templates are ``str.format`` strings over :meth:`~slopeft.tasks.base.Task.template_fields` and
+``{label_words}``; a field may go through one filter or several (``{hypothesis:lower_first}``,
+``{premise:strip_period|lower_first}``), the ones in :data:`FILTERS`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import string
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from slopeft.errors import ConfigError
 from slopeft.tasks.base import Example, Task
 
-# Slovene label words per label; a causal/seq2seq model predicts the label whose word it finds likeliest.
-DEFAULT_VERBALIZERS: dict[str, dict[object, str]] = {
-    "slo-superglue/boolq": {False: "ne", True: "da"},
-    "slo-superglue/cb": {"entailment": "da", "contradiction": "ne", "neutral": "morda"},
-    "slo-superglue/rte": {"entailment": "da", "not_entailment": "ne"},
-    "slo-superglue/wsc": {False: "ne", True: "da"},
-    "slo-superglue/multirc": {0: "ne", 1: "da"},
-    "si-nli": {"entailment": "da", "neutral": "morda", "contradiction": "ne"},
-}
 
-# COPA: the premise joined to a choice by a Slovene connective ("ker" = because, "zato" = so).
-COPA_CONNECTIVES = {"cause": "ker", "effect": "zato"}
-
-LANGUAGE_NAMES = {"sl": ("slovenščine", "Slovensko"), "en": ("angleščine", "Angleško")}
-LANGUAGE_TARGETS = {"sl": "slovenščino", "en": "angleščino"}
-
-
-def _lower_first(text: str) -> str:
+def lower_first(text: str) -> str:
     return text[:1].lower() + text[1:] if text else text
 
 
-def _copa_premise(example: Example) -> str:
-    premise = example.inputs["premise"].rstrip().rstrip(".")
-    return f"{premise}, {COPA_CONNECTIVES[example.inputs['question']]}"
+FILTERS: dict[str, Callable[[str], str]] = {
+    "lower_first": lower_first,  # a sentence continued mid-sentence ("..., da ana je doma")
+    "strip_period": lambda text: text.rstrip().rstrip("."),  # a sentence about to be continued
+    "strip_question_mark": lambda text: text.rstrip("?"),  # a question that gets exactly one "?"
+}
+
+# Natural language inference (CB, RTE, SI-NLI): does the premise entail the hypothesis?
+NLI_PROMPT = (
+    "{premise}\nVprašanje: Ali iz tega sledi, da {hypothesis:lower_first}?\nOdgovor ({label_words}):"
+)
+# A pair task that declares no prompt: both texts, then the answer cue with the label words.
+DEFAULT_PROMPT = "{first}\n{second}\nOdgovor ({{label_words}}):"
 
 
-def mark_wsc_spans(example: Example) -> str:
-    """The WSC text with span 1 in *asterisks* and span 2 in [brackets].
-
-    Marking the spans in the text (rather than pooling span tokens in a custom head) keeps a
-    standard sequence-classification model, so every PEFT method and PEFT's own save/load work
-    unchanged, and the same marked text serves encoders, causal and seq2seq models.
-    """
-    words = example.inputs["text"].split()
-    spans = [
-        (example.inputs["span1_index"], len(example.inputs["span1_text"].split()), "*", "*"),
-        (example.inputs["span2_index"], len(example.inputs["span2_text"].split()), "[", "]"),
-    ]
-    for start, length, left, right in spans:
-        end = start + length - 1
-        words[start] = left + words[start]
-        words[end] = words[end] + right
-    return " ".join(words)
+class _TemplateFormatter(string.Formatter):
+    def format_field(self, value: Any, format_spec: str) -> str:
+        text = str(value)
+        for name in filter(None, format_spec.split("|")):
+            if name not in FILTERS:
+                raise ConfigError(f"Unknown template filter {name!r}; known: {', '.join(FILTERS)}.")
+            text = FILTERS[name](text)
+        return text
 
 
-def _wsc_question(example: Example) -> str:
-    return f"Ali se »{example.inputs['span2_text']}« nanaša na »{example.inputs['span1_text']}«?"
+_FORMATTER = _TemplateFormatter()
+
+
+def render(template: str, fields: Mapping[str, Any], task: str = "a task") -> str:
+    """``template`` filled from ``fields``; a field the template names but the example lacks is a ConfigError."""
+    try:
+        return _FORMATTER.vformat(template, (), fields)
+    except KeyError as err:
+        raise ConfigError(
+            f"The template of {task} names the field {err.args[0]!r}, which its examples do not have "
+            f"(they have {', '.join(sorted(fields))}). Fix the task's TaskSpec (pair, prompt)."
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -69,8 +71,7 @@ class TaskFormat:
 
     Attributes:
         task: the task.
-        verbalizer: label → label word for generative models (Slovene defaults, override per run).
-        long_field: the input field truncated first when an input is too long (BoolQ/MultiRC passages).
+        verbalizer: label → label word for generative models (the task's words, overridable per run).
     """
 
     task: Task
@@ -78,7 +79,7 @@ class TaskFormat:
 
     @classmethod
     def for_task(cls, task: Task, verbalizer: Mapping[object, str] | None = None) -> TaskFormat:
-        words = dict(DEFAULT_VERBALIZERS.get(task.name, {}))
+        words = dict(task.spec.verbalizer)
         if verbalizer:
             unknown = set(verbalizer) - set(task.spec.labels or ())
             if unknown:
@@ -95,65 +96,59 @@ class TaskFormat:
 
     @property
     def long_field(self) -> str | None:
-        return "passage" if "passage" in self.task.spec.text_fields else None
+        return self.task.spec.long_field
+
+    def _fields(self, example: Example, **extra: Any) -> dict[str, Any]:
+        return {
+            **self.task.template_fields(example),
+            "label_words": " ali ".join(dict.fromkeys(self.verbalizer.values())),
+            **extra,
+        }
+
+    def _render(self, template: str, example: Example, **extra: Any) -> str:
+        return render(template, self._fields(example, **extra), self.task.name)
+
+    def _pair_templates(self) -> tuple[str, str]:
+        spec = self.task.spec
+        if spec.pair is not None:
+            return spec.pair
+        if len(spec.text_fields) < 2:
+            raise ConfigError(f"{spec.name} declares neither a pair template nor two text fields.")
+        first, second = spec.text_fields[:2]
+        return "{" + first + "}", "{" + second + "}"
 
     # -- encoders -------------------------------------------------------------------------------
     def text_pair(self, example: Example) -> tuple[str, str]:
         """(text_a, text_b) for a sequence-pair classifier; a long passage is always text_b."""
-        inputs = example.inputs
-        if self.kind == "span-classification":
-            return mark_wsc_spans(example), _wsc_question(example)
-        if self.kind == "answer-classification":
-            return f"{inputs['question']} {inputs['answer']}", inputs["passage"]
-        if self.kind == "pair-classification":
-            first, second = self.task.spec.text_fields
-            return inputs[first], inputs[second]
-        raise ConfigError(f"{self.task.name} ({self.kind}) is not a pair-classification task.")
+        if self.kind in ("multiple-choice", "translation"):
+            raise ConfigError(f"{self.task.name} ({self.kind}) is not a pair-classification task.")
+        first, second = self._pair_templates()
+        return self._render(first, example), self._render(second, example)
 
     def choice_pairs(self, example: Example) -> list[tuple[str, str]]:
-        """COPA: one (premise + connective, choice) pair per choice."""
-        premise = _copa_premise(example)
-        return [(premise, _lower_first(example.inputs[c])) for c in ("choice1", "choice2")]
+        """Multiple choice: one (context, choice) pair per choice."""
+        context, choice = self._pair_templates()
+        shown = self._render(context, example)
+        return [(shown, self._render(choice, example, choice=example.inputs[c])) for c in self.task.spec.choices]
 
     # -- generative models ----------------------------------------------------------------------
-    def prompt(self, example: Example, passage: str | None = None) -> str:
-        """The prompt a generative model continues; ``passage`` replaces a (truncated) long field."""
-        i = dict(example.inputs)
-        if passage is not None:
-            i["passage"] = passage
-        name = self.task.name
-        if self.kind == "translation":
-            source, target = self.task.source_language, self.task.target_language
-            return (
-                f"Prevedi iz {LANGUAGE_NAMES[source][0]} v {LANGUAGE_TARGETS[target]}.\n"
-                f"{LANGUAGE_NAMES[source][1]}: {i['source']}\n{LANGUAGE_NAMES[target][1]}:"
-            )
-        if self.kind == "multiple-choice":
-            return _copa_premise(example)
-        if name == "slo-superglue/boolq":
-            return f"{i['passage']}\nVprašanje: {i['question'].rstrip('?')}?\nOdgovor (da ali ne):"
-        if self.kind == "answer-classification":
-            return (
-                f"{i['passage']}\nVprašanje: {i['question']}\nAli je odgovor »{i['answer']}« pravilen?\n"
-                "Odgovor (da ali ne):"
-            )
-        if self.kind == "span-classification":
-            return f"{mark_wsc_spans(example)}\nVprašanje: {_wsc_question(example)}\nOdgovor (da ali ne):"
-        options = " ali ".join(dict.fromkeys(self.verbalizer.values()))
-        return (
-            f"{i['premise']}\nVprašanje: Ali iz tega sledi, da {_lower_first(i['hypothesis'])}?\n"
-            f"Odgovor ({options}):"
-        )
+    def prompt(self, example: Example) -> str:
+        """The prompt a generative model continues."""
+        template = self.task.spec.prompt
+        if template is None:
+            first, second = self._pair_templates()
+            template = DEFAULT_PROMPT.format(first=first, second=second)
+        return self._render(template, example)
 
     def candidates(self, example: Example) -> list[str]:
         """Continuations to score, aligned with :meth:`candidate_labels`."""
         if self.kind == "multiple-choice":
-            return [" " + _lower_first(example.inputs[c]) for c in ("choice1", "choice2")]
+            return [" " + choice for _, choice in self.choice_pairs(example)]
         return [" " + self.verbalizer[label] for label in self.task.spec.labels]
 
     def candidate_labels(self) -> tuple[object, ...]:
         if self.kind == "multiple-choice":
-            return (0, 1)
+            return tuple(range(len(self.task.spec.choices)))
         return tuple(self.task.spec.labels)
 
     def target(self, example: Example) -> str:

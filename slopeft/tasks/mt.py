@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from slopeft.data.catalogue import Dataset, Source, register_dataset
+from slopeft.data.convert import convert_mt
 from slopeft.data.readers import read_lines, read_parallel
 from slopeft.errors import ConfigError
 from slopeft.tasks.base import TASKS, Example, Split, TaskSpec
@@ -26,6 +28,64 @@ MT_METRICS = (
     "chrF (corpus)",
     "sacreBLEU BLEU",
     "sacreBLEU chrF++",
+)
+# Slovene names of the languages for the prompt: (genitive "from ...", the label before a sentence).
+LANGUAGE_NAMES = {"sl": ("slovenščine", "Slovensko"), "en": ("angleščine", "Angleško")}
+LANGUAGE_TARGETS = {"sl": "slovenščino", "en": "angleščino"}  # accusative "into ..."
+
+_NTREX = "https://raw.githubusercontent.com/MicrosoftTranslator/NTREX/main/"
+_NTREX_EVIDENCE = (
+    "github.com/MicrosoftTranslator/NTREX README.md (data structure, CC BY-SA 4.0); the same raw "
+    "main-branch URLs are used by e.g. the SEACrowd ntrex_128 loader"
+)
+DATASET = register_dataset(
+    Dataset(
+        name="mt",
+        probe="mt/ntrex128",
+        layout=(
+            "  <root>/mt/ntrex128/{en,sl}.txt and document_ids.tsv\n"
+            "  <root>/mt/flores200-dev-subset/{en,sl}.txt  (a download provides the full mt/flores200-dev/)\n"
+            "  <root>/mt/flores200-devtest/{en,sl}.txt"
+        ),
+        sources=(
+            Source(
+                "ntrex_en",
+                _NTREX + "NTREX-128/newstest2019-src.eng.txt",
+                None,
+                "CC BY-SA 4.0",
+                "NTREX-128 English source (WMT19 newstest, 1,997 lines) -> mt/ntrex128/en.txt",
+                _NTREX_EVIDENCE,
+            ),
+            Source(
+                "ntrex_sl",
+                _NTREX + "NTREX-128/newstest2019-ref.slv.txt",
+                None,
+                "CC BY-SA 4.0",
+                "NTREX-128 Slovene reference translation -> mt/ntrex128/sl.txt",
+                _NTREX_EVIDENCE,
+            ),
+            Source(
+                "ntrex_docs",
+                _NTREX + "DOCUMENT_IDS.tsv",
+                None,
+                "CC BY-SA 4.0",
+                "NTREX-128 line-aligned document ids -> mt/ntrex128/document_ids.tsv",
+                _NTREX_EVIDENCE,
+            ),
+            Source(
+                "flores",
+                "https://dl.fbaipublicfiles.com/nllb/flores200_dataset.tar.gz",
+                "b8b0b76783024b85797e5cc75064eb83fc5288b41e9654dabc7be6ae944011f6",
+                "CC BY-SA 4.0",
+                "FLORES-200 (eng_Latn, slv_Latn): the full dev split -> mt/flores200-dev/ (the shipped "
+                "533-line flores200-dev-subset cannot be re-derived) and devtest -> mt/flores200-devtest/",
+                "github.com/facebookresearch/flores flores200/README.md (download link tinyurl.com/"
+                "flores200dataset, which resolves to this file); sha256 and size 25,585,843 B published in "
+                "the MLCommons Croissant spec's example and pinned by several projects",
+            ),
+        ),
+        convert=convert_mt,
+    )
 )
 
 
@@ -75,7 +135,7 @@ class TranslationTask(LineSubmissionTask):
         return [Example(i, {"source": s}, t) for i, (s, t) in enumerate(zip(source, target, strict=True))]
 
     def metrics(self, predictions: Mapping[int, Any], examples: Sequence[Example]) -> dict[str, float]:
-        from slopeft.evaluation.mt_metrics import mt_scores
+        from slopeft.metrics.mt import mt_scores
 
         references, hypotheses = self.aligned(predictions, examples)
         scores = mt_scores(hypotheses, references, self.target_language)
@@ -89,8 +149,17 @@ class TranslationTask(LineSubmissionTask):
     def format_line(self, prediction: Any) -> str:
         return str(prediction).replace("\n", " ").replace("\r", " ")
 
+    def local_test_note(self) -> str | None:
+        if self.test_source:
+            return None
+        return (
+            "Checked against the local test split (FLORES-200 devtest): the leaderboard's own test "
+            "source is withheld; pass it with --test-src to check a leaderboard submission"
+        )
+
 
 def _mt_spec(source: str, target: str) -> TaskSpec:
+    (source_from, source_label), (_, target_label) = LANGUAGE_NAMES[source], LANGUAGE_NAMES[target]
     return TaskSpec(
         name=f"mt/{source}-{target}",
         kind="translation",
@@ -101,6 +170,9 @@ def _mt_spec(source: str, target: str) -> TaskSpec:
         train_sets=("ntrex128",),
         text_fields=("source",),
         description=f"translate {source.upper()} → {target.upper()}",
+        prompt=f"Prevedi iz {source_from} v {LANGUAGE_TARGETS[target]}.\n{source_label}: {{source}}\n{target_label}:",
+        options=("train_files", "test_source"),
+        validation="the FLORES-200 dev subset",
     )
 
 

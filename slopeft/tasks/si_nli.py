@@ -12,15 +12,51 @@ from typing import Any
 
 from sklearn.model_selection import train_test_split
 
+from slopeft.data.catalogue import Dataset, Source, register_dataset
+from slopeft.data.convert import convert_si_nli
 from slopeft.data.readers import read_tsv
 from slopeft.errors import DataError
-from slopeft.evaluation.classification import nli_scores
+from slopeft.metrics.classification import nli_scores
 from slopeft.tasks.base import TASKS, Example, Split, TaskSpec
+from slopeft.tasks.formats import NLI_PROMPT
 from slopeft.tasks.line_based import LineSubmissionTask
 
 NLI_LABELS = ("entailment", "neutral", "contradiction")
 VAL_FRACTION = 0.1
 VAL_SEED = 20240917  # fixed forever: changing it changes every reported SI-NLI val number
+
+_SI_NLI = "https://huggingface.co/datasets/cjvt/si_nli/resolve/refs%2Fconvert%2Fparquet/public/"
+_SI_NLI_EVIDENCE = (
+    "huggingface.co/datasets/cjvt/si_nli tree refs/convert/parquet (commit 6f28095 moved "
+    "public/si_nli-<split>.parquet to public/<split>/0000.parquet); dataset card cites "
+    "http://hdl.handle.net/11356/1707. The CLARIN.SI bitstream's file name could not be verified."
+)
+DATASET = register_dataset(
+    Dataset(
+        name="si-nli",
+        probe="si-nli/train.tsv",
+        layout="  <root>/si-nli/train.tsv\n  <root>/si-nli/test-unlabelled.tsv",
+        sources=(
+            Source(
+                "train",
+                _SI_NLI + "train/0000.parquet",
+                None,
+                "CC BY-NC-SA 4.0 (dataset card; the CLARIN.SI record 11356/1707 is the original)",
+                "SI-NLI training split, Hugging Face's Parquet conversion of cjvt/si_nli -> si-nli/train.tsv",
+                _SI_NLI_EVIDENCE,
+            ),
+            Source(
+                "test",
+                _SI_NLI + "test/0000.parquet",
+                None,
+                "CC BY-NC-SA 4.0 (dataset card; the CLARIN.SI record 11356/1707 is the original)",
+                "SI-NLI test pairs without labels (the SloBench test inputs) -> si-nli/test-unlabelled.tsv",
+                _SI_NLI_EVIDENCE,
+            ),
+        ),
+        convert=convert_si_nli,
+    )
+)
 
 
 @TASKS.register("si-nli")
@@ -34,6 +70,10 @@ class SiNli(LineSubmissionTask):
         dataset="si-nli",
         text_fields=("premise", "hypothesis"),
         description="Slovene NLI: entailment / neutral / contradiction",
+        verbalizer={"entailment": "da", "neutral": "morda", "contradiction": "ne"},
+        pair=("{premise}", "{hypothesis}"),
+        prompt=NLI_PROMPT,
+        validation="slopeft's fixed 10% hold-out of train.tsv",
     )
     drop_blank_lines = True  # the evaluator drops blank lines before counting
     submission_name_required = True

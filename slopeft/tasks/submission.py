@@ -1,7 +1,7 @@
 """Submission zips: writing them, reading them back, checking them and scoring them.
 
-A *submission unit* is what the leaderboard takes in one zip: the six Slovene SuperGLUE
-tasks together, SI-NLI, or one MT direction. The same parsing code serves
+A *submission unit* is what the leaderboard takes in one zip: the members of a task group
+(:class:`~slopeft.tasks.base.TaskGroup`, e.g. the six Slovene SuperGLUE tasks) together, or one task. The same parsing code serves
 ``slopeft submission check`` (against the test inputs) and ``slopeft score`` (against val).
 """
 
@@ -16,9 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from slopeft.errors import SubmissionError
-from slopeft.evaluation.classification import superglue_leaderboard
-from slopeft.tasks.base import Split, Task
-from slopeft.tasks.superglue import SuperGlueTask
+from slopeft.tasks.base import TASK_GROUPS, Split, Task
 
 Predictions = dict[int, Any]
 
@@ -34,10 +32,10 @@ class ScoreReport:
 
 def expected_files(tasks: Sequence[Task]) -> set[str] | None:
     """The exact file names a zip must hold, or None for 'exactly one file, any name'."""
-    if all(isinstance(t, SuperGlueTask) for t in tasks):
+    if all(t.submission_name_required for t in tasks):
         return {t.submission_name for t in tasks}
-    (task,) = tasks
-    return {task.submission_name} if getattr(task, "submission_name_required", False) else None
+    (_,) = tasks  # a unit of several tasks names its files
+    return None
 
 
 def read_prediction_files(path: Path) -> dict[str, bytes]:
@@ -97,12 +95,13 @@ def parse_unit(tasks: Sequence[Task], files: Mapping[str, bytes], split: Split) 
 
 
 def score_unit(tasks: Sequence[Task], predictions: Mapping[str, Predictions], split: Split) -> ScoreReport:
-    """Scores per-task predictions on a labelled split, plus the SuperGLUE leaderboard dictionary."""
+    """Scores per-task predictions on a labelled split, plus the leaderboard dictionary of their groups."""
     per_task = {t.name: t.metrics(predictions[t.name], t.examples(split)) for t in tasks}
-    board = {}
-    superglue = {t.folder: per_task[t.name] for t in tasks if isinstance(t, SuperGlueTask)}
-    if superglue:
-        board = superglue_leaderboard(superglue)
+    board: dict[str, float] = {}
+    for _, group in TASK_GROUPS.items():
+        members = {name: scores for name, scores in per_task.items() if name in group.members}
+        if members:
+            board.update(group.board(members))
     notes = {k: v for t in tasks for k, v in t.metric_notes().items()}
     return ScoreReport(per_task, board, notes)
 

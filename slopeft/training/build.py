@@ -17,8 +17,6 @@ from slopeft.models.heads import Head, build_head
 from slopeft.tasks import Task, get_task
 from slopeft.tasks.formats import TaskFormat
 
-TASK_TYPES = {"EncoderPairHead": "SEQ_CLS", "causal": "CAUSAL_LM", "seq2seq": "SEQ_2_SEQ_LM"}
-
 
 @dataclass
 class RunParts:
@@ -40,9 +38,10 @@ def prepare_parts(
     A ``tokenizer`` already loaded for the model is used instead of loading it again (a server
     builds the heads of many adapters on one base model).
     """
-    from slopeft.models.sources import family_of, load_tokenizer, model_path, resolve_model
+    from slopeft.models.catalogue import family_of
+    from slopeft.models.sources import load_tokenizer, model_path, resolve_model
 
-    task = get_task(config.task, config.data_dir, config.train_set, **(task_options or {}))
+    task = get_task(config.task, config.data_dir, config.train_set, config.val_set, **(task_options or {}))
     method = METHODS.get(config.method)(config.method_options)
     source = resolve_model(config.model)
     path = model_path(source)
@@ -77,10 +76,7 @@ def load_base(parts: RunParts) -> tuple[nn.Module, MethodContext]:
     head_modules = sorted(
         {key.rsplit(".", 1)[0] if key.split(".")[0] == backbone else key.split(".")[0] for key in missing}
     )
-    task_type = TASK_TYPES.get(type(parts.head).__name__) or TASK_TYPES.get(parts.family)
-    if parts.family == "encoder" and task_type is None:
-        task_type = None  # multiple choice: PEFT has no task type for it
-    context = MethodContext(parts.family, parts.architecture, head_modules, task_type)
+    context = MethodContext(parts.family, parts.architecture, head_modules, parts.head.peft_task_type)
     parts.method.check(context)
     return model, context
 

@@ -33,11 +33,12 @@ from torch import nn
 from slopeft.config import TrainingConfig
 from slopeft.errors import ConfigError, SlopeftError
 from slopeft.methods.base import Method, trainable_state
+from slopeft.methods.recipes import recipe_for
 from slopeft.models.heads import Head
 from slopeft.tasks.base import Example, Task
 from slopeft.training import checkpoint as ckpt
 from slopeft.training.memory import PeakMemory, limit_heap_fragmentation
-from slopeft.training.optim import adamw
+from slopeft.training.step import TrainStep, build_optimizers, build_schedulers
 
 
 class TrainingError(SlopeftError):
@@ -54,6 +55,9 @@ class TrainerState:
     evals_since_best: int = 0
     examples_seen: int = 0
     train_seconds: float = 0.0
+    # CPU time of this process's threads while training: unlike wall time, a busy or paused machine
+    # does not inflate it, so it is the cost to compare across runs of a shared machine.
+    train_cpu_seconds: float = 0.0
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -89,16 +93,6 @@ def length_grouped_batches(
     if group:
         rng.shuffle(batches)
     return batches
-
-
-def _feature_length(feature: dict[str, Any]) -> int:
-    if "choices" in feature:
-        return sum(len(c["input_ids"]) for c in feature["choices"])
-    return (
-        len(feature["input_ids"]) + len(feature.get("labels", []))
-        if isinstance(feature.get("labels"), list)
-        else len(feature["input_ids"])
-    )
 
 
 class Trainer:
@@ -140,16 +134,15 @@ class Trainer:
             mixed_precision="no" if precision == "fp32" else precision, gradient_accumulation_steps=1
         )
         self.model = model
-        self.learning_rate = config.learning_rate or method.default_learning_rate
+        self.learning_rate = config.learning_rate or recipe_for(method.name).learning_rate
         self.class_weights: torch.Tensor | None = None
+        #: The optimiser step (forward, extra loss, backward, clip, optimisers, schedules, hooks); fit()
+        #: gives it the prepared model, optimisers and schedules.
+        self.train_step = self._train_step(model, [], [])
+        #: Validation predictions of the weights fit() returns, when its last evaluation saw exactly them.
+        self.final_predictions: dict[int, Any] | None = None
 
     # -- set-up ---------------------------------------------------------------------------------
-    def _optimizers(self) -> list[torch.optim.Optimizer]:
-        own = self.method.build_optimizer(self.model, self.learning_rate, self.config.weight_decay)
-        if own is None:
-            own = adamw(self.model.named_parameters(), self.learning_rate, self.config.weight_decay)
-        return list(own) if isinstance(own, list | tuple) else [own]
-
     def _class_weights(self, train: Sequence[Example]) -> torch.Tensor | None:
         if not self.config.class_weights:
             return None
@@ -163,32 +156,46 @@ class Trainer:
         # Inverse frequency, normalised so a balanced set gets weight 1 everywhere.
         return counts.sum() / (len(labels) * counts.clamp(min=1))
 
+    def _train_step(self, model: nn.Module, optimizers: list, schedulers: list) -> TrainStep:
+        return TrainStep(
+            model,
+            self.method,
+            optimizers,
+            schedulers,
+            max_grad_norm=self.config.max_grad_norm,
+            loss=self._task_loss,
+            backward=self.accelerator.backward,
+            unwrap=self.accelerator.unwrap_model,
+        )
+
+    def _task_loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        if self.class_weights is None:
+            return model(**batch).loss
+        labels = batch.pop("labels")
+        logits = model(**batch).logits
+        return nn.functional.cross_entropy(logits.float(), labels, weight=self.class_weights.to(logits.device))
+
     def _loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        if self.class_weights is not None:
-            labels = batch.pop("labels")
-            logits = self.model(**batch).logits
-            loss = nn.functional.cross_entropy(
-                logits.float(), labels, weight=self.class_weights.to(logits.device)
-            )
-        else:
-            loss = self.model(**batch).loss
-        extra = self.method.extra_loss(self.model)
-        return loss if extra is None else loss + extra
+        """The train step's forward pass: the task loss (class-weighted if asked) plus the method's extra loss."""
+        return self.train_step.loss(batch)
 
     # -- evaluation -----------------------------------------------------------------------------
     def evaluate(self, examples: Sequence[Example]) -> tuple[dict[str, float], float]:
         """Task metrics of the current model on ``examples`` and the examples/s of prediction."""
+        metrics, speed, _ = self._predict_and_score(examples)
+        return metrics, speed
+
+    def _predict_and_score(self, examples: Sequence[Example]) -> tuple[dict[str, float], float, dict]:
         start = time.perf_counter()
         model = self.accelerator.unwrap_model(self.model)
         predictions = self.head.predict(model, examples, batch_size=self.config.eval_batch_size)
         seconds = time.perf_counter() - start
         model.train()
-        return self.task.metrics(predictions, examples), len(examples) / max(seconds, 1e-9)
+        return self.task.metrics(predictions, examples), len(examples) / max(seconds, 1e-9), predictions
 
     # -- the loop -------------------------------------------------------------------------------
     def fit(self, train: Sequence[Example], val: Sequence[Example], resume: bool = False) -> TrainResult:
         from torch.utils.data import DataLoader
-        from transformers import get_scheduler
 
         config = self.config
         torch.manual_seed(self.seed)
@@ -196,7 +203,7 @@ class Trainer:
         self.class_weights = self._class_weights(train)
         features = self.head.encode(train, with_labels=True)
         self.truncated_train = self.head.truncated
-        lengths = [_feature_length(f) for f in features]
+        lengths = [self.head.feature_length(f) for f in features]
         batches_per_epoch = math.ceil(len(features) / config.batch_size)
         steps_per_epoch = max(1, batches_per_epoch // config.grad_accumulation)
         total_steps = config.max_steps or math.ceil(config.epochs * steps_per_epoch)
@@ -206,18 +213,12 @@ class Trainer:
             )
         epochs = math.ceil(total_steps / steps_per_epoch)
 
-        optimizers = self._optimizers()
-        warmup = int(config.warmup_ratio * total_steps)
-        schedulers = [
-            get_scheduler(
-                config.scheduler if config.scheduler != "constant" else "constant_with_warmup",
-                optimizer=o,
-                num_warmup_steps=warmup,
-                num_training_steps=total_steps,
-            )
-            for o in optimizers
-        ]
+        optimizers = build_optimizers(self.method, self.model, self.learning_rate, config.weight_decay)
+        schedulers = build_schedulers(
+            optimizers, config.scheduler, int(config.warmup_ratio * total_steps), total_steps
+        )
         self.model, *optimizers = self.accelerator.prepare(self.model, *optimizers)
+        self.train_step = self._train_step(self.model, optimizers, schedulers)
         state = TrainerState()
         best_weights: dict[str, torch.Tensor] | None = None
         checkpoint_dir = self.run_dir / "checkpoint"
@@ -260,7 +261,7 @@ class Trainer:
                     loader = self.accelerator.prepare(loader)
                     if state.batch_in_epoch:
                         loader = self.accelerator.skip_first_batches(loader, state.batch_in_epoch)
-                    tick = time.perf_counter()
+                    tick, cpu_tick = time.perf_counter(), time.process_time()
                     for batch in loader:
                         loss = self._loss(dict(batch)) / config.grad_accumulation
                         if not torch.isfinite(loss):
@@ -270,7 +271,7 @@ class Trainer:
                                 f"({self.learning_rate:g}; try a tenth), fp16 overflow (use bf16 or fp32), or "
                                 "corrupt inputs. Lower --set training.learning_rate=... and rerun."
                             )
-                        self.accelerator.backward(loss)
+                        self.train_step.backward(loss)
                         state.batch_in_epoch += 1
                         state.examples_seen += len(batch["input_ids"])
                         running += loss.item() * config.grad_accumulation
@@ -279,12 +280,11 @@ class Trainer:
                             continue
                         self._optimizer_step(optimizers, schedulers)
                         state.step += 1
-                        self.method.on_step_end(
-                            self.accelerator.unwrap_model(self.model), state.step, total_steps
-                        )
+                        self.train_step.end(state.step, total_steps)
                         elapsed = time.perf_counter() - tick
                         state.train_seconds += elapsed
-                        tick = time.perf_counter()
+                        state.train_cpu_seconds += time.process_time() - cpu_tick
+                        tick, cpu_tick = time.perf_counter(), time.process_time()
                         speed = config.batch_size * config.grad_accumulation / max(elapsed, 1e-9)
                         if state.step % config.log_every == 0 or state.step == total_steps:
                             progress.update(bar, loss=f"{running / running_n:.4f}", speed=f"{speed:.1f}")
@@ -292,16 +292,13 @@ class Trainer:
                         progress.update(bar, completed=state.step)
                         if config.eval_every and state.step % config.eval_every == 0:
                             best_weights, stopped_early = self._evaluate_and_keep(val, state, best_weights)
-                            tick = time.perf_counter()  # evaluation time is not training time
+                            tick, cpu_tick = time.perf_counter(), time.process_time()  # evaluation is not training
                         if state.step >= total_steps or stopped_early:
                             break
                     else:
                         state.epoch += 1
                         state.batch_in_epoch = 0
-                        for (
-                            optimizer
-                        ) in optimizers:  # a partial accumulation does not leak into the next epoch
-                            optimizer.zero_grad(set_to_none=True)
+                        self.train_step.zero_grad()  # a partial accumulation does not leak into the next epoch
                         if not config.eval_every:
                             best_weights, stopped_early = self._evaluate_and_keep(val, state, best_weights)
                         self._save_checkpoint(checkpoint_dir, state, optimizers, schedulers, best_weights)
@@ -321,27 +318,27 @@ class Trainer:
                 "effective batch with --set training.batch_size=N --set training.grad_accumulation=M, or lower "
                 "training.max_length."
             ) from None
-        if best_weights is not None:
+        if config.select_best and best_weights is not None:
             self._load_weights(best_weights)
+        final_is_best = state.best_step == state.step
+        if config.select_best and not final_is_best:
+            # Methods that grow parameters after the best step (IncreLoRA) do not return to exactly
+            # the evaluated state, so the caller predicts afresh.
+            self.final_predictions = None
         best = next((h["metrics"] for h in state.history if h["step"] == state.best_step), {})
         return TrainResult(state, best, total_steps, stopped_early, memory.peak_rss_mb, memory.peak_gpu_mb)
 
     def _optimizer_step(self, optimizers: list, schedulers: list) -> None:
-        if self.config.max_grad_norm:
-            dense = [p for p in self.model.parameters() if p.grad is not None and not p.grad.is_sparse]
-            if dense:
-                torch.nn.utils.clip_grad_norm_(dense, self.config.max_grad_norm)
-        for optimizer in optimizers:
-            optimizer.step()
-        for scheduler in schedulers:
-            scheduler.step()
-        for optimizer in optimizers:
-            optimizer.zero_grad(set_to_none=True)
+        """The train step's update (clip, the optimisers and schedules, which are ``optimizers`` and
+        ``schedulers``); one method, so a test can stand in for it."""
+        self.train_step.update()
 
     def _evaluate_and_keep(
         self, val: Sequence[Example], state: TrainerState, best_weights: dict[str, torch.Tensor] | None
     ) -> tuple[dict | None, bool]:
-        metrics, speed = self.evaluate(val)
+        metrics, speed, predictions = self._predict_and_score(val)
+        # The predictions of the state training ends in, reused for the record (no second pass).
+        self.final_predictions = predictions
         value = metrics[self.task.spec.main_metric]
         state.history.append(
             {"step": state.step, "epoch": state.epoch, "metrics": metrics, "eval_examples_per_s": speed}

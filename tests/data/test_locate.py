@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+import slopeft.tasks  # noqa: F401  (the task modules declare the datasets)
 from slopeft.data import locate
 from slopeft.data.locate import locate_dataset
 from slopeft.errors import DataError
@@ -49,7 +50,7 @@ def test_offline_with_nothing_local_names_layout_and_env(tmp_path, monkeypatch):
     def offline(name, root, **_):
         raise OSError("network unreachable")
 
-    monkeypatch.setattr("slopeft.data.download.ensure_dataset", offline)
+    monkeypatch.setattr("slopeft.data.fetch.ensure_dataset", offline)
     with pytest.raises(DataError) as err:
         locate_dataset("slo-superglue")
     message = str(err.value)

@@ -52,6 +52,32 @@ def test_run_ids_are_deterministic_unique_and_follow_the_configuration():
         expand(_grid(methods=["lora", {"label": "lora-again", "method": "lora"}]))
 
 
+def test_run_ids_survive_new_settings_at_their_old_behaviour():
+    import dataclasses
+
+    from slopeft.config import TrainingConfig
+    from slopeft.experiments.run_ids import HASH_REFERENCE, run_config_hash
+
+    # every training setting is listed, so a new one cannot silently change every committed run id
+    assert set(HASH_REFERENCE["training"]) == {f.name for f in dataclasses.fields(TrainingConfig)}
+    from slopeft.config import RunConfig
+
+    identity = {"task", "model", "method", "seed", "training", "method_options", "output", "data_dir"}
+    assert {f.name for f in dataclasses.fields(RunConfig)} - identity <= set(HASH_REFERENCE)
+    run = expand(_grid()).runs[0]
+    # frozen: these ids name the study's committed results; a change here orphans them
+    assert run.run_id == "cb-tiny-bert-lora-s1-" + run.config_hash[:10]
+    assert run.config_hash == run_config_hash(run.config)
+    assert run.config_hash.startswith("df641092cc"), run.config_hash
+    with_new_setting = {**run.config, "training": {**run.config["training"], "a_later_setting": 1}}
+    assert run_config_hash(with_new_setting) != run.config_hash
+    try:
+        HASH_REFERENCE["training"]["a_later_setting"] = 1  # added at the value that keeps the old behaviour
+        assert run_config_hash(with_new_setting) == run.config_hash
+    finally:
+        del HASH_REFERENCE["training"]["a_later_setting"]
+
+
 def test_variants_overrides_and_exclusions():
     grid = _grid(
         models=["tiny:bert", "tiny:gemma"],
@@ -69,7 +95,7 @@ def test_variants_overrides_and_exclusions():
         training={"epochs": 1, "max_length": 128},
         method_options={"lora": {"r": 4}},
         overrides=[
-            {"match": {"model": "tiny:gemma"}, "training": {"max_length": 64}, "method_options": {"alpha": 8}}
+            {"match": {"model": "tiny:gemma"}, "training": {"max_length": 64}, "method_options": {"lora": {"alpha": 8}}}
         ],
         exclude=[{"task": "*rte", "model": "tiny:gemma"}, {"method": "lora-r16", "seed": "2"}],
     )
@@ -135,3 +161,94 @@ def test_reference_grids_ask_the_same_questions():
     assert {m.method for m in full.methods} == set(METHODS.names())
     assert {m.method for m in offline.methods} == set(METHODS.names())
     assert set(offline.models) == {"e5-small-multilingual", "gemma-3-270m"}
+
+
+def test_a_sweep_entry_expands_into_one_labelled_variant_per_combination():
+    grid = _grid(methods=[{"method": "lora", "sweep": {"learning_rate": [1e-3, 2e-3], "r": [4, 8]}}])
+    runs = expand(grid).runs
+    assert [r.method for r in runs] == ["lora-lr0.001-r4", "lora-lr0.001-r8", "lora-lr0.002-r4", "lora-lr0.002-r8"]
+    assert [(r.config["training"]["learning_rate"], r.config["method_options"]["r"]) for r in runs] == [
+        (1e-3, 4), (1e-3, 8), (2e-3, 4), (2e-3, 8)
+    ]
+    with pytest.raises(ConfigError, match="sweep.learning_rate must be a non-empty list"):
+        _grid(methods=[{"method": "lora", "sweep": {"learning_rate": 1e-3}}])
+    with pytest.raises(ConfigError, match="Unknown setting lora.rank"):
+        expand(_grid(methods=[{"method": "lora", "sweep": {"rank": [4]}}]))
+
+
+def test_overrides_set_each_tasks_training_and_validation_sets_for_runs_and_baselines():
+    grid = _grid(
+        tasks=["slo-superglue/rte", "slo-superglue/wsc"],
+        baselines=["majority"],
+        overrides=[{"match": {"task": "slo-superglue/rte"}, "train_set": "machine", "val_set": "machine",
+                    "extra_val_sets": ["human"]}],
+    )
+    runs = {(r.kind, r.task): r for r in expand(grid).runs}
+    rte = runs[("train", "slo-superglue/rte")].config
+    assert (rte["train_set"], rte["val_set"], rte["extra_val_sets"]) == ("machine", "machine", ["human"])
+    wsc = runs[("train", "slo-superglue/wsc")].config
+    assert (wsc["train_set"], wsc["val_set"], wsc["extra_val_sets"]) == (None, None, [])
+    baseline = runs[("baseline", "slo-superglue/rte")].config
+    assert (baseline["train_set"], baseline["val_set"], baseline["extra_val_sets"]) == ("machine", "machine", ["human"])
+    assert "val_set" not in runs[("baseline", "slo-superglue/wsc")].config  # ids of older baselines stay valid
+    with pytest.raises(ConfigError, match="slo-superglue/wsc has no validation set 'machine'"):
+        expand(_grid(tasks=["slo-superglue/wsc"], val_set="machine"))
+
+
+def test_prompting_baselines_name_their_model_and_match_like_runs():
+    grid = _grid(
+        models=["tiny:gemma"],
+        tasks=["slo-superglue/cb", "mt/sl-en"],
+        baselines=["majority", "copy-source", {"strategy": "zero-shot", "model": "tiny:gemma"},
+                   {"strategy": "few-shot", "model": "tiny:gemma", "shots": 2}],
+        exclude=[{"kind": "baseline", "model": "tiny:gemma", "task": ["slo-superglue/*", "si-nli"]}],
+    )
+    baselines = [(r.task, r.method, r.model) for r in expand(grid).runs if r.kind == "baseline"]
+    assert sorted(baselines) == [
+        ("mt/sl-en", "copy-source", "baseline"),
+        ("mt/sl-en", "few-shot-2", "tiny:gemma"),
+        ("mt/sl-en", "zero-shot", "tiny:gemma"),
+        ("slo-superglue/cb", "majority", "baseline"),
+    ]
+    few = next(r for r in expand(grid).runs if r.method == "few-shot-2")
+    assert few.config["shots"] == 2 and few.config["model"] == "tiny:gemma"
+    assert few.run_id.startswith("mt-sl-en-tiny-gemma-few-shot-2-s0-")
+    with pytest.raises(ConfigError, match="prompting baselines need a model"):
+        _grid(baselines=["zero-shot"])
+    with pytest.raises(ConfigError, match="shots applies to the few-shot baseline only"):
+        _grid(baselines=[{"strategy": "zero-shot", "model": "tiny:gemma", "shots": 2}])
+
+
+def test_seed_first_order_runs_every_method_once_before_any_second_seed():
+    base = {"methods": ["lora", "bitfit"], "seeds": [1, 2], "tasks": ["slo-superglue/cb", "slo-superglue/rte"]}
+    default = [(r.task[-3:], r.method, r.seed) for r in expand(_grid(**base)).runs]
+    assert default[:4] == [("/cb", "lora", 1), ("/cb", "lora", 2), ("/cb", "bitfit", 1), ("/cb", "bitfit", 2)]
+    seed_first = [(r.task[-3:], r.method, r.seed) for r in expand(_grid(**base, order="seed-first")).runs]
+    assert seed_first == [
+        ("/cb", "lora", 1), ("/cb", "bitfit", 1), ("/cb", "lora", 2), ("/cb", "bitfit", 2),
+        ("rte", "lora", 1), ("rte", "bitfit", 1), ("rte", "lora", 2), ("rte", "bitfit", 2),
+    ]
+    assert {r.run_id for r in expand(_grid(**base)).runs} == {r.run_id for r in expand(_grid(**base, order="seed-first")).runs}
+
+
+def test_the_grid_file_is_read_like_a_run_config():
+    # every key a grid may hold is a documented field; the entries are dataclasses too
+    from slopeft.config import field_docs
+    from slopeft.experiments.grid import GridFile, MethodEntry, OverrideEntry, PatternEntry
+
+    assert {"models", "tasks", "methods", "seeds", "overrides", "results", "recipes"} <= set(field_docs(GridFile))
+    assert {"method", "label", "options", "training", "sweep"} == {f for f in MethodEntry.__dataclass_fields__}
+    assert set(PatternEntry.__dataclass_fields__) == {"model", "task", "method", "seed", "kind"}
+    assert "method_options" in OverrideEntry.__dataclass_fields__
+    with pytest.raises(ConfigError, match=r"Unknown setting grid.resources.gpus. Did you mean num_gpus"):
+        _grid(resources={"gpus": 1})
+    with pytest.raises(ConfigError, match=r"Unknown setting methods entry.optoins"):
+        _grid(methods=[{"method": "lora", "optoins": {"r": 4}}])
+    # overrides' method options are keyed by method, like the top level's
+    with pytest.raises(ConfigError, match=r"overrides\[0\].method_options is keyed by method"):
+        _grid(overrides=[{"match": {"model": "tiny:bert"}, "method_options": {"alpha": 8}}])
+    keyed = _grid(
+        methods=["lora", "dora"], overrides=[{"match": {"model": "tiny:bert"}, "method_options": {"lora": {"alpha": 8}}}]
+    )
+    options = {r.method: r.config["method_options"] for r in expand(keyed).runs}
+    assert options["lora"]["alpha"] == 8 and options["dora"].get("alpha") != 8

@@ -1,5 +1,5 @@
 """Helpers for the IncreLoRA / QA-LoRA / QLoRA / MoLA tests: tiny models with a head, token batches,
-a hand-written training loop that calls the method's hooks like the trainer, and a two-step trainer run."""
+a training loop of the trainer's own steps (:class:`~slopeft.training.step.TrainStep`), and a two-step trainer run."""
 
 from __future__ import annotations
 
@@ -59,38 +59,26 @@ def train_loop(
     seed: int = 0,
     on_step=None,
 ) -> list[float]:
-    """The trainer's loop in miniature: method optimiser(s), a linear schedule with 10% warmup,
-    ``extra_loss`` added, ``on_step_end`` after every step, then ``on_step(step)``. The loss is
-    ``loss_fn(model, step)``, by default the model's own loss on a random token batch. Returns the losses."""
-    from transformers import get_scheduler
-
-    from slopeft.training.optim import adamw
+    """The trainer's steps without the trainer: the method's optimiser(s), a linear schedule with 10%
+    warmup, no clipping, then ``on_step(step)`` after each step. The loss is ``loss_fn(model, step)``
+    (plus the method's extra loss), by default the model's own loss on a random token batch. Returns the losses."""
+    from slopeft.training.step import TrainStep, build_optimizers, build_schedulers
 
     total_steps = total_steps or steps
-    optimizers = method.build_optimizer(model, lr, 0.0) or adamw(model.named_parameters(), lr, 0.0)
-    optimizers = list(optimizers) if isinstance(optimizers, list | tuple) else [optimizers]
-    schedulers = [
-        get_scheduler(
-            "linear", optimizer=o, num_warmup_steps=max(1, total_steps // 10), num_training_steps=total_steps
-        )
-        for o in optimizers
-    ]
+    optimizers = build_optimizers(method, model, lr, 0.0)
+    schedulers = build_schedulers(optimizers, "linear", max(1, total_steps // 10), total_steps)
+    train = TrainStep(model, method, optimizers, schedulers)
     model.train()
     losses = []
     for step in range(1, steps + 1):
-        loss = loss_fn(model, step) if loss_fn else model(**token_batch(model, seed=seed + step)).loss
-        extra = method.extra_loss(model)
-        if extra is not None:
-            loss = loss + extra
-        loss.backward()
+        if loss_fn:
+            loss = train.with_extra_loss(loss_fn(model, step))
+        else:
+            loss = train.loss(token_batch(model, seed=seed + step))
+        train.backward(loss)
         losses.append(loss.item())
-        for o in optimizers:
-            o.step()
-        for s in schedulers:
-            s.step()
-        for o in optimizers:
-            o.zero_grad(set_to_none=True)
-        method.on_step_end(model, step, total_steps)
+        train.update()
+        train.end(step, total_steps)
         if on_step:
             on_step(step)
     return losses

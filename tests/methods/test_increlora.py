@@ -221,3 +221,25 @@ def test_bad_options_are_config_errors(options):
 def test_two_trainer_steps_give_a_finite_loss(run_parts, tmp_path, arch):
     steps, _ = trainer_two_steps(run_parts, arch, "increlora", tmp_path)
     assert steps == 2
+
+
+def test_a_component_that_starts_late_gets_a_fresh_adam_state():
+    """Its first update is Adam's first step (lr per entry), not one scaled by the tensor's step count."""
+    from slopeft.methods.increlora import ComponentScaledAdamW
+
+    torch.manual_seed(0)
+    weights = nn.Parameter(torch.zeros(2, 8))  # two rank components (rows)
+    factor = torch.tensor([1.0, 0.0])  # the second component starts later
+    optimizer = ComponentScaledAdamW([{"params": [weights], "weight_decay": 0.0}], 1e-2, {weights: lambda: factor[:, None]})
+    for step in range(1, 501):
+        if step == 500:
+            factor[1] = 1.0
+        before = weights.detach().clone()
+        weights.grad = torch.randn(2, 8) * 0.1 + 0.05  # the second component gets gradients all along
+        optimizer.step()
+        moved = (weights.detach() - before).abs()
+        if step < 500:
+            assert torch.all(moved[1] == 0)  # not started: untouched
+    # Adam's first step moves every entry by lr (|m̂ / √v̂| = 1); a shared counter gave ≈ 3.2 × lr.
+    assert torch.allclose(moved[1], torch.full((8,), 1e-2), rtol=1e-3)
+    assert optimizer.state[weights]["component_steps"].flatten().tolist() == [500.0, 1.0]

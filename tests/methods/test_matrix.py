@@ -198,8 +198,11 @@ def test_only_the_intended_parameters_change(trained, method, arch, task):
 def test_save_load_gives_identical_predictions(trained, method, arch, task):
     result = trained(method, arch, task)
     reloaded_method, loaded = _reload(result)
+    # The loaded weights are the saved ones bit for bit, but a rebuilt model may sum in another
+    # order (AdaLoRA on T5 measured 1.9e-6 apart once in CI): 1e-5 is far below anything that
+    # moves a prediction, and the predictions themselves are compared exactly below.
     torch.testing.assert_close(
-        _logits(loaded, result.batch), _logits(result.model, result.batch), atol=1e-6, rtol=0
+        _logits(loaded, result.batch), _logits(result.model, result.batch), atol=1e-5, rtol=0
     )
     head, examples = result.parts.head, result.examples[:2]
     assert head.predict(loaded, examples) == head.predict(result.model, examples)

@@ -12,7 +12,8 @@ from slopeft.errors import ConfigError
 from slopeft.models.heads import build_head
 from slopeft.models.tiny import make_tiny_model
 from slopeft.tasks import TASKS, get_task
-from slopeft.tasks.formats import TaskFormat, mark_wsc_spans
+from slopeft.tasks.formats import TaskFormat
+from slopeft.tasks.superglue import mark_wsc_spans
 
 ARCH_FAMILY = {
     "bert": "encoder",

@@ -15,6 +15,7 @@ import httpx
 import pytest
 import torch
 
+from slopeft.evaluation.prediction import load_run
 from slopeft.evaluation.workflows import predict_workflow
 from slopeft.serving.adapters import SERVING, SharedBase, probe_difference
 from slopeft.serving.api import create_app
@@ -22,7 +23,6 @@ from slopeft.serving.engine import Engine
 from slopeft.serving.inputs import parse_inputs
 from slopeft.serving.layers import RowPlan
 from slopeft.tasks.base import Example
-from slopeft.training.run import load_run
 from tests.serving.conftest import RUNS, held
 
 ENCODER_ADAPTERS = [name for name, (arch, _, _) in RUNS.items() if arch == "bert"]

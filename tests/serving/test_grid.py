@@ -6,11 +6,11 @@ import subprocess
 
 from fastapi.testclient import TestClient
 
+from slopeft.records import read_record
 from slopeft.serving.adapters import SharedBase
 from slopeft.serving.api import create_app
 from slopeft.serving.cli import grid_adapters, same_base_runs
 from slopeft.serving.engine import Engine
-from slopeft.training.record import read_record
 from tests.experiments.smoke import REPO, slopeft, subprocess_env
 
 GRID = """\
@@ -33,8 +33,8 @@ def test_a_grids_finished_runs_are_served_by_run_id(tmp_path, data_root, serving
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     runs = grid_adapters(grid, out)
     assert len(runs) == 2 and all(path.parent == out / "runs" for _, path in runs)
-    assert {read_record(path)["config"]["method"] for _, path in runs} == {"lora", "bitfit"}
-    model = read_record(runs[0][1])["config"]["model"]
+    assert {read_record(path).config["method"] for _, path in runs} == {"lora", "bitfit"}
+    model = read_record(runs[0][1]).config["model"]
     engine = Engine(SharedBase(model))
     decoder_run = ("opt", serving_runs("opt-dora-rte"))
     mine, others = same_base_runs(engine.base, [*runs, decoder_run])

@@ -5,11 +5,11 @@ from __future__ import annotations
 import openai
 import pytest
 
+from slopeft.evaluation.prediction import load_run
 from slopeft.serving.adapters import SharedBase
 from slopeft.serving.api import create_app
 from slopeft.serving.engine import Engine
 from slopeft.tasks.base import Example
-from slopeft.training.run import load_run
 from tests.serving.conftest import live_server
 
 SOURCES = ["Ljubljana je glavno mesto Slovenije.", "Danes je lepo vreme."]

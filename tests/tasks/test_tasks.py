@@ -92,3 +92,17 @@ def test_leaderboard_test_source_replaces_local_test(real_data_env, tmp_path):
     task = get_task("mt/sl-en", test_source=tmp_path / "src.txt")
     assert [(e.inputs["source"], e.label) for e in task.examples("test")] == [("Dober dan.", None), ("Hvala.", None)]
     assert len(task.examples("val")) == 533
+
+
+def test_a_multirc_slice_ends_on_a_question_boundary(real_data_env):
+    from slopeft.tasks import get_task
+
+    task = get_task("slo-superglue/multirc", val_set="machine")
+    examples = task.examples("val")
+    sliced = task.first(examples, 1000)
+    assert 900 < len(sliced) <= 1000
+    last_question = sliced[-1].inputs["question_idx"]
+    assert examples[len(sliced)].inputs["question_idx"] != last_question  # nothing of a question left out
+    assert task.first(examples, 0) == examples
+    si_nli = get_task("si-nli")
+    assert si_nli.first(si_nli.examples("val"), 7) == si_nli.examples("val")[:7]

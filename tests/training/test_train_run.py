@@ -10,8 +10,9 @@ import torch
 
 from slopeft.config import RunConfig, TrainingConfig, load_run_config
 from slopeft.errors import ConfigError
+from slopeft.evaluation.prediction import load_run, predict_split
 from slopeft.models.tiny import make_tiny_model
-from slopeft.training.run import load_run, predict_split, train_run
+from slopeft.training.run import train_run
 from slopeft.training.trainer import TrainingError, length_grouped_batches
 
 
@@ -41,6 +42,7 @@ def test_record_has_config_versions_metrics_and_costs(real_data_env, tiny_bert, 
     assert cost["trainable_head"] == 64 * 3 + 3  # the classifier: hidden 64 → 3 CB classes
     assert 0 < cost["trainable_share"] < 0.1
     assert cost["adapter_bytes"] > 0 and cost["peak_rss_mb"] > 0 and cost["train_examples_per_s"] > 0
+    assert cost["train_cpu_seconds"] > 0
     assert (tmp_path / "run" / "adapter" / "adapter_model.safetensors").is_file()
     assert not (tmp_path / "run" / "checkpoint").exists()
 
@@ -177,3 +179,43 @@ def test_cpu_training_fixes_the_mmap_threshold_from_the_config(real_data_env, ti
     monkeypatch.setattr(trainer_module, "limit_heap_fragmentation", applied.append)
     train_run(_config(tmp_path, tiny_bert, malloc_mmap_threshold_kib=2048, max_train_examples=8))
     assert applied == [2048]
+
+
+def test_final_weights_are_kept_without_best_selection_and_scored_once(
+    real_data_env, tiny_bert, tmp_path, monkeypatch
+):
+    from slopeft.models.heads.encoder import EncoderPairHead
+
+    calls = []
+    original = EncoderPairHead.predict
+
+    def counting(self, *args, **kwargs):
+        calls.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(EncoderPairHead, "predict", counting)
+    config = _config(tmp_path, tiny_bert, epochs=3.0, learning_rate=5e-2, select_best=False)
+    record = train_run(config)
+    history = record["metrics"]["history"]
+    assert len(history) == 3 and len(calls) == 3  # one evaluation per epoch; the record reuses the last
+    assert record["metrics"]["val"] == history[-1]["metrics"]  # the final weights, whatever was best
+    parts, model, _ = load_run(tmp_path / "run")
+    assert predict_split(parts, model, "val", 16) == {
+        int(k): v for k, v in json.loads((tmp_path / "run" / "val_predictions.json").read_text()).items()
+    }
+
+
+def test_machine_validation_set_and_extra_validation_sets_are_scored_and_kept(real_data_env, tiny_bert, tmp_path):
+    config = dataclasses.replace(
+        _config(tmp_path, tiny_bert, max_eval_examples=40), task="slo-superglue/rte", train_set="machine",
+        val_set="machine", extra_val_sets=["human"],
+    )
+    record = train_run(config)
+    assert record["data"]["val_examples"] == 40  # the first 40 of the 277 machine-translated dev rows
+    extra = record["metrics"]["extra_val"]["human"]
+    assert extra["examples"] == 29 and set(extra["metrics"]) == {"accuracy"}  # the leaderboard's HT val
+    saved = json.loads((tmp_path / "run" / "val_predictions.human.json").read_text())
+    assert len(saved) == 29
+    assert set(saved.values()) <= {"entailment", "not_entailment"}
+    with pytest.raises(ConfigError, match="no validation set 'machine'"):
+        train_run(dataclasses.replace(config, task="slo-superglue/wsc", train_set=None, output=str(tmp_path / "w")))

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, ClassVar
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -28,6 +28,8 @@ class Head(abc.ABC):
     """
 
     auto_class: str  # the transformers Auto class that loads a model for this head
+    #: PEFT's task type for a model of each family with this head (absent: PEFT has none, e.g. multiple choice).
+    peft_task_types: ClassVar[Mapping[str, str]] = {}
 
     def __init__(
         self,
@@ -46,6 +48,21 @@ class Head(abc.ABC):
         self.max_length = min(max_length, model_limit) if model_limit < 1_000_000 else max_length
         self.input_prefix = input_prefix
         self.truncated = 0  # examples cut to max_length by the last encode()
+
+    @classmethod
+    def peft_task_type_for(cls, family: str) -> str | None:
+        """PEFT's task type for this head on a ``family`` model (``SEQ_CLS``, ``CAUSAL_LM`` ...), or None."""
+        return cls.peft_task_types.get(family)
+
+    @property
+    def peft_task_type(self) -> str | None:
+        """PEFT's task type for this head's model, or None where PEFT has none (multiple choice)."""
+        return self.peft_task_type_for(self.family)
+
+    def feature_length(self, feature: Features) -> int:
+        """The tokens of one encoded training example: what length-grouped batching sorts by."""
+        labels = feature.get("labels")
+        return len(feature["input_ids"]) + (len(labels) if isinstance(labels, list) else 0)
 
     def model_kwargs(self) -> dict[str, Any]:
         """Extra ``from_pretrained`` arguments (e.g. the number of labels)."""

@@ -13,6 +13,12 @@ from slopeft.models.heads.pooling import pooling_of, use_mean_pooling
 from slopeft.tasks.base import Example
 
 
+def _input_length(feature: Features) -> int:
+    if "choices" in feature:
+        return max(len(choice["input_ids"]) for choice in feature["choices"])
+    return len(feature["input_ids"])
+
+
 class _EncoderHead(Head):
     def after_load(self, model: PreTrainedModel, path: str) -> None:
         if pooling_of(path) == "mean":
@@ -31,14 +37,15 @@ class _EncoderHead(Head):
     ) -> dict[int, Any]:
         model.eval()
         features = self.encode(examples, with_labels=False)
+        # Longest first, so each batch pads to inputs of about its own length (SI-NLI: half the
+        # tokens of input order); predictions are keyed by idx, so the order is not observable.
+        order = sorted(range(len(features)), key=lambda i: -_input_length(features[i]))
         predictions: dict[int, Any] = {}
-        for chunk, feats in zip(
-            self.batches(examples, batch_size), self.batches(features, batch_size), strict=True
-        ):
-            batch = {k: v.to(model.device) for k, v in self.collate(feats).items()}
-            for example, index in zip(chunk, model(**batch).logits.argmax(-1).tolist(), strict=True):
-                predictions[example.idx] = self.label_of(index)
-        return predictions
+        for chunk in self.batches(order, batch_size):
+            batch = {k: v.to(model.device) for k, v in self.collate([features[i] for i in chunk]).items()}
+            for i, index in zip(chunk, model(**batch).logits.argmax(-1).tolist(), strict=True):
+                predictions[examples[i].idx] = self.label_of(index)
+        return {example.idx: predictions[example.idx] for example in examples}
 
     def _encode_pair(self, text_a: str, text_b: str) -> tuple[dict[str, list[int]], bool]:
         # A long passage is always text_b, so "only_second" cuts the passage and keeps the
@@ -69,6 +76,7 @@ class EncoderPairHead(_EncoderHead):
     """Sequence-pair classification (BoolQ, CB, RTE, SI-NLI, MultiRC answers, WSC with marked spans)."""
 
     auto_class = "AutoModelForSequenceClassification"
+    peft_task_types = {"encoder": "SEQ_CLS"}
     supports_class_weights = True
 
     def model_kwargs(self) -> dict[str, Any]:
@@ -106,7 +114,10 @@ class EncoderPairHead(_EncoderHead):
 class EncoderChoiceHead(_EncoderHead):
     """Multiple choice (COPA): one score per (premise + connective, choice) pair."""
 
-    auto_class = "AutoModelForMultipleChoice"
+    auto_class = "AutoModelForMultipleChoice"  # PEFT has no task type for multiple choice
+
+    def feature_length(self, feature: Features) -> int:
+        return sum(len(choice["input_ids"]) for choice in feature["choices"])
 
     def encode(self, examples: Sequence[Example], with_labels: bool = True) -> list[Features]:
         features, self.truncated = [], 0

@@ -17,6 +17,7 @@ IGNORE = -100  # label value the loss skips (prompt tokens, padding)
 
 class _GenerativeHead(Head):
     context: Callable[[Example], str] | None = None  # few-shot demonstrations placed before the prompt
+    peft_task_types = {"causal": "CAUSAL_LM", "seq2seq": "SEQ_2_SEQ_LM"}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -1,207 +1,54 @@
-"""Slovene SuperGLUE (CLARIN.SI 11356/1380): BoolQ, CB, COPA, MultiRC, RTE, WSC.
+"""The six Slovene SuperGLUE tasks, each with its presentation and leaderboard names, and their group.
 
-Training sets: ``human`` (the SloBench leaderboard's human-translated train), ``machine``
-(Google-MT of the full English sets, no WSC) or ``combined`` (both, as in the Slovene
-SuperGLUE paper). Validation and test are always the leaderboard's human-translated
-val and unlabelled test inputs, so every setting is scored on the same rows.
+Everything a task is lives in its class: its spec (fields, labels, metrics, the text pair an encoder
+reads, the prompt and label words a generative model gets), its loader's checks, its metric and its
+names on the leaderboard. The group (:data:`SLO_SUPERGLUE`) and the dataset the six read are composed
+from the classes at the end.
 """
 
 from __future__ import annotations
 
-import html
-import json
 import string
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
-from slopeft.data.readers import parse_jsonl, read_jsonl
-from slopeft.errors import DataError, SubmissionError
-from slopeft.evaluation.classification import accuracy, cb_scores, multirc_scores
-from slopeft.tasks.base import TASK_GROUPS, TASKS, Example, Split, Task, TaskSpec, check_complete
-from slopeft.tasks.labels import BINARY_CODEC, LabelCodec, boolean_codec, choice_codec
+from slopeft.data.catalogue import register_dataset
+from slopeft.errors import DataError
+from slopeft.metrics.classification import cb_scores, multirc_scores
+from slopeft.tasks.base import TASK_GROUPS, TASKS, Example, Split, TaskGroup
+from slopeft.tasks.formats import NLI_PROMPT
+from slopeft.tasks.labels import BINARY_CODEC, boolean_codec, choice_codec
+from slopeft.tasks.superglue.base import (
+    SuperGlueTask,
+    _idx,
+    _items,
+    _mt_text,
+    _raise_problems,
+    _spec,
+    _submission_rows,
+)
+from slopeft.tasks.superglue.dataset import superglue_dataset
 
-TRAIN_FOLDERS = {
-    "human": ("human-translated",),
-    "machine": ("machine-translated",),
-    "combined": ("human-translated", "machine-translated"),
-}
-ORIGIN = {"human-translated": "human", "machine-translated": "machine"}
-ALL_TRAIN_SETS = ("human", "machine", "combined")
-MAX_LISTED_PROBLEMS = 8
-
-
-def _idx(value: Any, where: str) -> int:
-    # MT MultiRC stores idx values as floats (4.0); anything non-integral is corrupt.
-    if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
-        raise DataError(f"{where}: idx {value!r} is not an integer. Every row needs an integer idx.")
-    return int(value)
-
-
-class SuperGlueTask(Task):
-    """One Slovene SuperGLUE task stored as one JSON object per row."""
-
-    folder: str  # the task's folder and submission file stem: BoolQ, CB, ...
-    codec: LabelCodec
-
-    # -- loading ---------------------------------------------------------------------------
-    def source_files(self, split: Split) -> list[Path]:
-        base = self.location.root / "slo-superglue"
-        if split == "test":
-            return [base / "test-unlabelled" / f"{self.folder}.jsonl"]
-        if split == "val":
-            return [base / "human-translated" / self.folder / "val.jsonl"]
-        return [base / folder / self.folder / "train.jsonl" for folder in TRAIN_FOLDERS[self.train_set]]
-
-    def _load(self, split: Split) -> list[Example]:
-        examples: list[Example] = []
-        for path in self.source_files(split):
-            origin = ORIGIN.get(path.parent.parent.name, "human")
-            rows = read_jsonl(path)
-            seen: dict[int, int] = {}
-            for line, row in enumerate(rows, start=1):
-                where = f"{path}, row {line}"
-                for example in self._row_examples(row, where, labelled=split != "test", origin=origin):
-                    if example.idx in seen:
-                        raise DataError(
-                            f"{where}: idx {example.idx} already used by row {seen[example.idx]}. "
-                            "Each idx must be unique within a file; restore the official file."
-                        )
-                    seen[example.idx] = line
-                    examples.append(example)
-        return examples
-
-    def _row_examples(self, row: dict, where: str, labelled: bool, origin: str) -> list[Example]:
-        if "idx" not in row:
-            raise DataError(f"{where}: no idx field. Every row needs an integer idx.")
-        inputs = {}
-        for name in self.spec.text_fields:
-            if name not in row:
-                raise DataError(
-                    f"{where}: missing field {name!r}. {self.folder} rows need "
-                    f"{', '.join(self.spec.text_fields)}."
-                )
-            inputs[name] = row[name]
-        return [Example(_idx(row["idx"], where), inputs, self._gold(row, where, labelled), origin)]
-
-    def _gold(self, row: Mapping, where: str, labelled: bool) -> Any:
-        if not labelled:
-            return None
-        if "label" not in row or row["label"] is None:
-            raise DataError(
-                f"{where}: the label is missing. Training and validation rows need a label "
-                f"({self.codec.legal})."
-            )
-        try:
-            return self.codec.parse_gold(row["label"])
-        except ValueError as err:
-            raise DataError(f"{where}: unknown label ({err}). Legal labels: {self.codec.legal}.") from None
-
-    # -- scoring ---------------------------------------------------------------------------
-    def metrics(self, predictions: Mapping[int, Any], examples: Sequence[Example]) -> dict[str, float]:
-        references, preds = self.aligned(predictions, examples)
-        return {"accuracy": accuracy(references, preds)}
-
-    # -- submissions -----------------------------------------------------------------------
-    @property
-    def submission_name(self) -> str:
-        return f"{self.folder}.jsonl"
-
-    def submission_rows(self, predictions: Mapping[int, Any], examples: Sequence[Example]) -> list[dict]:
-        return [{"idx": e.idx, "label": self.codec.write(predictions[e.idx])} for e in examples]
-
-    def submission_contents(
-        self, predictions: Mapping[int, Any], examples: Sequence[Example]
-    ) -> dict[str, str]:
-        check_complete(self.name, predictions, examples, "the predictions")
-        rows = self.submission_rows(predictions, examples)
-        return {self.submission_name: "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)}
-
-    def parse_submission(self, files: Mapping[str, bytes], examples: Sequence[Example]) -> dict[int, Any]:
-        rows = _submission_rows(files, self.submission_name)
-        problems: list[str] = []
-        predictions: dict[int, Any] = {}
-        self._parse_rows(rows, predictions, problems)
-        _raise_problems(self.submission_name, problems)
-        check_complete(self.name, predictions, examples, self.submission_name)
-        return predictions
-
-    def _parse_rows(self, rows: list[dict], predictions: dict[int, Any], problems: list[str]) -> None:
-        for line, row in enumerate(rows, start=1):
-            if "idx" not in row or "label" not in row:
-                problems.append(f"line {line}: needs both idx and label")
-                continue
-            self._add_prediction(row["idx"], row["label"], f"line {line}", predictions, problems)
-
-    def _add_prediction(
-        self, idx: Any, label: Any, where: str, predictions: dict, problems: list[str]
-    ) -> None:
-        if isinstance(idx, bool) or not isinstance(idx, int):
-            problems.append(f"{where}: idx {idx!r} is not an integer")
-            return
-        if idx in predictions:
-            problems.append(f"{where}: idx {idx} appears more than once")
-            return
-        try:
-            predictions[idx] = self.codec.parse_submitted(label)
-        except ValueError as err:
-            problems.append(f"{where}: illegal label ({err}; legal: {self.codec.legal})")
-
-
-def _submission_rows(files: Mapping[str, bytes], name: str) -> list[dict]:
-    from slopeft.data.readers import decode_text
-
-    if name not in files:
-        raise SubmissionError(f"The submission has no {name}. Add it at the top level of the zip.")
-    return parse_jsonl(decode_text(files[name], name, SubmissionError), name, SubmissionError)
-
-
-def _raise_problems(name: str, problems: list[str]) -> None:
-    if problems:
-        shown = "; ".join(problems[:MAX_LISTED_PROBLEMS])
-        more = (
-            f" (and {len(problems) - MAX_LISTED_PROBLEMS} more)"
-            if len(problems) > MAX_LISTED_PROBLEMS
-            else ""
-        )
-        raise SubmissionError(
-            f"{name} has {len(problems)} problem(s): {shown}{more}. Fix the file and re-check."
-        )
-
-
-def _spec(
-    name: str,
-    kind: str,
-    codec: LabelCodec,
-    fields: tuple[str, ...],
-    metrics=("accuracy",),
-    main="accuracy",
-    train_sets=ALL_TRAIN_SETS,
-    description="",
-) -> TaskSpec:
-    return TaskSpec(
-        name=f"slo-superglue/{name}",
-        kind=kind,
-        labels=codec.labels,
-        metric_names=metrics,
-        main_metric=main,
-        dataset="slo-superglue",
-        train_sets=train_sets,
-        text_fields=fields,
-        description=description,
-    )
+NLI_PAIR = ("{premise}", "{hypothesis}")
+# COPA: the premise joined to a choice by a Slovene connective ("ker" = because, "zato" = so).
+COPA_CONNECTIVES = {"cause": "ker", "effect": "zato"}
+SPAN_QUESTION = "Ali se »{span2_text}« nanaša na »{span1_text}«?"
 
 
 @TASKS.register("slo-superglue/boolq")
 class BoolQ(SuperGlueTask):
     folder = "BoolQ"
     codec = boolean_codec("true", "false")
+    board = {"accuracy": "BoolQ Accuracy"}
     spec = _spec(
         "boolq",
         "pair-classification",
         codec,
         ("question", "passage"),
         description="yes/no question about a Wikipedia passage",
+        verbalizer={False: "ne", True: "da"},
+        prompt="{passage}\nVprašanje: {question:strip_question_mark}?\nOdgovor (da ali ne):",
+        long_field="passage",
     )
 
 
@@ -209,14 +56,19 @@ class BoolQ(SuperGlueTask):
 class CommitmentBank(SuperGlueTask):
     folder = "CB"
     codec = choice_codec(("entailment", "contradiction", "neutral"))
+    board = {"accuracy": "CB Accuracy", "macro_f1": "CB F1 Score", "average": "CB Average"}
+    board_part = "average"
     spec = _spec(
         "cb",
         "pair-classification",
         codec,
         ("premise", "hypothesis"),
-        metrics=("accuracy", "macro_f1", "average"),
-        main="average",
+        metric_names=("accuracy", "macro_f1", "average"),
+        main_metric="average",
         description="three-way entailment of an embedded clause",
+        verbalizer={"entailment": "da", "contradiction": "ne", "neutral": "morda"},
+        pair=NLI_PAIR,
+        prompt=NLI_PROMPT,
     )
 
     def metrics(self, predictions: Mapping[int, Any], examples: Sequence[Example]) -> dict[str, float]:
@@ -227,13 +79,20 @@ class CommitmentBank(SuperGlueTask):
 class COPA(SuperGlueTask):
     folder = "COPA"
     codec = BINARY_CODEC
+    board = {"accuracy": "COPA Accuracy"}
     spec = _spec(
         "copa",
         "multiple-choice",
         codec,
         ("premise", "question", "choice1", "choice2"),
         description="pick the more plausible cause/effect of a premise",
+        pair=("{premise:strip_period}, {connective}", "{choice:lower_first}"),
+        prompt="{premise:strip_period}, {connective}",
+        choices=("choice1", "choice2"),
     )
+
+    def template_fields(self, example: Example) -> dict[str, Any]:
+        return {**example.inputs, "connective": COPA_CONNECTIVES[example.inputs["question"]]}
 
     def _row_examples(self, row: dict, where: str, labelled: bool, origin: str) -> list[Example]:
         examples = super()._row_examples(row, where, labelled, origin)
@@ -246,13 +105,36 @@ class COPA(SuperGlueTask):
 class RTE(SuperGlueTask):
     folder = "RTE"
     codec = choice_codec(("entailment", "not_entailment"))
+    board = {"accuracy": "RTE Accuracy"}
     spec = _spec(
         "rte",
         "pair-classification",
         codec,
         ("premise", "hypothesis"),
         description="does the premise entail the hypothesis",
+        verbalizer={"entailment": "da", "not_entailment": "ne"},
+        pair=NLI_PAIR,
+        prompt=NLI_PROMPT,
     )
+
+
+def mark_wsc_spans(example: Example) -> str:
+    """The WSC text with span 1 in *asterisks* and span 2 in [brackets].
+
+    Marking the spans in the text (rather than pooling span tokens in a custom head) keeps a
+    standard sequence-classification model, so every PEFT method and PEFT's own save/load work
+    unchanged, and the same marked text serves encoders, causal and seq2seq models.
+    """
+    words = example.inputs["text"].split()
+    spans = [
+        (example.inputs["span1_index"], len(example.inputs["span1_text"].split()), "*", "*"),
+        (example.inputs["span2_index"], len(example.inputs["span2_text"].split()), "[", "]"),
+    ]
+    for start, length, left, right in spans:
+        end = start + length - 1
+        words[start] = left + words[start]
+        words[end] = words[end] + right
+    return " ".join(words)
 
 
 _EDGE_PUNCTUATION = string.punctuation + "«»„“”‘’…–—"
@@ -268,6 +150,7 @@ class WSC(SuperGlueTask):
 
     folder = "WSC"
     codec = boolean_codec("True", "False")
+    board = {"accuracy": "WSC Accuracy"}
     spec = _spec(
         "wsc",
         "span-classification",
@@ -275,7 +158,13 @@ class WSC(SuperGlueTask):
         ("text", "span1_index", "span1_text", "span2_index", "span2_text"),
         train_sets=("human",),
         description="does the pronoun (span 2) refer to the noun phrase (span 1)",
+        verbalizer={False: "ne", True: "da"},
+        pair=("{marked_text}", SPAN_QUESTION),
+        prompt="{marked_text}\nVprašanje: " + SPAN_QUESTION + "\nOdgovor (da ali ne):",
     )
+
+    def template_fields(self, example: Example) -> dict[str, Any]:
+        return {**example.inputs, "marked_text": mark_wsc_spans(example)}
 
     def _row_examples(self, row: dict, where: str, labelled: bool, origin: str) -> list[Example]:
         target = row.get("target")
@@ -298,6 +187,7 @@ class WSC(SuperGlueTask):
         return [example]
 
 
+
 @TASKS.register("slo-superglue/multirc")
 class MultiRC(SuperGlueTask):
     """Multi-sentence reading comprehension, flattened to one example per answer option.
@@ -309,14 +199,21 @@ class MultiRC(SuperGlueTask):
 
     folder = "MultiRC"
     codec = BINARY_CODEC
+    board = {"f1a": "MultiRC F1a Score", "em": "MultiRC EM", "average": "MultiRC Average"}
+    board_part = "average"
     spec = _spec(
         "multirc",
         "answer-classification",
         codec,
         ("passage", "question", "answer"),
-        metrics=("f1a", "em", "average"),
-        main="average",
+        metric_names=("f1a", "em", "average"),
+        main_metric="average",
         description="is this answer option correct for the question about the passage",
+        verbalizer={0: "ne", 1: "da"},
+        pair=("{question} {answer}", "{passage}"),
+        prompt="{passage}\nVprašanje: {question}\nAli je odgovor »{answer}« pravilen?\nOdgovor (da ali ne):",
+        long_field="passage",
+        unit_fields=("passage_idx", "question_idx"),  # exact match is scored per question
     )
 
     def _row_examples(self, row: dict, where: str, labelled: bool, origin: str) -> list[Example]:
@@ -420,19 +317,26 @@ class MultiRC(SuperGlueTask):
                 )
 
 
-def _mt_text(value: Any) -> str:
-    # The MT MultiRC carries HTML entities (&quot;) and a few answers stored as numbers (1970.0).
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return html.unescape(str(value))
+#: The six, in the leaderboard's order (the order its average sums them in).
+SUPERGLUE_TASKS: tuple[type[SuperGlueTask], ...] = (BoolQ, CommitmentBank, COPA, MultiRC, RTE, WSC)
+#: The task folders (and submission file stems) of the distribution; the Google-MT part lacks WSC.
+FOLDERS = tuple(task.folder for task in SUPERGLUE_TASKS)
+MACHINE_FOLDERS = tuple(task.folder for task in SUPERGLUE_TASKS if "machine" in task.spec.train_sets)
+
+SLO_SUPERGLUE = TaskGroup(
+    name="slo-superglue",
+    members=tuple(task.spec.name for task in SUPERGLUE_TASKS),
+    title="SloBench SuperGLUE",
+    board_names={(task.spec.name, metric): name for task in SUPERGLUE_TASKS for metric, name in task.board.items()},
+    average_parts={task.spec.name: task.board_part for task in SUPERGLUE_TASKS},
+    average_description="mean of BoolQ, CB average, COPA, MultiRC average, RTE and WSC",
+)
+TASK_GROUPS.add(SLO_SUPERGLUE.name, SLO_SUPERGLUE)
+register_dataset(superglue_dataset(FOLDERS, MACHINE_FOLDERS))
 
 
-def _items(container: Any) -> list:
-    # HT files store lists; MT files store objects keyed "0", "1", ... in position order.
-    if isinstance(container, dict):
-        return [container[k] for k in sorted(container, key=lambda k: int(k))]
-    return list(container)
-
-
-SUPERGLUE_TASKS = tuple(f"slo-superglue/{t}" for t in ("boolq", "cb", "copa", "multirc", "rte", "wsc"))
-TASK_GROUPS["slo-superglue"] = SUPERGLUE_TASKS
+def superglue_leaderboard(per_task: dict[str, dict[str, float]]) -> dict[str, float]:
+    """The leaderboard's metric dictionary from per-task scores keyed by folder (BoolQ, CB, ...), as the
+    evaluator keys them. ``Average`` is present only when all six tasks are scored, as on the leaderboard."""
+    by_folder = {task.folder: task.spec.name for task in SUPERGLUE_TASKS}
+    return SLO_SUPERGLUE.board({by_folder[folder]: scores for folder, scores in per_task.items()})

@@ -1,4 +1,4 @@
-"""Optimiser and schedule construction shared by the trainer and methods."""
+"""The optimiser every method starts from: AdamW without weight decay on biases and normalisation weights."""
 
 from __future__ import annotations
 

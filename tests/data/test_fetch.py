@@ -1,4 +1,4 @@
-"""Tests for slopeft.data.download, against archives built here and served from 127.0.0.1 (no network)."""
+"""Tests for slopeft.data.fetch and slopeft.data.convert (the datasets as the task modules declare them), against archives built here and served from 127.0.0.1 (no network)."""
 
 from __future__ import annotations
 
@@ -16,9 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from slopeft.data import download
-from slopeft.data.download import MT_TASKS, SOURCES, TASKS, Source, describe_sources, ensure_dataset
+from slopeft.data import convert
+from slopeft.data.catalogue import DATASETS, Source, describe_sources
+from slopeft.data.fetch import ensure_dataset
 from slopeft.errors import DataError
+from slopeft.tasks.superglue import FOLDERS as TASKS
+from slopeft.tasks.superglue import MACHINE_FOLDERS as MT_TASKS
 
 
 def _zip(members: dict[str, str]) -> bytes:
@@ -91,13 +94,13 @@ def _serve(
     files: dict[str, bytes],
     sha256: dict[str, str] | None = None,
 ) -> None:
-    """Points SOURCES[dataset] at ``server``, one source per key of ``files``."""
+    """Points the sources of ``dataset`` at ``server``, one source per key of ``files``."""
     sources = []
     for key, body in files.items():
         server.files[f"/{dataset}/{key}"] = body
         url = server.url(f"/{dataset}/{key}")
         sources.append(Source(key, url, (sha256 or {}).get(key), "test", key, "test"))
-    monkeypatch.setitem(SOURCES, dataset, tuple(sources))
+    monkeypatch.setattr(DATASETS[dataset], "sources", tuple(sources))
 
 
 def _superglue_files() -> dict[str, bytes]:
@@ -135,7 +138,7 @@ def test_slo_superglue_is_laid_out_and_pinned(server, monkeypatch, tmp_path) -> 
     assert sorted(p.name for p in (base / "machine-translated").iterdir()) == sorted(MT_TASKS)
     assert (base / ".complete").is_file()
     manifest = json.loads((tmp_path / "manifest.json").read_text())
-    for src in SOURCES["slo-superglue"]:  # trust on first use: every hash recorded
+    for src in DATASETS["slo-superglue"].sources:  # trust on first use: every hash recorded
         body = server.files[src.url.split(str(server.httpd.server_address[1]))[1]]
         assert manifest["files"][src.url]["sha256"] == hashlib.sha256(body).hexdigest()
     assert _leftovers(tmp_path) == []
@@ -201,7 +204,7 @@ def test_unreachable_host_fails_fast_with_remedy(monkeypatch, tmp_path) -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     url = f"http://127.0.0.1:{port}/SuperGLUE-GoogleMT.zip"
-    monkeypatch.setitem(SOURCES, "slo-superglue", (Source("googlemt", url, None, "t", "t", "t"),))
+    monkeypatch.setattr(DATASETS["slo-superglue"], "sources", (Source("googlemt", url, None, "t", "t", "t"),))
     start = time.monotonic()
     with pytest.raises(DataError) as err:
         ensure_dataset("slo-superglue", tmp_path, progress=False)
@@ -225,10 +228,7 @@ def test_file_urls_and_mt_conversion(monkeypatch, tmp_path) -> None:
             flores[f"./flores200_dataset/{split}/{code}.{split}"] = f"{code} {split} 1\n{code} {split} 2\n"
     (raw / "flores.tar.gz").write_bytes(_tar_gz(flores))
     digest = hashlib.sha256((raw / "flores.tar.gz").read_bytes()).hexdigest()
-    monkeypatch.setitem(
-        SOURCES,
-        "mt",
-        tuple(
+    monkeypatch.setattr(DATASETS["mt"], "sources", tuple(
             Source(key, (raw / name).as_uri(), sha, "t", "t", "t")
             for key, name, sha in (
                 ("ntrex_en", "en.txt", None),
@@ -265,7 +265,7 @@ def test_si_nli_conversion(server, monkeypatch, tmp_path) -> None:
     test = [{"pair_id": "", "premise": "A", "hypothesis": "B", "label": ""}]
     files = {"train": json.dumps(train).encode(), "test": json.dumps(test).encode()}
     _serve(server, monkeypatch, "si-nli", files)
-    monkeypatch.setattr(download, "_read_table", lambda path: json.loads(path.read_text()))
+    monkeypatch.setattr(convert, "_read_table", lambda path: json.loads(path.read_text()))
     ensure_dataset("si-nli", tmp_path, progress=False)
     lines = (tmp_path / "si-nli" / "train.tsv").read_text(encoding="utf-8").splitlines()
     header = ["pair_id", "premise", "hypothesis", "annotation_1", "annotation_FINAL", "label"]
@@ -284,7 +284,7 @@ def test_unknown_dataset_and_missing_pyarrow(tmp_path, monkeypatch) -> None:
 
     monkeypatch.setattr(pandas, "read_parquet", no_engine)
     with pytest.raises(DataError, match="pip install pyarrow"):
-        download._read_table(tmp_path / "x.parquet")
+        convert._read_table(tmp_path / "x.parquet")
 
 
 def test_source_table_is_documented() -> None:
@@ -295,6 +295,6 @@ def test_source_table_is_documented() -> None:
         assert row["licence"] and row["description"] and row["evidence"]
         assert row["sha256"] is None or len(row["sha256"]) == 64
     # The converters look files up by these keys.
-    assert {s.key for s in SOURCES["slo-superglue"]} == {"qa_train", "qa_validation", "qa_test", "googlemt"}
-    assert {s.key for s in SOURCES["mt"]} == {"ntrex_en", "ntrex_sl", "ntrex_docs", "flores"}
-    assert {s.key for s in SOURCES["si-nli"]} == {"train", "test"}
+    assert {s.key for s in DATASETS["slo-superglue"].sources} == {"qa_train", "qa_validation", "qa_test", "googlemt"}
+    assert {s.key for s in DATASETS["mt"].sources} == {"ntrex_en", "ntrex_sl", "ntrex_docs", "flores"}
+    assert {s.key for s in DATASETS["si-nli"].sources} == {"train", "test"}

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from slopeft.evaluation.classification import cb_scores, multirc_scores, nli_scores, superglue_leaderboard
+from slopeft.metrics.classification import cb_scores, multirc_scores, nli_scores
 from slopeft.tasks import get_tasks
 from slopeft.tasks.submission import (
     parse_unit,
@@ -15,6 +15,7 @@ from slopeft.tasks.submission import (
     submission_files,
     write_zip,
 )
+from slopeft.tasks.superglue import superglue_leaderboard
 
 # The evaluator's README (eval_question_answering, "Reference output check") prints these for its
 # sample_submission.zip scored against sample_reference_dataset.zip.

@@ -19,14 +19,16 @@ import warnings
 import pytest
 
 from slopeft.errors import ConfigError, DataError
-from slopeft.evaluation import mt_metrics as M
+from slopeft.metrics.mt import meteor as MET
+from slopeft.metrics.mt import scores as SC
+from slopeft.metrics.mt import tokenization as TOK
 
-HAS_WORDNET = M.wordnet_problem(M.default_wordnet_dir()) is None
+HAS_WORDNET = MET.wordnet_problem(MET.default_wordnet_dir()) is None
 needs_wordnet = pytest.mark.skipif(
     not HAS_WORDNET,
     reason="English WordNet 3.0 is not installed (apt-get install wordnet-base); CI installs it",
 )
-ALL_METRICS = {*M.NLTK_METRICS, *M.SACREBLEU_METRICS}
+ALL_METRICS = {*SC.NLTK_METRICS, *SC.SACREBLEU_METRICS}
 
 EN_PAIRS = [
     ("The cat sat on the mat.", "The cat sat on the mat."),
@@ -246,7 +248,7 @@ FUZZ_TOKENS = {
 }
 
 
-def _assert_scores(scores: M.MTScores, expected: dict[str, float]) -> None:
+def _assert_scores(scores: SC.MTScores, expected: dict[str, float]) -> None:
     for name, value in expected.items():
         if name == "METEOR (avg)" and not HAS_WORDNET:
             assert name not in scores.metrics
@@ -258,14 +260,14 @@ def _assert_scores(scores: M.MTScores, expected: dict[str, float]) -> None:
     ("pairs", "tokens", "language"), [(EN_PAIRS, EN_TOKENS, "english"), (SL_PAIRS, SL_TOKENS, "slovene")]
 )
 def test_tokens_are_nltk_3_6_5_tokens(pairs, tokens, language):
-    assert [tuple(M.word_tokenize(t.strip(), language) for t in pair) for pair in pairs] == tokens
+    assert [tuple(TOK.word_tokenize(t.strip(), language) for t in pair) for pair in pairs] == tokens
 
 
 @pytest.mark.parametrize("language", ["english", "slovene"])
 def test_tokens_of_random_texts_are_nltk_3_6_5_tokens(language):
     digest = hashlib.sha256()
     for text in _fuzz_texts(1991, 4000):
-        digest.update(json.dumps(M.word_tokenize(text, language), ensure_ascii=False).encode() + b"\n")
+        digest.update(json.dumps(TOK.word_tokenize(text, language), ensure_ascii=False).encode() + b"\n")
     assert digest.hexdigest() == FUZZ_TOKENS[language]
 
 
@@ -277,7 +279,7 @@ def test_tokens_of_every_mt_line_are_nltk_3_6_5_tokens(data_root):
     for language, expected in ALL_MT_TOKENS.items():
         digest = hashlib.sha256()
         for line in lines:
-            tokens = M.word_tokenize(line.strip(), language)
+            tokens = TOK.word_tokenize(line.strip(), language)
             digest.update(json.dumps(tokens, ensure_ascii=False).encode() + b"\n")
         assert digest.hexdigest() == expected, (
             f"{language} tokens of {len(lines)} lines differ from NLTK 3.6.5"
@@ -288,7 +290,7 @@ def test_tokens_of_every_mt_line_are_nltk_3_6_5_tokens(data_root):
     ("pairs", "expected", "lang"), [(EN_PAIRS, EN_SCORES, "en"), (SL_PAIRS, SL_SCORES, "sl")]
 )
 def test_scores_equal_the_evaluator_on_fixed_pairs(pairs, expected, lang):
-    scores = M.mt_scores([h for h, _ in pairs], [r for _, r in pairs], lang)
+    scores = SC.mt_scores([h for h, _ in pairs], [r for _, r in pairs], lang)
     _assert_scores(scores, expected)
     assert set(scores.metrics) == (ALL_METRICS if HAS_WORDNET else ALL_METRICS - {"METEOR (avg)"})
 
@@ -298,7 +300,7 @@ def test_scores_equal_the_evaluator_on_real_data(data_root, lang):
     refs = (
         (data_root / "mt" / "flores200-dev-subset" / f"{lang}.txt").read_text(encoding="utf-8").splitlines()
     )
-    _assert_scores(M.mt_scores(_perturb(refs, 2024), refs, lang), FLORES_SCORES[lang])
+    _assert_scores(SC.mt_scores(_perturb(refs, 2024), refs, lang), FLORES_SCORES[lang])
 
 
 @pytest.mark.parametrize(
@@ -310,8 +312,8 @@ def test_agrees_with_direct_nltk_and_sacrebleu_calls(pairs, expected, language):
     from nltk.translate import bleu_score, chrf_score
 
     lang = {"english": "en", "slovene": "sl"}[language]
-    hyps = [M.word_tokenize(h.strip(), language) for h, _ in pairs]
-    refs = [M.word_tokenize(r.strip(), language) for _, r in pairs]
+    hyps = [TOK.word_tokenize(h.strip(), language) for h, _ in pairs]
+    refs = [TOK.word_tokenize(r.strip(), language) for _, r in pairs]
     m1 = bleu_score.SmoothingFunction().method1
     sentence_bleu = [
         bleu_score.sentence_bleu([r], h, smoothing_function=m1) for h, r in zip(hyps, refs, strict=True)
@@ -319,7 +321,7 @@ def test_agrees_with_direct_nltk_and_sacrebleu_calls(pairs, expected, language):
     sentence_chrf = [chrf_score.sentence_chrf(r, h) for h, r in zip(hyps, refs, strict=True)]
     assert sentence_bleu == pytest.approx([e[0] for e in expected], rel=1e-12)
     assert sentence_chrf == pytest.approx([e[2] for e in expected], rel=1e-12)
-    scores = M.mt_scores([h for h, _ in pairs], [r for _, r in pairs], lang).metrics
+    scores = SC.mt_scores([h for h, _ in pairs], [r for _, r in pairs], lang).metrics
     assert scores["BLEU (avg)"] == sum(sentence_bleu) / len(pairs)
     assert scores["chrF (avg)"] == sum(sentence_chrf) / len(pairs)
     assert scores["BLEU (corpus)"] == bleu_score.corpus_bleu([[r] for r in refs], hyps, smoothing_function=m1)
@@ -337,9 +339,9 @@ def test_agrees_with_direct_nltk_and_sacrebleu_calls(pairs, expected, language):
 def test_meteor_per_sentence_equals_nltk_3_6_5(pairs, expected, language):
     from nltk.stem.porter import PorterStemmer
 
-    wordnet, stem = M.load_wordnet(M.default_wordnet_dir()), PorterStemmer().stem
+    wordnet, stem = MET.load_wordnet(MET.default_wordnet_dir()), PorterStemmer().stem
     got = [
-        M._meteor(M.word_tokenize(r, language), M.word_tokenize(h, language), stem, wordnet) for h, r in pairs
+        MET.meteor(TOK.word_tokenize(r, language), TOK.word_tokenize(h, language), stem, wordnet) for h, r in pairs
     ]
     assert got == pytest.approx([e[1] for e in expected], rel=1e-12)
 
@@ -368,7 +370,7 @@ def nltk_wordnet(tmp_path_factory):
     root = tmp_path_factory.mktemp("nltk_data")
     dest = root / "wordnet"
     dest.mkdir()
-    for f in M.default_wordnet_dir().glob("*.*"):
+    for f in MET.default_wordnet_dir().glob("*.*"):
         shutil.copy(f, dest)
     cat = {"noun": 1, "verb": 2, "adj": 3, "adv": 4}
     (dest / "lexnames").write_text(
@@ -396,12 +398,12 @@ def test_wordnet_synonyms_equal_nltks_wordnet_reader(nltk_wordnet):
 
     words = {t.lower() for pairs in (EN_TOKENS, SL_TOKENS) for pair in pairs for toks in pair for t in toks}
     for name in ("noun", "verb", "adj", "adv"):
-        lines = (M.default_wordnet_dir() / f"index.{name}").read_text(encoding="utf-8").splitlines()[29::97]
+        lines = (MET.default_wordnet_dir() / f"index.{name}").read_text(encoding="utf-8").splitlines()[29::97]
         words |= {
             line.split()[0] + end for line in lines for end in ("", "s", "es", "ed", "ing", "er", "est")
         }
     words |= {PorterStemmer().stem(w) for w in list(words)}
-    mine = M.load_wordnet(M.default_wordnet_dir())
+    mine = MET.load_wordnet(MET.default_wordnet_dir())
     unexplained = []
     for w in sorted(words):
         names = chain.from_iterable((lem.name() for lem in s.lemmas()) for s in nltk_wordnet.synsets(w))
@@ -423,13 +425,13 @@ def test_meteor_agrees_with_nltk_meteor_score(nltk_wordnet):
     from nltk.stem.porter import PorterStemmer
     from nltk.translate.meteor_score import meteor_score
 
-    wordnet, stem = M.load_wordnet(M.default_wordnet_dir()), PorterStemmer().stem
+    wordnet, stem = MET.load_wordnet(MET.default_wordnet_dir()), PorterStemmer().stem
     # The last English pair is left out: there current NLTK's morphology differs from 3.6.5's (see below).
     for pairs, language in ((EN_PAIRS[:-1], "english"), (SL_PAIRS, "slovene")):
         for h, r in pairs:
-            hyp, ref = M.word_tokenize(h, language), M.word_tokenize(r, language)
+            hyp, ref = TOK.word_tokenize(h, language), TOK.word_tokenize(r, language)
             expected = meteor_score([ref], hyp, wordnet=nltk_wordnet)
-            assert M._meteor(ref, hyp, stem, wordnet) == expected, (h, r)
+            assert MET.meteor(ref, hyp, stem, wordnet) == expected, (h, r)
 
 
 @needs_wordnet
@@ -441,44 +443,44 @@ def test_meteor_keeps_nltk_3_6_5_morphology():
     from nltk.stem.porter import PorterStemmer
 
     h, r = EN_PAIRS[-1]
-    value = M._meteor(
-        M.word_tokenize(r, "english"),
-        M.word_tokenize(h, "english"),
+    value = MET.meteor(
+        TOK.word_tokenize(r, "english"),
+        TOK.word_tokenize(h, "english"),
         PorterStemmer().stem,
-        M.load_wordnet(M.default_wordnet_dir()),
+        MET.load_wordnet(MET.default_wordnet_dir()),
     )
     assert value == pytest.approx(EN_SENTENCE[-1][1], rel=1e-12)
-    assert "behind" in M.load_wordnet(M.default_wordnet_dir()).synonyms("assess")
+    assert "behind" in MET.load_wordnet(MET.default_wordnet_dir()).synonyms("assess")
 
 
 def test_different_counts_raise_data_error():
     with pytest.raises(DataError, match=r"2 translation\(s\) and 3 reference\(s\)"):
-        M.mt_scores(["a", "b"], ["a", "b", "c"], "en")
+        SC.mt_scores(["a", "b"], ["a", "b", "c"], "en")
 
 
 def test_empty_input_raises_data_error():
     with pytest.raises(DataError, match="non-empty"):
-        M.mt_scores([], [], "sl")
+        SC.mt_scores([], [], "sl")
 
 
 def test_segment_with_line_break_raises_data_error():
     with pytest.raises(DataError, match="Translation 2 is not a single line"):
-        M.mt_scores(["ok", "two\nlines"], ["ok", "ok"], "en")
+        SC.mt_scores(["ok", "two\nlines"], ["ok", "ok"], "en")
 
 
 def test_unknown_language_raises_config_error():
     with pytest.raises(ConfigError, match="'de'"):
-        M.mt_scores(["a"], ["a"], "de")
+        SC.mt_scores(["a"], ["a"], "de")
 
 
 def test_bertscore_is_always_unavailable():
-    scores = M.mt_scores(["A cat."], ["A cat."], "en")
+    scores = SC.mt_scores(["A cat."], ["A cat."], "en")
     assert "BERTScore" not in scores.metrics
     assert "offline" in scores.unavailable["BERTScore"]
 
 
 def test_missing_wordnet_makes_only_meteor_unavailable(tmp_path):
-    scores = M.mt_scores([h for h, _ in EN_PAIRS], [r for _, r in EN_PAIRS], "en", wordnet_dir=tmp_path)
+    scores = SC.mt_scores([h for h, _ in EN_PAIRS], [r for _, r in EN_PAIRS], "en", wordnet_dir=tmp_path)
     assert "METEOR (avg)" not in scores.metrics
     assert "apt-get install wordnet-base" in scores.unavailable["METEOR (avg)"]
     assert set(scores.metrics) == ALL_METRICS - {"METEOR (avg)"}
@@ -492,29 +494,29 @@ def test_other_wordnet_version_makes_meteor_unavailable(tmp_path):
                 "  1 WordNet 3.1 Copyright 2011 by Princeton University.\n"
             )
         (tmp_path / f"{name}.exc").write_text("")
-    scores = M.mt_scores(["A cat."], ["A cat."], "en", wordnet_dir=tmp_path)
+    scores = SC.mt_scores(["A cat."], ["A cat."], "en", wordnet_dir=tmp_path)
     assert "another version" in scores.unavailable["METEOR (avg)"]
 
 
 def test_installed_packages_pass_the_run_time_checks():
-    assert M._nltk_problem() is None
-    assert {lang: M._punkt_digest(lang) for lang in M._PUNKT_DIGESTS} == M._PUNKT_DIGESTS
+    assert SC._nltk_problem() is None
+    assert {lang: TOK.punkt_digest(lang) for lang in TOK.PUNKT_DIGESTS} == TOK.PUNKT_DIGESTS
 
 
 def test_other_punkt_data_makes_nltk_metrics_unavailable(monkeypatch):
-    monkeypatch.setitem(M._PUNKT_DIGESTS, "slovene", "0" * 64)
-    scores = M.mt_scores([h for h, _ in SL_PAIRS], [r for _, r in SL_PAIRS], "sl")
-    assert set(scores.metrics) == set(M.SACREBLEU_METRICS)
-    assert all("Punkt model" in scores.unavailable[m] for m in M.NLTK_METRICS)
+    monkeypatch.setitem(TOK.PUNKT_DIGESTS, "slovene", "0" * 64)
+    scores = SC.mt_scores([h for h, _ in SL_PAIRS], [r for _, r in SL_PAIRS], "sl")
+    assert set(scores.metrics) == set(SC.SACREBLEU_METRICS)
+    assert all("Punkt model" in scores.unavailable[m] for m in SC.NLTK_METRICS)
 
 
 def test_changed_nltk_makes_nltk_metrics_unavailable(monkeypatch):
-    monkeypatch.setitem(M._NLTK_CHECK, "corpus_chrf", "0.5")
-    M._nltk_problem.cache_clear()
+    monkeypatch.setitem(SC._NLTK_CHECK, "corpus_chrf", "0.5")
+    SC._nltk_problem.cache_clear()
     try:
-        scores = M.mt_scores(["A cat."], ["A cat."], "en")
+        scores = SC.mt_scores(["A cat."], ["A cat."], "en")
     finally:
         monkeypatch.undo()
-        M._nltk_problem.cache_clear()
-    assert set(scores.metrics) == set(M.SACREBLEU_METRICS)
+        SC._nltk_problem.cache_clear()
+    assert set(scores.metrics) == set(SC.SACREBLEU_METRICS)
     assert "corpus_chrf differ" in scores.unavailable["chrF (corpus)"]

@@ -9,7 +9,7 @@ scripts do, so the numbers are identical.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
 
@@ -70,44 +70,27 @@ def nli_scores(
     return scores
 
 
-# The leaderboard's average: six numbers, CB and MultiRC entering as the mean of their two metrics.
-SUPERGLUE_AVERAGE_PARTS = {
-    "BoolQ": "accuracy",
-    "CB": "average",
-    "COPA": "accuracy",
-    "MultiRC": "average",
-    "RTE": "accuracy",
-    "WSC": "accuracy",
-}
+def leaderboard(
+    per_task: Mapping[str, Mapping[str, float]],
+    names: Mapping[tuple[str, str], str],
+    average_parts: Mapping[str, str],
+) -> dict[str, float]:
+    """A leaderboard's metric dictionary from per-task scores, as the evaluator writes it.
 
-# The evaluator's output names for each task's metrics.
-LEADERBOARD_NAMES = {
-    ("BoolQ", "accuracy"): "BoolQ Accuracy",
-    ("CB", "accuracy"): "CB Accuracy",
-    ("CB", "macro_f1"): "CB F1 Score",
-    ("CB", "average"): "CB Average",
-    ("COPA", "accuracy"): "COPA Accuracy",
-    ("MultiRC", "f1a"): "MultiRC F1a Score",
-    ("MultiRC", "em"): "MultiRC EM",
-    ("MultiRC", "average"): "MultiRC Average",
-    ("RTE", "accuracy"): "RTE Accuracy",
-    ("WSC", "accuracy"): "WSC Accuracy",
-}
-
-
-def superglue_leaderboard(per_task: dict[str, dict[str, float]]) -> dict[str, float]:
-    """The leaderboard's metric dictionary from per-task scores (keyed BoolQ, CB, ...).
-
-    ``Average`` is present only when all six tasks are scored, as on the leaderboard.
+    Args:
+        per_task: task → metric → value, for the tasks scored.
+        names: (task, metric) → the name the leaderboard gives that number; other metrics are left out.
+        average_parts: task → the metric that enters the board's ``Average`` (a plain mean over the
+            tasks); ``Average`` is present only when every one of these tasks is scored.
     """
     board = {
-        LEADERBOARD_NAMES[(task, key)]: value
+        names[(task, key)]: value
         for task, scores in per_task.items()
         for key, value in scores.items()
-        if (task, key) in LEADERBOARD_NAMES
+        if (task, key) in names
     }
-    if all(task in per_task for task in SUPERGLUE_AVERAGE_PARTS):
-        parts = [per_task[task][key] for task, key in SUPERGLUE_AVERAGE_PARTS.items()]
+    if average_parts and all(task in per_task for task in average_parts):
+        parts = [per_task[task][key] for task, key in average_parts.items()]
         board["Average"] = sum(parts) / len(parts)
     return board
 

@@ -1,0 +1,27 @@
+"""Every shipped grid expands to the run ids it had when the study started committing results.
+
+A grid run treats a run published under ``results/<grid>/<run_id>/`` as done, so a changed id would
+orphan a finished record and train it again. ``frozen_run_ids.json`` holds the ids of every grid in
+configs/grids as they were (qlora included, as on a machine with bitsandbytes): never regenerate it to
+make this test pass; find what changed the ids instead.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from slopeft.experiments.grid import expand, load_grid
+from slopeft.methods import qlora as qlora_module
+from tests.experiments.smoke import REPO
+
+FROZEN = json.loads((Path(__file__).parent / "frozen_run_ids.json").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("name", sorted(FROZEN))
+def test_shipped_grid_keeps_its_run_ids(name, monkeypatch):
+    monkeypatch.setattr(qlora_module, "bitsandbytes_problem", lambda device: None)  # machine-independent
+    ids = sorted(run.run_id for run in expand(load_grid(REPO / "configs" / "grids" / f"{name}.yaml")).runs)
+    assert ids == FROZEN[name]

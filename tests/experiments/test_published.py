@@ -1,0 +1,100 @@
+"""Published results (``results:``): records and predictions committed with the project, no weights;
+a run published there is done on any machine; the store and the report are rebuilt from them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import yaml
+
+from slopeft.experiments.grid import expand, load_grid
+from slopeft.experiments.published import publish, published_record
+from slopeft.experiments.runner import import_results, prepare
+from slopeft.experiments.store import ResultsStore
+from tests.experiments.smoke import REPO, run_grid, share_tiny_models, slopeft
+
+
+def _grid_file(tmp_path, results):
+    grid = {
+        "name": "published",
+        "results": str(results),
+        "models": ["tiny:bert"],
+        "tasks": ["slo-superglue/cb"],
+        "methods": ["lora", "bitfit"],
+        "seeds": [1],
+        "baselines": ["majority"],
+        "training": {"epochs": 1, "max_train_examples": 16, "max_eval_examples": 12, "max_length": 48},
+    }
+    path = tmp_path / "published.yaml"
+    path.write_text(yaml.safe_dump(grid))
+    return path
+
+
+def test_published_runs_are_done_on_a_fresh_machine_and_rebuild_the_store(tmp_path, grid_env, shared_models):
+    import subprocess
+
+    results = tmp_path / "results" / "published"
+    grid_file = _grid_file(tmp_path, results)
+    first_out = tmp_path / "machine-a"
+    share_tiny_models(first_out, shared_models)
+    done = run_grid(first_out, grid_env, grid_file)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    runs = expand(load_grid(grid_file)).runs
+    assert len(runs) == 3
+    for run in runs:
+        folder = results / run.run_id
+        assert sorted(p.name for p in folder.iterdir()) == ["record.json", "val_predictions.json"]
+        assert published_record(results, run.run_id)["run_id"] == run.run_id
+    # no weights are published
+    assert not any(p.suffix in (".safetensors", ".bin", ".pt") for p in results.rglob("*"))
+
+    # A second machine with only the committed results trains nothing.
+    second_out = tmp_path / "machine-b"
+    share_tiny_models(second_out, shared_models)
+    again = run_grid(second_out, grid_env, grid_file)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "3 already done, 0 to run" in again.stderr.replace("\n", " ")
+    assert not (second_out / "runs").exists() or not any((second_out / "runs").iterdir())
+    rows = ResultsStore(second_out / "results.sqlite").rows()
+    assert {r["run_id"] for r in rows if r["status"] == "completed"} == {r.run_id for r in runs}
+    assert all(str(results) in r["run_dir"] for r in rows)
+
+    # The store is rebuilt from the records alone, and the report reads them (predictions included).
+    third_out = tmp_path / "machine-c"
+    assert import_results(load_grid(grid_file, third_out)) == 3
+    report = subprocess.run(
+        slopeft("report", "--grid", grid_file, "--grid-out", tmp_path / "machine-d", "--out", tmp_path / "rep"),
+        env=grid_env,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
+    assert report.returncode == 0, report.stdout[-3000:] + report.stderr[-3000:]
+    summary = json.loads((tmp_path / "rep" / "summary.json").read_text())
+    assert "lora" in json.dumps(summary) and "bitfit" in json.dumps(summary)
+
+
+def test_a_finished_but_unpublished_run_is_published_when_the_runner_next_looks(tmp_path):
+    results = tmp_path / "results"
+    grid = load_grid(_grid_file(tmp_path, results), tmp_path / "out")
+    expansion = expand(grid)
+    store = prepare(grid, expansion)
+    run = expansion.runs[0]
+    run_dir = grid.runs_dir / run.run_id
+    run_dir.mkdir(parents=True)
+    (run_dir / "val_predictions.json").write_text('{"0": "neutral"}\n')
+    (run_dir / "record.json").write_text(json.dumps({"run_id": run.run_id, "status": "completed"}))
+    (run_dir / "adapter").mkdir()
+    (run_dir / "adapter" / "adapter_model.safetensors").write_bytes(b"weights")
+    assert import_results(grid) == 1
+    assert published_record(results, run.run_id) is not None
+    assert not (results / run.run_id / "adapter").exists()
+    assert store.statuses()[run.run_id] == "completed"
+    # an unfinished record is never published
+    other = grid.runs_dir / "other"
+    other.mkdir()
+    (other / "record.json").write_text(json.dumps({"status": "running"}))
+    assert not publish(other, results, "other")
+    shutil.rmtree(other)
