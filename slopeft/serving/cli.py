@@ -43,13 +43,28 @@ def parse_adapters(values: list[str]) -> list[tuple[str, Path]]:
 
 
 def grid_adapters(grid: Path, out: Path | None = None) -> list[tuple[str, Path]]:
-    """The finished training runs of a grid (its output folder: ``out``, else the grid's own), named by run id."""
+    """The finished training runs of a grid (its output folder: ``out``, else the grid's own), named by run id.
+
+    A run counts when its folder holds a completed training record (read as a
+    :class:`~slopeft.records.RunRecord`) and its adapter; a run done only in the published results
+    (``results/<grid>/``, records without adapters) has nothing to serve and is left out.
+    """
     from slopeft.experiments.grid import load_grid
     from slopeft.experiments.runner import grid_status
+    from slopeft.records import RECORD, read_record
+    from slopeft.training.adapter import ADAPTER_DIR, ADAPTER_META
 
     loaded = load_grid(grid, out)
     states, _ = grid_status(loaded)
-    return [(s.run.run_id, loaded.runs_dir / s.run.run_id) for s in states if s.state == "done" and s.run.kind == "train"]
+    runs = []
+    for state in states:
+        run_dir = loaded.runs_dir / state.run.run_id
+        if state.state != "done" or not (run_dir / RECORD).is_file() or not (run_dir / ADAPTER_DIR / ADAPTER_META).is_file():
+            continue
+        record = read_record(run_dir)
+        if record.kind == "train" and record.status == "completed":
+            runs.append((state.run.run_id, run_dir))
+    return runs
 
 
 def same_base_runs(base: Any, runs: list[tuple[str, Path]]) -> tuple[list[tuple[str, Path]], list[tuple[str, Path]]]:
