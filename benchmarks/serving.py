@@ -56,9 +56,11 @@ def train_one_step(model: str, task: str, out: Path, max_length: int) -> None:
     from slopeft.config import RunConfig, TrainingConfig
     from slopeft.training.run import train_run
 
+    # 16 / 8 examples: a MultiRC slice ends on a question boundary, and its first training question
+    # has 9 answers, its first validation question 4 (smaller limits keep nothing to train or score).
     config = RunConfig(
         task=f"slo-superglue/{task}", model=model, method="lora", output=str(out),
-        training=TrainingConfig(max_steps=1, batch_size=2, max_train_examples=2, max_eval_examples=2,
+        training=TrainingConfig(max_steps=1, batch_size=2, max_train_examples=16, max_eval_examples=8,
                                 eval_batch_size=2, max_length=max_length),
     )
     train_run(config, console=Console(file=io.StringIO()))

@@ -101,7 +101,10 @@ def check_one_mixed_batch(engine: Engine, names: list[str], responses, reference
 
 
 def adapters_differ(references: dict, names: list[str]) -> None:
-    """The adapters of one task give different probabilities: a server that mixed them up would fail."""
+    """The adapters of one task give different probabilities: a server that mixed them up would fail.
+
+    The gap asked for is ten times the 1e-5 the served rows are held to, so a row answered by another
+    adapter of its task cannot pass (the tiny adapters of one task differ by about 1e-3)."""
     by_task: dict[str, list[str]] = {}
     for name in names:
         by_task.setdefault(RUNS[name][2], []).append(name)
@@ -112,7 +115,7 @@ def adapters_differ(references: dict, names: list[str]) -> None:
                 for idx in references[a]
                 for x, y in zip(references[a][idx][1], references[b][idx][1], strict=True)
             )
-            assert gap > 1e-3, f"{a} and {b} ({task}) predict alike; the test could not tell them apart"
+            assert gap > 1e-4, f"{a} and {b} ({task}) predict alike; the test could not tell them apart"
 
 
 def test_encoder_mixed_batch_equals_predict(serving_runs, bert_base, data_root, tmp_path):
