@@ -100,6 +100,15 @@ def _mount_experiments() -> None:
 _mount_experiments()
 
 
+def _mount_serving() -> None:
+    from slopeft.serving.cli import serve
+
+    app.command("serve")(serve)
+
+
+_mount_serving()
+
+
 @data_app.command("list")
 def data_list(data_dir: DataDir = None) -> None:
     """Every task, training set and split with its row count and source."""
@@ -440,3 +449,7 @@ def _click_exceptions() -> tuple[type[Exception], ...]:
     else:
         found.append(ClickException)
     return tuple(found)
+
+
+if __name__ == "__main__":
+    main()

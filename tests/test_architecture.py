@@ -20,7 +20,7 @@ LAYERS = [
     ("slopeft.evaluation",),
     ("slopeft.experiments",),
     ("slopeft.reporting",),
-    ("slopeft.quickstart", "slopeft.cli"),
+    ("slopeft.quickstart", "slopeft.cli", "slopeft.serving"),
 ]
 
 

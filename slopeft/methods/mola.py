@@ -131,7 +131,10 @@ class MolaLinear(nn.Module):
         return self.num_experts * (share * probs.mean(dim=0)).sum()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        result = self.base_layer(x)
+        return self.base_layer(x) + self.delta(x)
+
+    def delta(self, x: torch.Tensor) -> torch.Tensor:
+        """What the routed experts add to the base layer's output for input ``x`` (each token its own top-k)."""
         flat = x.reshape(-1, self.in_features)
         probs = self.router_probabilities(flat)
         gates, chosen = self.gates(probs)
@@ -144,7 +147,7 @@ class MolaLinear(nn.Module):
         )
         experts_b = self.lora_B.to(dtype).permute(1, 0, 2).reshape(self.out_features, -1)
         update = F.linear(hidden, experts_b) * self.scaling
-        return result + update.view(*x.shape[:-1], self.out_features)
+        return update.view(*x.shape[:-1], self.out_features)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, experts={self.num_experts}, top_k={self.top_k}, r={self.r}"

@@ -52,7 +52,7 @@ def prepare(
 
 @app.command("make-tiny")
 def make_tiny(
-    arch: Annotated[str, typer.Option("--arch", help="bert, camembert, xlm-roberta, gemma, marian or t5.")],
+    arch: Annotated[str, typer.Option("--arch", help="bert, camembert, xlm-roberta, gemma, opt, marian or t5.")],
     out: Annotated[Path, typer.Option("--out", help="Folder to write the model into.")],
     texts: Annotated[
         Path | None,

@@ -135,11 +135,15 @@ def _template(tok: Tokenizer, single: str, pair: str) -> None:
     )
 
 
-def _wrap(tok: Tokenizer, specials: _Specials, max_length: int = MAX_LEN, **kwargs: Any) -> PreTrainedTokenizerFast:
+def _wrap(
+    tok: Tokenizer, specials: _Specials, model_max_length: int = MAX_LEN, **kwargs: Any
+) -> PreTrainedTokenizerFast:
     from transformers import PreTrainedTokenizerFast
 
     # model_max_length: the model's position limit, as real checkpoints' tokenizers state it.
-    return PreTrainedTokenizerFast(tokenizer_object=tok, model_max_length=max_length, **specials.roles, **kwargs)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, model_max_length=model_max_length, **specials.roles, **kwargs
+    )
 
 
 Builder = Callable[[Sequence[str]], tuple["PreTrainedTokenizerFast", "PreTrainedModel"]]
@@ -203,7 +207,7 @@ def _gemma(texts: Sequence[str]) -> tuple[PreTrainedTokenizerFast, PreTrainedMod
     tok = _train("bpe", texts, sp, prepend="never")
     _template(tok, "<bos> $A", "<bos> $A <bos>:1 $B:1")
     # As Gemma's tokenizer: batched generation pads on the left.
-    fast = _wrap(tok, sp, max_length=2 * MAX_LEN, padding_side="left")
+    fast = _wrap(tok, sp, model_max_length=2 * MAX_LEN, padding_side="left")
     config = Gemma3TextConfig(
         vocab_size=len(fast), hidden_size=HIDDEN, intermediate_size=2 * HIDDEN, num_hidden_layers=2,
         num_attention_heads=4, num_key_value_heads=2, head_dim=16, query_pre_attn_scalar=16,
@@ -211,6 +215,26 @@ def _gemma(texts: Sequence[str]) -> tuple[PreTrainedTokenizerFast, PreTrainedMod
         tie_word_embeddings=True, **_ids(fast),
     )
     return fast, Gemma3ForCausalLM(config)
+
+
+def _opt(texts: Sequence[str]) -> tuple[PreTrainedTokenizerFast, PreTrainedModel]:
+    from transformers import OPTConfig, OPTForCausalLM
+
+    # A causal LM with biases in every linear layer and LayerNorm (Gemma has none), so that BitFit
+    # and a translation LoRA can share one decoder base.
+    sp = _Specials(
+        ("<pad>", "</s>", "<s>", "<unk>"),
+        {"pad_token": "<pad>", "eos_token": "</s>", "bos_token": "<s>", "unk_token": "<unk>"},
+    )
+    tok = _train("bpe", texts, sp, prepend="never")
+    _template(tok, "<s> $A", "<s> $A <s>:1 $B:1")
+    # Room for a translation prompt besides the 128 tokens a translation may generate.
+    fast = _wrap(tok, sp, model_max_length=2 * MAX_LEN, padding_side="left")
+    config = OPTConfig(
+        vocab_size=len(fast), hidden_size=HIDDEN, word_embed_proj_dim=HIDDEN, ffn_dim=2 * HIDDEN,
+        num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=2 * MAX_LEN, **_ids(fast),
+    )
+    return fast, OPTForCausalLM(config)
 
 
 def _marian(texts: Sequence[str]) -> tuple[PreTrainedTokenizerFast, PreTrainedModel]:
@@ -248,7 +272,7 @@ def _t5(texts: Sequence[str]) -> tuple[PreTrainedTokenizerFast, PreTrainedModel]
 
 for _name, _build in [
     ("bert", _bert), ("camembert", _roberta_like("camembert")), ("xlm-roberta", _roberta_like("xlm-roberta")),
-    ("gemma", _gemma), ("marian", _marian), ("t5", _t5),
+    ("gemma", _gemma), ("opt", _opt), ("marian", _marian), ("t5", _t5),
 ]:
     TINY_ARCHS.add(_name, _build)
 
@@ -259,11 +283,11 @@ def make_tiny_model(
     """Write a tiny randomly initialised model and its trained tokenizer to ``out_dir``.
 
     Encoders (bert, camembert, xlm-roberta) are saved as the bare ``AutoModel`` (heads come later);
-    gemma as ``Gemma3ForCausalLM``; marian as ``MarianMTModel``; t5 as ``T5ForConditionalGeneration``.
+    gemma as ``Gemma3ForCausalLM``; opt as ``OPTForCausalLM``; marian as ``MarianMTModel``; t5 as ``T5ForConditionalGeneration``.
     Every model has hidden size 64, 2 layers and a vocabulary of at most 1000 tokens (< 1M parameters).
 
     Args:
-        arch: ``bert``, ``camembert``, ``xlm-roberta``, ``gemma``, ``marian`` or ``t5``.
+        arch: ``bert``, ``camembert``, ``xlm-roberta``, ``gemma``, ``opt``, ``marian`` or ``t5``.
         out_dir: the folder to write (created; existing files are overwritten).
         texts: text to train the tokenizer on (default: :func:`default_texts`).
         seed: seed of the weight initialisation; the same arguments give the same files.

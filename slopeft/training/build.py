@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from torch import nn
+from transformers import PreTrainedTokenizerBase
 
 from slopeft.config import RunConfig
 from slopeft.errors import ConfigError, SlopeftError
@@ -31,8 +32,14 @@ class RunParts:
     base_weights: dict[str, Any] | None = None
 
 
-def prepare_parts(config: RunConfig, task_options: dict | None = None) -> RunParts:
-    """Resolves the task, model, head and method of ``config`` (nothing is loaded yet but the tokenizer)."""
+def prepare_parts(
+    config: RunConfig, task_options: dict | None = None, tokenizer: PreTrainedTokenizerBase | None = None
+) -> RunParts:
+    """Resolves the task, model, head and method of ``config`` (nothing is loaded yet but the tokenizer).
+
+    A ``tokenizer`` already loaded for the model is used instead of loading it again (a server
+    builds the heads of many adapters on one base model).
+    """
     from slopeft.models.catalogue import family_of
     from slopeft.models.positions import position_limits
     from slopeft.models.sources import check_tokenizer, load_tokenizer, model_path, resolve_model
@@ -43,7 +50,7 @@ def prepare_parts(config: RunConfig, task_options: dict | None = None) -> RunPar
     path = model_path(source)
     base_config = read_model_config(path)
     family = source.family or family_of(base_config)
-    tokenizer = load_tokenizer(source)
+    tokenizer = tokenizer or load_tokenizer(source)
     check_tokenizer(tokenizer, base_config, path)
     head = build_head(
         TaskFormat.for_task(task),
@@ -145,8 +152,9 @@ def load_base(parts: RunParts) -> tuple[nn.Module, MethodContext]:
     return model, context
 
 
-def base_fingerprint(parts: RunParts) -> dict[str, Any]:
-    """What identifies the base model an adapter belongs to (compared when loading an adapter)."""
+def shape_digest(base_config: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """The architecture fields of a model's ``config.json`` that an adapter's shapes depend on, and
+    their digest (equal digests: an adapter's tensors fit)."""
     import hashlib
 
     keys = (
@@ -159,8 +167,14 @@ def base_fingerprint(parts: RunParts) -> dict[str, Any]:
         "d_model",
         "num_layers",
     )
-    shape = {k: parts.base_config[k] for k in keys if k in parts.base_config}
-    digest = hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
+    shape = {k: base_config[k] for k in keys if k in base_config}
+    return shape, hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def base_fingerprint(parts: RunParts) -> dict[str, Any]:
+    """What identifies the base model an adapter belongs to (compared when loading an adapter): its
+    shape digest, a fingerprint of its weights, and its Hub revision when it came from the Hub."""
+    shape, digest = shape_digest(parts.base_config)
     fingerprint = {"model": parts.model_name, "shape": shape, "digest": digest}
     if parts.base_weights is not None:
         fingerprint["weights"] = parts.base_weights

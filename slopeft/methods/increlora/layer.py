@@ -72,16 +72,21 @@ class IncreLoraLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         result = self.base_layer(x)
-        dtype = x.dtype
-        lam = self.lambdas(with_reserve=self.training).to(dtype)
-        h = self.lora_dropout(x)
         if self.tracking and self.training and torch.is_grad_enabled():
+            dtype = x.dtype
+            lam = self.lambdas(with_reserve=True).to(dtype)
             delta = (self.lora_B.to(dtype) * lam) @ self.lora_A.to(dtype)
             if delta.requires_grad:
                 value = delta.detach()
                 delta.register_hook(lambda grad: self._record(value, grad))
-            return result + F.linear(h, delta)
-        return result + F.linear(F.linear(h, self.lora_A.to(dtype)) * lam, self.lora_B.to(dtype))
+            return result + F.linear(self.lora_dropout(x), delta)
+        return result + self.delta(x)
+
+    def delta(self, x: torch.Tensor) -> torch.Tensor:
+        """What the components add to the base layer's output for input ``x`` (x·Aᵀ·diag(λ·α/r)·Bᵀ)."""
+        dtype = x.dtype
+        lam = self.lambdas(with_reserve=self.training).to(dtype)
+        return F.linear(F.linear(self.lora_dropout(x), self.lora_A.to(dtype)) * lam, self.lora_B.to(dtype))
 
     def _record(self, delta: torch.Tensor, grad: torch.Tensor) -> None:
         score = (delta * grad).abs().sum().float() / math.sqrt(delta.numel())

@@ -151,7 +151,17 @@ class Head(abc.ABC):
         transformers.utils.logging.disable_progress_bar()
         auto = getattr(transformers, self.auto_class)
         kwargs.setdefault("use_safetensors", True)  # never unpickle weights (a pickle-only folder fails)
-        return auto.from_pretrained(path, **self.model_kwargs(), **kwargs)
+        loaded = auto.from_pretrained(path, **self.model_kwargs(), **kwargs)
+        self.after_load(loaded[0] if isinstance(loaded, tuple) else loaded, path)
+        return loaded
+
+    def after_load(self, model: PreTrainedModel, path: str) -> None:
+        """Adjusts a model just built for ``path`` (by :meth:`load_model`, or by a server that builds
+        the same model around shared weights); nothing by default."""
+
+    def input_tokens(self, example: Example) -> int:
+        """Tokens of ``example``'s input before any cut to ``max_length`` (the longest, for several choices)."""
+        raise NotImplementedError(f"{type(self).__name__} does not count input tokens")
 
     @abc.abstractmethod
     def encode(self, examples: Sequence[Example], with_labels: bool = True) -> list[Features]:

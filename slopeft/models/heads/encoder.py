@@ -28,11 +28,12 @@ class _EncoderHead(Head):
                 self._budget_message("the input's text", self.text_budget - specials, ("special tokens", specials))
             )
 
-    def load_model(self, path: str, **kwargs: Any) -> Any:
-        loaded = super().load_model(path, **kwargs)
+    def after_load(self, model: PreTrainedModel, path: str) -> None:
         if pooling_of(path) == "mean":
-            use_mean_pooling(loaded[0] if isinstance(loaded, tuple) else loaded)
-        return loaded
+            use_mean_pooling(model)
+
+    def _pair_length(self, text_a: str, text_b: str) -> int:
+        return len(self.tokenizer(self.input_prefix + text_a, text_b, truncation=False)["input_ids"])
 
     def label_of(self, index: int) -> Any:
         """The task label of the classifier's output ``index``."""
@@ -116,6 +117,9 @@ class EncoderPairHead(_EncoderHead):
     def label_of(self, index: int) -> Any:
         return self.task.spec.labels[index]
 
+    def input_tokens(self, example: Example) -> int:
+        return self._pair_length(*self.format.text_pair(example))
+
 
 class EncoderChoiceHead(_EncoderHead):
     """Multiple choice (COPA): one score per (premise + connective, choice) pair."""
@@ -149,6 +153,9 @@ class EncoderChoiceHead(_EncoderHead):
 
     def label_of(self, index: int) -> Any:
         return index  # COPA's label is the index of the chosen alternative
+
+    def input_tokens(self, example: Example) -> int:
+        return max(self._pair_length(*pair) for pair in self.format.choice_pairs(example))
 
 
 for _kind in ("pair-classification", "span-classification", "answer-classification"):

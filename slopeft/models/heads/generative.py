@@ -62,6 +62,9 @@ class _GenerativeHead(Head):
     def _full_prompt_ids(self, example: Example) -> list[int]:
         return self.tokenizer(self._prompt_text(example))["input_ids"]
 
+    def input_tokens(self, example: Example) -> int:
+        return len(self._full_prompt_ids(example))
+
     def _prompt_ids(self, example: Example, reserve: int, what: str = "tokens to score") -> tuple[list[int], bool]:
         """Prompt ids cut from the left to leave ``reserve`` tokens for the continuation (``what``).
 
@@ -153,6 +156,15 @@ class CandidateScoringHead(_GenerativeHead):
         target = self._text_ids(self.format.target(example))
         return target + (self._eos() if self.family == "seq2seq" else [])
 
+    def candidate_rows(self, example: Example) -> tuple[list[tuple[list[int], list[int]]], bool]:
+        """One (prompt ids, candidate ids) row per candidate of ``example``, and whether the prompt was cut."""
+        candidates = [
+            self._text_ids(c) + (self._eos() if self.family == "seq2seq" else [])
+            for c in self.format.candidates(example)
+        ]
+        prompt, was_cut = self._prompt_ids(example, reserve=max(map(len, candidates)))
+        return [(prompt, candidate) for candidate in candidates], was_cut
+
     @torch.no_grad()
     def candidate_scores(
         self, model: PreTrainedModel, examples: Sequence[Example], batch_size: int = 16
@@ -162,26 +174,21 @@ class CandidateScoringHead(_GenerativeHead):
         scores: list[list[float]] = []
         self.truncated = 0
         for chunk in self.batches(examples, max(1, batch_size)):
-            rows, cand_lengths = [], []
+            rows, counts = [], []
             for example in chunk:
-                candidates = [
-                    self._text_ids(c) + (self._eos() if self.family == "seq2seq" else [])
-                    for c in self.format.candidates(example)
-                ]
-                prompt, was_cut = self._prompt_ids(example, reserve=max(map(len, candidates)))
+                example_rows, was_cut = self.candidate_rows(example)
                 self.truncated += was_cut
-                for candidate in candidates:
-                    rows.append((prompt, candidate))
-                    cand_lengths.append(len(candidate))
-            flat = self._score_rows(model, rows)
+                rows += example_rows
+                counts.append(len(example_rows))
+            flat = self.score_rows(model, rows)
             position = 0
-            for example in chunk:
-                n = len(self.format.candidates(example))
+            for n in counts:
                 scores.append(flat[position : position + n])
                 position += n
         return scores
 
-    def _score_rows(self, model: PreTrainedModel, rows: list[tuple[list[int], list[int]]]) -> list[float]:
+    def score_rows(self, model: PreTrainedModel, rows: list[tuple[list[int], list[int]]]) -> list[float]:
+        """Summed log-probability of each candidate after its prompt, for (prompt ids, candidate ids) rows."""
         device = model.device
         if self.family == "seq2seq":
             limit = self.text_budget
@@ -266,6 +273,38 @@ class GenerationHead(_GenerativeHead):
             return self.tokenizer(text_target=example.label, add_special_tokens=True)["input_ids"]
         return self._text_ids(self.format.target(example)) + self._eos()
 
+    def prompt_ids(self, example: Example) -> tuple[list[int], bool]:
+        """The prompt ids generation starts from (cut to :meth:`_prompt_budget`, which leaves a causal
+        model room for ``max_new_tokens``), and whether it was cut."""
+        return self._cut_prompt(self._full_prompt_ids(example), self._prompt_budget())
+
+    @torch.no_grad()
+    def generate_ids(
+        self, model: PreTrainedModel, prompts: Sequence[list[int]], max_new_tokens: int | None = None
+    ) -> list[list[int]]:
+        """Greedy continuations (token ids after the prompt, padding included) of a batch of prompts."""
+        left = self.family == "causal"  # decoder-only generation continues from the right edge
+        budget = self._prompt_budget()  # padding takes positions too: never past the prompt's budget
+        input_ids = pad(prompts, self.pad_id, left=left, limit=budget).to(model.device)
+        attention = pad([[1] * len(p) for p in prompts], 0, left=left, limit=budget).to(model.device)
+        output = model.generate(
+            input_ids=input_ids,
+            attention_mask=attention,
+            max_new_tokens=max_new_tokens or self.generation_length,
+            do_sample=False,
+            num_beams=1,
+            pad_token_id=self.pad_id,
+        )
+        if left:
+            output = output[:, input_ids.shape[1] :]
+        return output.tolist()
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """The translation in generated ids."""
+        text = self.tokenizer.decode(ids, skip_special_tokens=True)
+        # A causal LM may go on past the translation: keep its first line.
+        return text.strip().split("\n")[0].strip() if self.family == "causal" else text.strip()
+
     @torch.no_grad()
     def predict(
         self, model: PreTrainedModel, examples: Sequence[Example], batch_size: int = 8
@@ -275,28 +314,12 @@ class GenerationHead(_GenerativeHead):
         self.truncated = 0
         for chunk in self.batches(examples, batch_size):
             prompts = []
-            budget = self._prompt_budget()
             for example in chunk:
-                ids, was_cut = self._cut_prompt(self._full_prompt_ids(example), budget)
+                ids, was_cut = self.prompt_ids(example)
                 self.truncated += was_cut
                 prompts.append(ids)
-            left = self.family == "causal"  # decoder-only generation continues from the right edge
-            input_ids = pad(prompts, self.pad_id, left=left, limit=budget).to(model.device)
-            attention = pad([[1] * len(p) for p in prompts], 0, left=left, limit=budget).to(model.device)
-            output = model.generate(
-                input_ids=input_ids,
-                attention_mask=attention,
-                max_new_tokens=self.generation_length,
-                do_sample=False,
-                num_beams=1,
-                pad_token_id=self.pad_id,
-            )
-            if left:
-                output = output[:, input_ids.shape[1] :]
-            for example, ids in zip(chunk, output.tolist(), strict=True):
-                text = self.tokenizer.decode(ids, skip_special_tokens=True)
-                # A causal LM may go on past the translation: keep its first line.
-                predictions[example.idx] = text.strip().split("\n")[0].strip() if left else text.strip()
+            for example, ids in zip(chunk, self.generate_ids(model, prompts), strict=True):
+                predictions[example.idx] = self.decode(ids)
         return predictions
 
 
