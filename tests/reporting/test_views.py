@@ -19,7 +19,8 @@ def _predictions(examples, accuracy: float, seed: int) -> dict[int, str]:
     rng = random.Random(seed)
     labels = sorted({e.label for e in examples})
     return {
-        e.idx: e.label if rng.random() < accuracy else next(x for x in labels if x != e.label) for e in examples
+        e.idx: e.label if rng.random() < accuracy else next(x for x in labels if x != e.label)
+        for e in examples
     }
 
 
@@ -45,7 +46,9 @@ def _row(tmp_path, method: str, seed: int, accuracy: float, machine, human) -> d
             val={"accuracy": _accuracy(machine, on_machine)},
             main_metric="accuracy",
             main=_accuracy(machine, on_machine),
-            extra_val={"human": {"metrics": {"accuracy": human_score}, "main": human_score, "examples": len(human)}},
+            extra_val={
+                "human": {"metrics": {"accuracy": human_score}, "main": human_score, "examples": len(human)}
+            },
         ),
         cost={"trainable": 1000, "train_cpu_seconds": 12.0},
     )
@@ -94,7 +97,8 @@ def test_extra_validation_sets_are_views_of_their_own(tmp_path, data_root):
     for method in ("full", "lora", "bitfit"):
         # each view's mean is that set's scores, recomputed from the predictions on that set
         assert on_human[method].mean == pytest.approx(
-            sum(r["record"]["metrics"]["extra_val"]["human"]["main"] for r in rows if r["method"] == method) / 3
+            sum(r["record"]["metrics"]["extra_val"]["human"]["main"] for r in rows if r["method"] == method)
+            / 3
         )
         assert on_machine[method].mean == pytest.approx(
             sum(r["record"]["metrics"]["main"] for r in rows if r["method"] == method) / 3
@@ -120,7 +124,9 @@ def test_report_shows_views_and_the_new_columns(tmp_path, data_root):
 
     machine = get_task(RTE, data_root, val_set="machine").examples("val")
     human = get_task(RTE, data_root).examples("val")
-    rows = [_row(tmp_path, m, s, a, machine, human) for m, a in (("full", 0.75), ("lora", 0.7)) for s in (1, 2)]
+    rows = [
+        _row(tmp_path, m, s, a, machine, human) for m, a in (("full", 0.75), ("lora", 0.7)) for s in (1, 2)
+    ]
     files = build_report(rows, tmp_path / "report", "views", data_dir=str(data_root), draws=100)
     markdown = files.markdown.read_text()
     assert f"## Task {RTE} (train machine)" in markdown
