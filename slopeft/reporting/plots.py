@@ -52,10 +52,13 @@ def _grid_shape(n: int, cols: int = 3) -> tuple[int, int]:
     return math.ceil(max(n, 1) / cols), cols
 
 
-def _short(task: str) -> str:
+def _short(view: str) -> str:
+    """A task view's short name: the task's, with the view's sets (``rte (train machine)``)."""
     from slopeft.tasks import TASKS
 
-    return TASKS.get(task).spec.short_name if task in TASKS else task
+    task, _, sets = view.partition(" (")
+    short = TASKS.get(task).spec.short_name if task in TASKS else task
+    return f"{short} ({sets}" if sets else short
 
 
 def _interval(group: Group) -> tuple[float, float] | None:

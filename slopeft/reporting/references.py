@@ -84,6 +84,7 @@ def compare_with_references(results: Results) -> list[Comparison]:
             g
             for g in results.groups
             if g.task == ref.task
+            and g.on_leaderboard_val
             and ((g.kind == "baseline" and g.method == "majority") if majority else g.kind == "train")
         ]
         scored = [(v, g) for g in candidates if (v := _metric_mean(g, ref.metric)) is not None]

@@ -59,6 +59,11 @@ def _score(group: Group) -> str:
     return text if group.std is None else f"{text} ± {_num(group.std)}"
 
 
+def _seed_ci(group: Group) -> str:
+    interval = group.seed_interval
+    return "—" if interval is None else f"[{_num(interval[0])}, {_num(interval[1])}]"
+
+
 def _ci(group: Group) -> str:
     if group.ci is None or group.main_metric not in group.ci.low:
         return "—"
@@ -72,7 +77,16 @@ def _vs_best(group: Group) -> str:
         return "best"
     if group.vs_best is None:
         return "—"
-    t = group.vs_best
+    return _test(group.vs_best)
+
+
+def _vs_reference(group: Group) -> str:
+    if group.kind != "train" or group.reference_method is None:
+        return ""
+    return "—" if group.vs_reference is None else _test(group.vs_reference)
+
+
+def _test(t) -> str:
     return f"{t.delta:+.3f} [{t.low:+.3f}, {t.high:+.3f}], p={t.p_value:.3f}"
 
 
@@ -110,12 +124,15 @@ def task_table(groups: list[Group]) -> Table:
                 _mark(g.method, g.degenerate_runs),
                 str(g.seeds),
                 _score(g),
+                _seed_ci(g),
                 _ci(g),
                 _vs_best(g),
+                _vs_reference(g),
                 _count(g.cost("trainable")),
                 "—" if share is None else f"{share:.3%}",
                 "—" if adapter is None else f"{adapter / 2**20:.2f}",
                 _num(g.cost("train_seconds"), 1),
+                _num(g.cost("train_cpu_seconds"), 0),
                 _num(g.cost("peak_rss_mb", "max"), 0),
                 _flags(g),
             ]
@@ -127,12 +144,15 @@ def task_table(groups: list[Group]) -> Table:
             "method",
             "seeds",
             f"{metric} (mean ± std)",
-            "95% CI",
+            "95% CI over seeds",
+            "95% CI bootstrap",
             "Δ vs best [95% CI], p",
+            "Δ vs full FT [95% CI], p",
             "trainable",
             "share of base",
             "adapter MB",
             "train s",
+            "train CPU s",
             "peak RSS MB",
             "flags",
         ],
@@ -158,17 +178,24 @@ def build_document(results: Results, plots: list[Plot], meta: dict[str, Any]) ->
         overview.blocks.append(str(meta["description"]))
     overview.blocks.append(
         "Scores are on the validation set (SloBench withholds test labels). Mean ± sample standard "
-        "deviation over seeds; 95% confidence intervals by percentile bootstrap over validation examples "
+        "deviation over seeds; “95% CI over seeds” is the t-interval of that mean (seed-to-seed variation: "
+        "initialisation and data order); “95% CI bootstrap” is a percentile bootstrap over validation examples "
         f"({results.draws} draws, {TRANSLATION_DRAWS} for translation), each draw scored with the task's own "
-        "metric function and averaged over seeds; MultiRC is resampled by question. "
-        "“Δ vs best” is a paired bootstrap test (same draws for both systems, two-sided p-value from the "
-        "null-shifted differences) of each method against the best method of the same model and task. "
+        "metric function and averaged over seeds (the sampling error of a finite validation set); MultiRC is "
+        "resampled by question. "
+        "“Δ vs best” and “Δ vs full FT” are paired bootstrap tests (same draws for both systems, two-sided "
+        "p-value from the null-shifted differences) of each method against the best method, and against full "
+        "fine-tuning, of the same model and task. A task trained or scored on other than its default sets "
+        "(e.g. RTE trained on the machine-translated set) gets its own table, named with those sets; the "
+        "leaderboard averages use the leaderboard's validation sets. "
+        "“train s” is wall time, which a busy or paused machine inflates; “train CPU s” is the CPU time "
+        "of training, the cost to compare. "
         f"{DEGENERATE_MARK} marks degenerate runs: every validation prediction is the same label."
     )
     sections.append(overview)
     for task in results.tasks():
         groups = results.by_task(task)
-        section = Section(f"Task {task}")
+        section = Section(f"Task {task}")  # a task view: the task, with its sets when not the defaults
         section.blocks.append(task_table(groups))
         sections.append(section)
     sections += [_average_section(group, results) for _, group in TASK_GROUPS.items()]
@@ -371,7 +398,7 @@ def _provenance(results: Results) -> dict[str, str]:
     fingerprints: dict[str, set] = {}
     for g in results.groups:
         for r in g.runs:
-            fingerprints.setdefault(g.task, set()).add((r.record.data_fingerprint or "")[:12])
+            fingerprints.setdefault(g.view, set()).add((r.record.data_fingerprint or "")[:12])
     provenance = {f"version {k}": ", ".join(sorted(v)) for k, v in sorted(versions.items())}
     provenance["git commit"] = ", ".join(sorted(commits)) or "—"
     for task, values in fingerprints.items():
@@ -385,6 +412,9 @@ def _summary_json(results: Results) -> dict[str, Any]:
         "groups": [
             {
                 "task": g.task,
+                "view": g.view,
+                "train_set": g.train_set,
+                "val_set": g.val_set,
                 "model": g.model,
                 "method": g.method,
                 "kind": g.kind,
@@ -392,6 +422,7 @@ def _summary_json(results: Results) -> dict[str, Any]:
                 "main_metric": g.main_metric,
                 "mean": g.mean,
                 "std": g.std,
+                "seed_ci": None if g.seed_interval is None else list(g.seed_interval),
                 "ci": None if g.ci is None else [g.ci.low[g.main_metric], g.ci.high[g.main_metric]],
                 "vs_best": None
                 if g.vs_best is None
@@ -401,12 +432,21 @@ def _summary_json(results: Results) -> dict[str, Any]:
                     "p": g.vs_best.p_value,
                 },
                 "best_method": g.best_method,
+                "vs_reference": None
+                if g.vs_reference is None
+                else {
+                    "delta": g.vs_reference.delta,
+                    "ci": [g.vs_reference.low, g.vs_reference.high],
+                    "p": g.vs_reference.p_value,
+                },
+                "reference_method": g.reference_method,
                 "degenerate_runs": g.degenerate_runs,
                 "runs": [r.run_id for r in g.runs],
                 "trainable": g.cost("trainable"),
                 "trainable_share": g.cost("trainable_share"),
                 "adapter_bytes": g.cost("adapter_bytes"),
                 "train_seconds": g.cost("train_seconds"),
+                "train_cpu_seconds": g.cost("train_cpu_seconds"),
                 "peak_rss_mb": g.cost("peak_rss_mb", "max"),
             }
             for g in results.groups

@@ -1,10 +1,16 @@
-"""From the results store to summarised results: one group per (task, model, method) over seeds.
+"""From the results store to summarised results: one group per (task view, model, method) over seeds.
 
-Reads completed rows of a grid's store and each run's ``val_predictions.json``, rebuilds the
+A *task view* is a task as trained and scored: its training set and its validation set. A run
+scored on several validation sets (``RunConfig.extra_val_sets``: RTE trained on the machine-translated
+set, scored on the machine-translated and on the leaderboard's human-translated validation) appears
+in one view per set. Views on the task's default sets are named by the task alone.
+
+Reads completed rows of a grid's store and each run's ``val_predictions[.<set>].json``, rebuilds the
 validation examples the run was scored on (through the task, never through training code), and
-computes per group: mean ± std over seeds, bootstrap intervals, degenerate-run flags, costs;
-per (task, model): a paired bootstrap test of every method against the best one; per task group
-and (model, method): the group's leaderboard average when all its tasks are present.
+computes per group: mean ± std and a 95% t-interval over seeds, bootstrap intervals over examples,
+degenerate-run flags, costs; per (view, model): a paired bootstrap test of every method against the
+best one and against full fine-tuning; per task group and (model, method): the group's leaderboard
+average when all its tasks are present on the leaderboard's validation sets.
 """
 
 from __future__ import annotations
@@ -24,8 +30,27 @@ from slopeft.reporting.stats import (
     compare,
     is_degenerate,
     mean_std,
+    seed_interval,
 )
-from slopeft.tasks import TASK_GROUPS, TaskGroup
+from slopeft.tasks import TASK_GROUPS, TASKS, TaskGroup
+
+#: The method every other one is compared with (the study's reference).
+REFERENCE_METHOD = "full"
+
+
+def task_view(task: str, train_set: str | None, val_set: str | None) -> tuple[str, str, str]:
+    """(train set, validation set, view name) of a run on ``task``: unset sets are the task's
+    defaults, and the view is named by the task alone on its default sets."""
+    spec = TASKS.get(task).spec if task in TASKS else None
+    default_train = spec.train_sets[0] if spec else "human"
+    default_val = spec.val_sets[0] if spec else "human"
+    train_set, val_set = train_set or default_train, val_set or default_val
+    notes = []
+    if train_set != default_train:
+        notes.append(f"train {train_set}")
+    if val_set != default_val:
+        notes.append(f"validation {val_set}")
+    return train_set, val_set, task if not notes else f"{task} ({', '.join(notes)})"
 
 
 @dataclass
@@ -43,6 +68,9 @@ class RunResult:
     predictions: dict[int, Any] | None
     degenerate: bool | None  # None: no saved predictions to tell
     record: RunRecord
+    train_set: str = "human"
+    val_set: str = "human"
+    view: str = ""  # the task view's name (see :func:`task_view`)
 
 
 @dataclass
@@ -60,7 +88,32 @@ class Group:
     ci: Bootstrap | None = None
     vs_best: PairedTest | None = None
     best_method: str | None = None
+    vs_reference: PairedTest | None = None
+    reference_method: str | None = None
     notes: list[str] = field(default_factory=list)
+    train_set: str = "human"
+    val_set: str = "human"
+    view: str = ""
+
+    def __post_init__(self) -> None:
+        self.view = self.view or self.task
+
+    @property
+    def seed_interval(self) -> tuple[float, float] | None:
+        """The 95% t-interval of the mean over seeds (None with one seed)."""
+        return seed_interval([r.main for r in self.runs])
+
+    @property
+    def on_default_sets(self) -> bool:
+        """True for the task's default training and validation sets."""
+        return self.view == self.task
+
+    @property
+    def on_leaderboard_val(self) -> bool:
+        """True when scored on the task's default validation set, the one the leaderboard's test set
+        matches (whatever the run trained on: a submission may train on any set)."""
+        spec = TASKS.get(self.task).spec if self.task in TASKS else None
+        return spec is None or self.val_set == spec.val_sets[0]
 
     @property
     def degenerate_runs(self) -> int:
@@ -106,10 +159,11 @@ class Results:
     notes: list[str] = field(default_factory=list)
 
     def tasks(self) -> list[str]:
-        return list(dict.fromkeys(g.task for g in self.groups))
+        """The task views present, in order (a task's name for its default sets)."""
+        return list(dict.fromkeys(g.view for g in self.groups))
 
-    def by_task(self, task: str) -> list[Group]:
-        return [g for g in self.groups if g.task == task]
+    def by_task(self, view: str) -> list[Group]:
+        return [g for g in self.groups if g.view == view]
 
 
 def run_results(rows: Sequence[dict[str, Any]]) -> list[RunResult]:
@@ -119,25 +173,36 @@ def run_results(rows: Sequence[dict[str, Any]]) -> list[RunResult]:
         if row["status"] != "completed" or not row.get("record"):
             continue
         record = RunRecord.from_dict(row["record"], f"the store's record of {row['run_id']}")
-        predictions = load_predictions(row["run_dir"]) if row.get("run_dir") else None
         metrics = record.metrics
-        results.append(
-            RunResult(
-                run_id=row["run_id"],
-                kind=row["kind"],
-                task=row["task"],
-                model=row["model"],
-                method=row["method"],
-                seed=row["seed"],
-                main_metric=metrics.main_metric,
-                main=float(metrics.main),
-                metrics=metrics.val,
-                cost=record.cost,
-                predictions=predictions,
-                degenerate=is_degenerate(predictions) if predictions is not None else None,
-                record=record,
+        # One result per validation set the run was scored on: its own, then the extra ones.
+        scorings = [(record.config.get("val_set"), metrics.val, metrics.main, False)]
+        for val_set, extra in (metrics.extra_val or {}).items():
+            scorings.append((val_set, extra["metrics"], extra["main"], True))
+        for val_set, values, main, extra in scorings:
+            train_set, val_set, view = task_view(row["task"], record.config.get("train_set"), val_set)
+            predictions = None
+            if row.get("run_dir"):
+                predictions = load_predictions(row["run_dir"], val_set if extra else None)
+            results.append(
+                RunResult(
+                    run_id=row["run_id"],
+                    kind=row["kind"],
+                    task=row["task"],
+                    model=row["model"],
+                    method=row["method"],
+                    seed=row["seed"],
+                    main_metric=metrics.main_metric,
+                    main=float(main),
+                    metrics=values,
+                    cost=record.cost,
+                    predictions=predictions,
+                    degenerate=is_degenerate(predictions) if predictions is not None else None,
+                    record=record,
+                    train_set=train_set,
+                    val_set=val_set,
+                    view=view,
+                )
             )
-        )
     return results
 
 
@@ -162,24 +227,40 @@ def summarise(
 
     runs = run_results(rows)
     failed = [r for r in rows if r["status"] != "completed"]
-    keyed: dict[tuple[str, str, str], list[RunResult]] = {}
+    keyed: dict[tuple[str, str, str, str], list[RunResult]] = {}
     for run in runs:
-        keyed.setdefault((run.task, run.model, run.method), []).append(run)
-    tasks_cache: dict[str, Any] = {}
+        keyed.setdefault((run.task, run.view, run.model, run.method), []).append(run)
+    tasks_cache: dict[tuple[str, str], Any] = {}
     scores_cache: dict = {}  # identical prediction sets (degenerate runs) are scored once
     notes: list[str] = []
     groups: list[Group] = []
-    for (task_name, model, method), members in sorted(keyed.items(), key=_group_order):
+    for (task_name, view, model, method), members in sorted(keyed.items(), key=_group_order):
         members.sort(key=lambda r: r.seed)
         mean, std = mean_std([r.main for r in members])
-        group = Group(task_name, model, method, members[0].kind, members, members[0].main_metric, mean, std)
+        first = members[0]
+        group = Group(
+            task_name,
+            model,
+            method,
+            first.kind,
+            members,
+            first.main_metric,
+            mean,
+            std,
+            train_set=first.train_set,
+            val_set=first.val_set,
+            view=view,
+        )
         groups.append(group)
         if any(r.predictions is None for r in members):
             group.notes.append("no saved predictions: no interval")
             continue
-        if task_name not in tasks_cache:
-            tasks_cache[task_name] = get_task(task_name, data_dir)
-        task = tasks_cache[task_name]
+        if (task_name, first.val_set) not in tasks_cache:
+            # Only the validation examples are read: the training set does not change them.
+            spec = TASKS.get(task_name).spec
+            val_set = first.val_set if len(spec.val_sets) > 1 else None
+            tasks_cache[task_name, first.val_set] = get_task(task_name, data_dir, val_set=val_set)
+        task = tasks_cache[task_name, first.val_set]
         covered = set(members[0].predictions)
         if any(set(r.predictions) != covered for r in members):
             group.notes.append("seeds were scored on different examples: no interval")
@@ -195,34 +276,48 @@ def summarise(
 
 
 def _group_order(item) -> tuple:
-    (task, model, method), members = item
-    return (task, members[0].kind != "baseline", model, method)
+    (task, view, model, method), members = item
+    return (task, view != task, view, members[0].kind != "baseline", model, method)
+
+
+def _paired(group: Group, other: Group) -> PairedTest | None:
+    if group.ci is None or other.ci is None:
+        return None
+    if set(group.runs[0].predictions or {}) != set(other.runs[0].predictions or {}):
+        group.notes.append(f"scored on other examples than {other.method}: no paired test")
+        return None
+    return compare(group.ci, other.ci, group.main_metric)
 
 
 def _paired_against_best(groups: list[Group]) -> None:
-    """Within each (task, model), the paired test of every method against the best-scoring one."""
+    """Within each (task view, model), the paired test of every method against the best-scoring one
+    and against full fine-tuning (:data:`REFERENCE_METHOD`) where it ran."""
     by_key: dict[tuple[str, str], list[Group]] = {}
     for group in groups:
         if group.kind == "train":
-            by_key.setdefault((group.task, group.model), []).append(group)
+            by_key.setdefault((group.view, group.model), []).append(group)
     for members in by_key.values():
         best = max(members, key=lambda g: g.mean)
+        reference = next((g for g in members if g.method == REFERENCE_METHOD), None)
         for group in members:
             group.best_method = best.method
-            if group is best or group.ci is None or best.ci is None:
-                continue
-            if set(group.runs[0].predictions or {}) != set(best.runs[0].predictions or {}):
-                group.notes.append(f"scored on other examples than {best.method}: no paired test")
-                continue
-            group.vs_best = compare(group.ci, best.ci, group.main_metric)
+            if group is not best:
+                group.vs_best = _paired(group, best)
+            if reference is not None and group is not reference:
+                group.reference_method = reference.method
+                group.vs_reference = group.vs_best if reference is best else _paired(group, reference)
 
 
 def _group_averages(task_group: TaskGroup, groups: list[Group]) -> list[Average]:
     members, part = task_group.members, task_group.average_parts
     by_system: dict[tuple[str, str], dict[str, Group]] = {}
     for group in groups:
-        if group.task in members:
-            by_system.setdefault((group.model, group.method), {})[group.task] = group
+        # The board averages the leaderboard's validation sets; a system trained on two sets of a task
+        # enters with the task's default training set.
+        if group.task in members and group.on_leaderboard_val:
+            tasks = by_system.setdefault((group.model, group.method), {})
+            if group.task not in tasks or not tasks[group.task].on_default_sets:
+                tasks[group.task] = group
     averages = []
     for (model, method), tasks in by_system.items():
         if set(tasks) != set(members):
@@ -239,7 +334,9 @@ def _group_averages(task_group: TaskGroup, groups: list[Group]) -> list[Average]
         if all(tasks[t].ci is not None for t in members):
             lengths = {len(tasks[t].ci.draws[part[t]]) for t in members}
             if len(lengths) == 1:
-                _, low, high = average_of([(tasks[t].ci.point[part[t]], tasks[t].ci.draws[part[t]]) for t in members])
+                _, low, high = average_of(
+                    [(tasks[t].ci.point[part[t]], tasks[t].ci.draws[part[t]]) for t in members]
+                )
         averages.append(
             Average(
                 model,

@@ -43,6 +43,19 @@ def mean_std(values: Sequence[float]) -> tuple[float, float | None]:
     return float(array.mean()), (float(array.std(ddof=1)) if len(array) > 1 else None)
 
 
+def seed_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float] | None:
+    """The t-interval of the mean of ``values`` (one score per seed): mean ± t·s/√n, n−1 degrees of
+    freedom; None for fewer than two values. It covers seed-to-seed variation (initialisation, data
+    order), which the bootstrap over validation examples does not."""
+    if len(values) < 2:
+        return None
+    from scipy import stats
+
+    mean, std = mean_std(values)
+    half = float(stats.t.ppf(0.5 + confidence / 2, len(values) - 1)) * std / math.sqrt(len(values))
+    return mean - half, mean + half
+
+
 def is_degenerate(predictions: Mapping[Any, Any]) -> bool:
     """True when every prediction is the same label (or there are none)."""
     return len({json_key(v) for v in predictions.values()}) <= 1
