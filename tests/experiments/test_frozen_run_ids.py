@@ -3,7 +3,8 @@
 A grid run treats a run published under ``results/<grid>/<run_id>/`` as done, so a changed id would
 orphan a finished record and train it again. ``frozen_run_ids.json`` holds the ids of every grid in
 configs/grids as they were (qlora included, as on a machine with bitsandbytes): never regenerate it to
-make this test pass; find what changed the ids instead.
+make this test pass; find what changed the ids instead. Runs a grid gains (a method newly offered for a
+task, a learning rate added to the sweep) are added to the file, and no id in it may disappear.
 """
 
 from __future__ import annotations
