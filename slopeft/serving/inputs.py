@@ -48,28 +48,15 @@ def row_examples(task: Task, row: Mapping[str, Any], position: int, where: Seque
     Raises:
         InputError: naming the field that is missing or of the wrong type.
     """
-    from slopeft.tasks.superglue import SuperGlueTask
-
     if not isinstance(row, Mapping):
         raise InputError(where, f"each input is an object shaped like a {task.name} data row")
-    if isinstance(task, SuperGlueTask):
-        row = dict(row) if "idx" in row else {"idx": position, **row}
-        try:
-            # The task's own row parser (unlabelled: a posted label is ignored).
-            examples = task._row_examples(row, f"input {position}", labelled=False, origin="human")
-        except DataError as err:
-            missing = _MISSING_FIELD.search(str(err))
-            raise InputError([*where, missing.group(1)] if missing else where, str(err)) from None
-        except (KeyError, TypeError, AttributeError) as err:
-            raise InputError(where, f"input {position} is not shaped like a {task.name} row ({err!r})") from None
-    else:
-        fields = task.spec.text_fields
-        missing = [f for f in fields if f not in row]
-        if missing:
-            raise InputError(
-                [*where, missing[0]], f"field required: {task.name} inputs need {', '.join(fields)}"
-            )
-        examples = [Example(position, {f: row[f] for f in fields})]
+    try:
+        examples = task.examples_from_input(row, position)  # the task's own row parser and checks
+    except DataError as err:
+        missing = _MISSING_FIELD.search(str(err))
+        raise InputError([*where, missing.group(1)] if missing else where, str(err)) from None
+    except (KeyError, TypeError, AttributeError) as err:
+        raise InputError(where, f"input {position} is not shaped like a {task.name} row ({err!r})") from None
     for example in examples:
         for key, value in example.inputs.items():
             if not key.endswith(("_index", "_idx")) and not isinstance(value, str):

@@ -202,9 +202,35 @@ class Task(abc.ABC):
         end = n
         if self.spec.unit_fields:
             key = self.spec.unit_fields[-1]
-            while 0 < end < len(examples) and examples[end].inputs[key] == examples[end - 1].inputs[key]:
+
+            def inside(i: int) -> bool:  # examples[i] continues the unit of examples[i - 1]
+                return examples[i].inputs[key] == examples[i - 1].inputs[key]
+
+            while 0 < end < len(examples) and inside(end):
                 end -= 1
+            if end == 0:  # n is shorter than the first unit: keep that whole unit rather than nothing
+                end = n
+                while end < len(examples) and inside(end):
+                    end += 1
         return list(examples[:end])
+
+    def examples_from_input(self, row: Mapping[str, Any], position: int) -> list[Example]:
+        """The unlabelled examples of one input posted as a data row (a server's request): by default
+        one example of the spec's ``text_fields``; a task whose rows hold several examples (MultiRC's
+        passages) or need its own checks overrides this with its row parser.
+
+        Raises:
+            DataError: a field missing (``missing field 'x'``) or of the wrong type (``field 'x' ...``).
+        """
+        from slopeft.errors import DataError
+
+        missing = [f for f in self.spec.text_fields if f not in row]
+        if missing:
+            raise DataError(
+                f"input {position}: missing field {missing[0]!r}. {self.name} inputs need "
+                f"{', '.join(self.spec.text_fields)}."
+            )
+        return [Example(position, {f: row[f] for f in self.spec.text_fields})]
 
     @abc.abstractmethod
     def metrics(self, predictions: Mapping[int, Any], examples: Sequence[Example]) -> dict[str, float]:

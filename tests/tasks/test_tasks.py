@@ -106,3 +106,7 @@ def test_a_multirc_slice_ends_on_a_question_boundary(real_data_env):
     assert task.first(examples, 0) == examples
     si_nli = get_task("si-nli")
     assert si_nli.first(si_nli.examples("val"), 7) == si_nli.examples("val")[:7]
+    # A slice shorter than the first question keeps that whole question, not nothing.
+    first = next(i for i, e in enumerate(examples) if e.inputs["question_idx"] != examples[0].inputs["question_idx"])
+    assert first > 1
+    assert task.first(examples, 1) == examples[:first]

@@ -124,6 +124,12 @@ class SuperGlueTask(Task):
         )
         return f"{self.folder} rows need idx, {fields}; restore the row from the official file."
 
+    def examples_from_input(self, row: Mapping[str, Any], position: int) -> list[Example]:
+        # A posted SloBench JSONL line, read by the same row parser as the data files (unlabelled: a
+        # posted label is ignored); a row without idx gets its position.
+        row = dict(row) if "idx" in row else {"idx": position, **row}
+        return self._row_examples(row, f"input {position}", labelled=False, origin="human")
+
     def _row_examples(self, row: dict, where: str, labelled: bool, origin: str) -> list[Example]:
         if "idx" not in row:
             raise DataError(f"{where}: no idx field. Every row needs an integer idx.")
