@@ -275,8 +275,21 @@ def _coerce(cls: type, name: str, value: Any) -> Any:
             return typing.get_origin(option)(value)
         if typing.get_origin(option) is dict and isinstance(value, dict):
             return value
-    wanted = " or ".join(getattr(o, "__name__", str(o)) for o in options)
+    wanted = " or ".join(_TYPE_WORDS.get(typing.get_origin(o) or o, getattr(o, "__name__", str(o))) for o in options)
     raise ConfigError(f"{cls.__name__}.{name} must be {wanted}, not {value!r}.")
+
+
+#: How messages name the types a setting takes (YAML's words, not Python's).
+_TYPE_WORDS = {
+    bool: "true or false",
+    int: "an integer",
+    float: "a number",
+    str: "text",
+    list: "a list",
+    tuple: "a list",
+    dict: "a mapping",
+    type(None): "null",
+}
 
 
 def update_dataclass(obj: Any, values: dict[str, Any], where: str) -> Any:

@@ -39,7 +39,7 @@ BAD_TRAINING = {
 # Every option of every method with values it must refuse.
 BAD_METHOD_OPTIONS = {
     "full": {"sparse_embeddings": ["maybe"]},
-    "bitfit": {},
+    "bitfit": {"pooler_bias": ["perhaps", "2"]},
     "bitfit-subset": {},
     "lora": {"r": ["0", "-1", "2.5"], "alpha": ["0", "-8", ".nan"], "dropout": ["-0.1", "1", "2"],
              "target_modules": ["[]", "['']", "[3]"], "use_rslora": ["perhaps"]},
