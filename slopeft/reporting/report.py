@@ -406,6 +406,10 @@ def _provenance(results: Results) -> dict[str, str]:
     return provenance
 
 
+def _test_json(test) -> dict[str, Any] | None:
+    return None if test is None else {"delta": test.delta, "ci": [test.low, test.high], "p": test.p_value}
+
+
 def _summary_json(results: Results) -> dict[str, Any]:
     return {
         "grid": results.grid,
@@ -424,21 +428,9 @@ def _summary_json(results: Results) -> dict[str, Any]:
                 "std": g.std,
                 "seed_ci": None if g.seed_interval is None else list(g.seed_interval),
                 "ci": None if g.ci is None else [g.ci.low[g.main_metric], g.ci.high[g.main_metric]],
-                "vs_best": None
-                if g.vs_best is None
-                else {
-                    "delta": g.vs_best.delta,
-                    "ci": [g.vs_best.low, g.vs_best.high],
-                    "p": g.vs_best.p_value,
-                },
+                "vs_best": _test_json(g.vs_best),
                 "best_method": g.best_method,
-                "vs_reference": None
-                if g.vs_reference is None
-                else {
-                    "delta": g.vs_reference.delta,
-                    "ci": [g.vs_reference.low, g.vs_reference.high],
-                    "p": g.vs_reference.p_value,
-                },
+                "vs_reference": _test_json(g.vs_reference),
                 "reference_method": g.reference_method,
                 "degenerate_runs": g.degenerate_runs,
                 "runs": [r.run_id for r in g.runs],
