@@ -152,7 +152,7 @@ def baseline(
     output: Annotated[
         Path | None,
         typer.Option(
-            help="Folder for predictions and metrics [default: outputs/baselines/<task>/<strategy>-<split>]"
+            help="Folder for predictions and metrics (default: outputs/baselines/<task>/<strategy>-<split>)"
         ),
     ] = None,
     submission: Annotated[Path | None, typer.Option(help="Also write a leaderboard zip here.")] = None,
@@ -236,7 +236,7 @@ def train(
         list[str] | None, typer.Option("--set", help="Override: lora.r=16, training.epochs=5 ...")
     ] = None,
     output: Annotated[
-        str | None, typer.Option(help="Run folder [default: runs/<task>-<model>-<method>-s<seed>].")
+        str | None, typer.Option(help="Run folder (default: runs/<task>-<model>-<method>-s<seed>).")
     ] = None,
     seed: Annotated[int | None, typer.Option(min=0, max=2**32 - 1, help="Seed (default 42).")] = None,
     train_set: TrainSet = None,
@@ -344,7 +344,7 @@ def quickstart(
     eval_examples: Annotated[int, typer.Option(min=0, help="Held-out validation rows scored (0: all).")] = 0,
     epochs: float = 1.0,
     learning_rate: Annotated[
-        float | None, typer.Option(help="Peak learning rate [default: each method's recipe].", show_default=False)
+        float | None, typer.Option(help="Peak learning rate (default: each method's recipe).", show_default=False)
     ] = None,
     output: Annotated[Path, typer.Option(help="Where the run folders go.")] = Path("runs/quickstart"),
     data_dir: DataDir = None,

@@ -17,14 +17,14 @@ GridFile = Annotated[Path, typer.Argument(help="A grid file, e.g. configs/grids/
 OutDir = Annotated[
     Path | None,
     typer.Option(
-        "--out", help="The grid's output folder [default: the grid's out:, else outputs/grids/<name>]."
+        "--out", help="The grid's output folder (default: the grid's out:, else outputs/grids/<name>)."
     ),
 ]
 ResultsDir = Annotated[
     Path | None,
     typer.Option(
         "--results",
-        help="Folder of the grid's published records [default: the grid's results:, if any].",
+        help="Folder of the grid's published records (default: the grid's results:, if any).",
         show_default=False,
     ),
 ]
@@ -163,7 +163,7 @@ def results_export(
     ] = "csv",
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="File to write [default: <grid out>/results.<format>]."),
+        typer.Option("--output", "-o", help="File to write (default: <grid out>/results.<format>)."),
     ] = None,
 ) -> None:
     """Export one row per run: config, versions, commit, data fingerprint, metrics, costs, status, error."""

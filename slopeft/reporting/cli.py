@@ -25,7 +25,7 @@ def report(
         Path | None,
         typer.Option(
             "--results",
-            help="Folder of the grid's published records [default: the grid's results:, if any].",
+            help="Folder of the grid's published records (default: the grid's results:, if any).",
             show_default=False,
         ),
     ] = None,

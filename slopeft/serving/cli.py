@@ -119,7 +119,7 @@ def serve(
         Path | None, typer.Option(help="Serve every finished training run of this grid file (named by run id).")
     ] = None,
     grid_out: Annotated[
-        Path | None, typer.Option(help="The grid's output folder [default: the grid's out:, else outputs/grids/<name>].")
+        Path | None, typer.Option(help="The grid's output folder (default: the grid's out:, else outputs/grids/<name>).")
     ] = None,
     host: Annotated[str, typer.Option(help="Address to listen on; beyond loopback an API key is required.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
