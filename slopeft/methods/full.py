@@ -1,4 +1,8 @@
-"""Full fine-tuning: the reference every PEFT method is compared with."""
+"""Full fine-tuning: the reference every PEFT method is compared with.
+
+Learning rate: BERT's paper fine-tunes at 2e-5 to 5e-5; the recipe (``slopeft/resources/recipes/full.yaml``)
+takes the top, 5e-5, the best of the sweep on e5-small-multilingual and 1,600 SI-NLI rows (2e-5 0.459,
+5e-5 0.486, 1e-4 collapsed to the majority's 0.330; one seed, 440 validation rows)."""
 
 from __future__ import annotations
 

@@ -4,7 +4,10 @@ A grid run treats a run published under ``results/<grid>/<run_id>/`` as done, so
 orphan a finished record and train it again. ``frozen_run_ids.json`` holds the ids of every grid in
 configs/grids as they were (qlora included, as on a machine with bitsandbytes): never regenerate it to
 make this test pass; find what changed the ids instead. Runs a grid gains (a method newly offered for a
-task, a learning rate added to the sweep) are added to the file, and no id in it may disappear.
+task, a learning rate added to the sweep) are added to the file, and no id in it may disappear. One
+change renames runs by design: a new recipe (``slopeft/resources/recipes/``) for the grids that start
+from recipes, since another learning rate is another run; the commit that changes the recipe updates
+those grids' entries, and only the runs of that method change (the sweep pins its own values).
 """
 
 from __future__ import annotations
