@@ -42,6 +42,11 @@ from slopeft.tasks.base import Example
 log = logging.getLogger("slopeft.serving")
 
 
+#: The longest Retry-After the server answers a full queue with, in seconds. The HTTP keep-alive
+#: timeout is longer (see ``serving.cli``): a client that waits as told and then reuses its pooled
+#: connection must not find it just closed by the server (the race ends in a ReadError on the client).
+MAX_RETRY_AFTER = 30
+
 class QueueFull(Exception):
     """The queue cannot take the jobs now; retry after ``retry_after`` seconds."""
 
@@ -224,12 +229,13 @@ class Engine:
         return len(self._jobs)
 
     def retry_after(self) -> int:
-        """Seconds until the queue has likely drained at the throughput of the last few seconds (1 .. 30)."""
+        """Seconds until the queue has likely drained at the throughput of the last few seconds
+        (1 .. :data:`MAX_RETRY_AFTER`)."""
         finished = list(self._finished)
         if len(finished) < 2 or finished[-1][0] - finished[0][0] <= 0:
             return 1
         rate = sum(n for _, n in finished[1:]) / (finished[-1][0] - finished[0][0])
-        return int(min(30, max(1, math.ceil(len(self._jobs) / max(rate, 1e-3)))))
+        return int(min(MAX_RETRY_AFTER, max(1, math.ceil(len(self._jobs) / max(rate, 1e-3)))))
 
     def submit(self, jobs: Sequence[Job]) -> None:
         """Queues ``jobs`` (all or none).
