@@ -59,29 +59,33 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 def parse_jsonl(text: str, name: str, error: type[DataError] = DataError) -> list[dict[str, Any]]:
     """Parses JSON Lines ``text`` read from ``name``; errors name the line."""
-    rows = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise error(
-                f"{name}, line {number}: not valid JSON ({err.msg} at column {err.colno}). "
-                "Each line must be one JSON object; fix or remove that line."
-            ) from None
-        except RecursionError:
-            raise error(
-                f"{name}, line {number}: JSON nested too deeply to read. Each line must be one flat JSON "
-                "object as in the official files; fix or remove that line."
-            ) from None
-        if not isinstance(row, dict):
-            raise error(
-                f"{name}, line {number}: expected a JSON object, found {type(row).__name__}. "
-                'Each line must be one JSON object such as {"idx": 0, "label": ...}.'
-            )
-        rows.append(row)
-    return rows
+    return [
+        parse_json_object(line, name, number, error)
+        for number, line in enumerate(text.splitlines(), start=1)
+        if line.strip()
+    ]
+
+
+def parse_json_object(line: str, name: str, number: int, error: type[DataError] = DataError) -> dict[str, Any]:
+    """Line ``number`` of ``name`` as the one JSON object it must hold; anything else raises ``error``."""
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise error(
+            f"{name}, line {number}: not valid JSON ({err.msg} at column {err.colno}). "
+            "Each line must be one JSON object; fix or remove that line."
+        ) from None
+    except RecursionError:
+        raise error(
+            f"{name}, line {number}: JSON nested too deeply to read. Each line must be one flat JSON "
+            "object as in the official files; fix or remove that line."
+        ) from None
+    if not isinstance(row, dict):
+        raise error(
+            f"{name}, line {number}: expected a JSON object, found {type(row).__name__}. "
+            'Each line must be one JSON object such as {"idx": 0, "label": ...}.'
+        )
+    return row
 
 
 def read_tsv(path: Path, required_columns: tuple[str, ...]) -> list[dict[str, str]]:

@@ -15,11 +15,10 @@ whether a submission is accepted:
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
-from slopeft.data.readers import decode_text
+from slopeft.data.readers import decode_text, parse_json_object
 from slopeft.errors import SubmissionError
 
 UTF8_BOM = b"\xef\xbb\xbf"
@@ -65,17 +64,5 @@ def parse_submitted_jsonl(text: str, name: str) -> list[dict[str, Any]]:
                 "on either side as one line, which is not JSON, and rejects the file. End every line with "
                 "\\n (or \\r\\n)."
             )
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise SubmissionError(
-                f"{name}, line {number}: not valid JSON ({err.msg} at column {err.colno}). "
-                "Each line must be one JSON object; fix or remove that line."
-            ) from None
-        if not isinstance(row, dict):
-            raise SubmissionError(
-                f"{name}, line {number}: expected a JSON object, found {type(row).__name__}. "
-                'Each line must be one JSON object such as {"idx": 0, "label": ...}.'
-            )
-        rows.append(row)
+        rows.append(parse_json_object(line, name, number, SubmissionError))
     return rows
