@@ -15,6 +15,12 @@ LayerNorm H, first MLP layer 4H, second H, its LayerNorm H) + H (embedding Layer
 ``pooler_bias=false`` or a checkpoint without a pooler; ``bitfit-subset`` L·5H (query H, first MLP
 layer 4H) = 46,080 for BERT-base (0.042%).
 
+Learning rates: the paper sweeps 1e-4 to 1e-3. slopeft's recipes (``slopeft/resources/recipes/``),
+from the sweep on e5-small-multilingual and 1,600 SI-NLI rows (one seed, 440 validation rows): ``bitfit``
+1e-3 (3e-4 0.420, 1e-3 0.427, 3e-3 0.411, 1e-2 collapsed to the majority's 0.330), the paper's top;
+``bitfit-subset`` 1e-2 (3e-3 0.434, 1e-2 0.439, 3e-2 0.430), ten times the paper's top — with 5 of
+the 11 bias vectors per layer the subset needs larger steps.
+
 On a bf16/fp16 checkpoint the model is trained in float32 (the weights AdamW updates are float32
 masters; a bf16 bias would lose every update below its last bit); with ``training.precision=bf16`` on
 a GPU autocast still runs the matmuls in bf16.
