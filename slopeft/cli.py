@@ -342,7 +342,7 @@ def quickstart(
     task: Annotated[str, typer.Option(help="A small classification task.")] = "si-nli",
     train_examples: Annotated[int, typer.Option(min=0, help="Training rows used (0: the whole split).")] = 0,
     eval_examples: Annotated[int, typer.Option(min=0, help="Held-out validation rows scored (0: all).")] = 0,
-    epochs: float = 1.0,
+    epochs: Annotated[float, typer.Option(help="Epochs over the training rows (fractions allowed).")] = 1.5,
     learning_rate: Annotated[
         float | None, typer.Option(help="Peak learning rate (default: each method's recipe).", show_default=False)
     ] = None,

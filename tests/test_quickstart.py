@@ -23,4 +23,4 @@ def test_quickstart_trains_each_method_with_its_recipe_next_to_the_majority(real
         assert record["learning_rate"] == recipe_for(method).learning_rate
         assert record["data"]["train_examples"] == 16 and record["data"]["val_examples"] == 8
     shown = " ".join(console.export_text().split())
-    assert "8 held-out rows" in shown and "trained on 16, 1 epoch(s)" in shown
+    assert "8 held-out rows" in shown and "trained on 16, 1.5 epoch(s)" in shown

@@ -142,7 +142,7 @@ def test_mistakes_fail_before_anything_runs(data, message):
         expand(_grid(**data))
 
 
-@pytest.mark.parametrize("name", ["smoke", "offline", "full-study"])
+@pytest.mark.parametrize("name", ["smoke", "sweep", "study", "full-study"])
 def test_shipped_grids_expand(name):
     grid = load_grid(GRIDS / f"{name}.yaml")
     expansion = expand(grid)
@@ -152,17 +152,17 @@ def test_shipped_grids_expand(name):
 
 
 def test_reference_grids_ask_the_same_questions():
-    full, offline = (load_grid(GRIDS / f"{n}.yaml") for n in ("full-study", "offline"))
+    full, study = (load_grid(GRIDS / f"{n}.yaml") for n in ("full-study", "study"))
     tasks = {"slo-superglue/" + t for t in ("boolq", "cb", "copa", "multirc", "rte", "wsc")} | {
         "si-nli",
         "mt/sl-en",
         "mt/en-sl",
     }
-    assert set(full.tasks) == tasks and set(offline.tasks) == tasks
-    assert len(full.seeds) == 3
+    assert set(full.tasks) == tasks and set(study.tasks) == tasks
+    assert len(full.seeds) == 3 and len(study.seeds) == 3
     assert {m.method for m in full.methods} == set(METHODS.names())
-    assert {m.method for m in offline.methods} == set(METHODS.names())
-    assert set(offline.models) == {"e5-small-multilingual", "gemma-3-270m"}
+    assert {m.method for m in study.methods} == set(METHODS.names())
+    assert set(study.models) == {"e5-small-multilingual", "gemma-3-270m"}
 
 
 def test_a_sweep_entry_expands_into_one_labelled_variant_per_combination():
