@@ -18,6 +18,11 @@ there use PEFT's prompt modules inside slopeft's own injection (:class:`Multiple
 same prompt in front of every (premise, choice) row. Prefix tuning's deep prompts work there as
 they are (keys and values in every layer, nothing in front of the text).
 
+Learning rates (``slopeft/resources/recipes/``; the sweep on e5-small-multilingual and 1,600 SI-NLI
+rows, one seed, 440 validation rows): prompt tuning 3e-2 (1e-2 0.339, 3e-2 0.350, 1e-1 diverged;
+the majority scores 0.330), where the paper trains 0.3 for 30,000 steps — on a small encoder and
+300 steps it hardly learns at any rate.
+
 Every input-level prompt takes positions from the text (:meth:`Method.added_positions`): the head
 encodes ``num_virtual_tokens`` fewer tokens, so text + prompt fits the model's position table.
 """
