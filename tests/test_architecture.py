@@ -20,7 +20,7 @@ LAYERS = [
     ("slopeft.evaluation",),
     ("slopeft.experiments",),
     ("slopeft.reporting",),
-    ("slopeft.quickstart", "slopeft.cli", "slopeft.serving"),
+    ("slopeft.quickstart", "slopeft.cli", "slopeft.__main__", "slopeft.serving"),
 ]
 
 
