@@ -21,7 +21,8 @@ they are (keys and values in every layer, nothing in front of the text).
 Learning rates (``slopeft/resources/recipes/``; the sweep on e5-small-multilingual and 1,600 SI-NLI
 rows, one seed, 440 validation rows): prompt tuning 3e-2 (1e-2 0.339, 3e-2 0.350, 1e-1 diverged;
 the majority scores 0.330), where the paper trains 0.3 for 30,000 steps — on a small encoder and
-300 steps it hardly learns at any rate.
+300 steps it hardly learns at any rate. P-tuning 3e-3 (1e-3 0.357, after 0.425 at epoch 2;
+3e-3 0.445; 1e-2 0.400): it learns, unsteadily, at three times the common rate of 1e-3.
 
 Every input-level prompt takes positions from the text (:meth:`Method.added_positions`): the head
 encodes ``num_virtual_tokens`` fewer tokens, so text + prompt fits the model's position table.
