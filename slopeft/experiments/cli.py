@@ -50,6 +50,9 @@ def grid_run(
             "or spawn (a fresh interpreter per run)."
         ),
     ] = "fork",
+    retry_diverged: Annotated[bool, typer.Option(
+        help="Also train runs whose divergence is published in the grid's results folder (seeded, they "
+        "diverge again unless their code or data changed).")] = False,
 ) -> None:
     """Run every unfinished run of a grid; finished runs are skipped, interrupted ones resume."""
     from slopeft.experiments.grid import load_grid
@@ -63,6 +66,7 @@ def grid_run(
             address=address,
             retry_failed=retry_failed,
             isolation=isolation,
+            retry_diverged=retry_diverged,
         )
     except KeyboardInterrupt:
         Console(stderr=True).print(
@@ -77,7 +81,8 @@ def grid_run(
         raise SlopeftError(
             f"Grid {grid}: {', '.join(problems)} ({', '.join((summary.failed + summary.interrupted)[:5])}"
             f"{' ...' if len(summary.failed) + len(summary.interrupted) > 5 else ''}). "
-            "See each run's log under logs/ and `slopeft grid status`; rerunning the grid retries them."
+            "See each run's log under logs/ and `slopeft grid status`; rerunning the grid retries them "
+            "(except runs that diverged: their failure is published as their result; --retry-diverged)."
         )
 
 

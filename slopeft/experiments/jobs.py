@@ -21,6 +21,8 @@ class RunSummary:
     failed: list[str] = field(default_factory=list)
     interrupted: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    diverged: list[str] = field(default_factory=list)
+    """Runs whose divergence an earlier run published: results, not trained again, not failures."""
 
     @property
     def ok(self) -> bool:

@@ -6,16 +6,26 @@ method-comparison results in its repository. ``slopeft grid run`` treats a run p
 done, so a study can be finished in pieces, on several machines, and a fresh clone that has the
 committed results trains nothing it already has; the SQLite store is rebuilt from these records
 (``slopeft results import``, and on the fly by ``grid run`` and ``report``).
+
+A run whose training diverged (non-finite or runaway loss: seeded, so it diverges again) is a result
+too: its ``failure.json`` (the run, the error, the versions) is published in the same place, ``grid
+run`` does not train it again (``--retry-diverged`` does) and the report lists it with its error.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
 from typing import Any
 
+from slopeft.files import write_json_atomic
 from slopeft.records import RECORD, VAL_PREDICTIONS, completed_record_data, predictions_file
+
+#: A published run that diverged: its configuration and error instead of a record.
+FAILURE = "failure.json"
+DIVERGED = "diverged"
 
 #: Copied in this order: the record last, because its presence marks the run as published.
 PUBLISHED_FILES = (VAL_PREDICTIONS, RECORD)
@@ -50,4 +60,28 @@ def publish(run_dir: Path | str, results_dir: Path | str, run_id: str) -> bool:
         tmp = target / f".{name}.{os.getpid()}.tmp"
         shutil.copyfile(source / name, tmp)
         os.replace(tmp, target / name)
+    (target / FAILURE).unlink(missing_ok=True)  # a run trained again with --retry-diverged that finished
     return True
+
+
+def publish_failure(results_dir: Path | str, run_id: str, failure: dict[str, Any]) -> Path:
+    """Publishes ``failure`` (``status: diverged``, the run's spec, the error) as ``results_dir/run_id/failure.json``."""
+    return write_json_atomic(Path(results_dir) / run_id / FAILURE, {"run_id": run_id, "status": DIVERGED, **failure},
+                             "the published failure")
+
+
+def published_failure(results_dir: Path | str | None, run_id: str) -> dict[str, Any] | None:
+    """The divergence published for ``run_id`` (and no completed record beside it), or None.
+
+    A file that does not read as one (hand-edited, cut short) counts as none: the run is trained again.
+    """
+    if results_dir is None or published_record(results_dir, run_id) is not None:
+        return None
+    path = Path(results_dir) / run_id / FAILURE
+    try:
+        failure = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(failure, dict) or failure.get("status") != DIVERGED or failure.get("run_id") != run_id:
+        return None
+    return failure

@@ -36,7 +36,7 @@ from rich.console import Console
 from slopeft.errors import ConfigError
 from slopeft.experiments.grid import Expansion, Grid, RunSpec, expand
 from slopeft.experiments.jobs import RunSummary, job_for, report_exit
-from slopeft.experiments.published import publish, published_record
+from slopeft.experiments.published import publish, published_failure, published_record
 from slopeft.experiments.store import ResultsStore
 from slopeft.experiments.worker import RunLock
 from slopeft.records import completed_record_data, write_json_atomic
@@ -95,7 +95,14 @@ def sync_from_disk(grid: Grid, runs: list[RunSpec], store: ResultsStore) -> int:
         if record is not None:
             store.upsert(run.to_dict(), "completed", record=record, run_dir=where.resolve(), grid=grid.name)
             synced += 1
+        elif (failure := published_failure(grid.results, run.run_id)) is not None and statuses.get(run.run_id) is None:
+            store.upsert(run.to_dict(), "failed", error=_diverged_error(grid, run.run_id, failure),
+                         run_dir=(grid.results / run.run_id).resolve(), grid=grid.name)
     return synced
+
+
+def _diverged_error(grid: Grid, run_id: str, failure: dict[str, Any]) -> str:
+    return f"diverged (published in {grid.results}/{run_id}): {failure.get('error') or 'no error text'}"
 
 
 def import_results(grid: Grid) -> int:
@@ -123,6 +130,7 @@ def run_grid(
     console: Console | None = None,
     retry_failed: bool = True,
     isolation: str = "fork",
+    retry_diverged: bool = False,
 ) -> RunSummary:
     """Runs every unfinished run of ``grid``; see the module docstring.
 
@@ -135,6 +143,8 @@ def run_grid(
         retry_failed: also rerun runs that failed before (else they stay failed).
         isolation: local backend: ``fork`` (each run forked from a server that imported torch once)
             or ``spawn`` (a fresh interpreter per run).
+        retry_diverged: also train runs whose divergence is published under the grid's ``results:``
+            (seeded, they diverge again unless something else changed).
     """
     console = console or Console(stderr=True)
     if workers < 1:
@@ -148,6 +158,8 @@ def run_grid(
     for run in expansion.runs:
         if statuses.get(run.run_id) == "completed":
             summary.already_done += 1
+        elif not retry_diverged and published_failure(grid.results, run.run_id) is not None:
+            summary.diverged.append(run.run_id)
         elif statuses.get(run.run_id) == "failed" and not retry_failed:
             summary.failed.append(run.run_id)
         else:
@@ -158,6 +170,12 @@ def run_grid(
         f"results in {grid.store_path}",
         highlight=False,
     )
+    if summary.diverged:
+        console.print(
+            f"{len(summary.diverged)} run(s) diverged before, published in {grid.results}: not trained again "
+            f"(--retry-diverged trains them): {', '.join(summary.diverged)}",
+            highlight=False,
+        )
     for what, why in expansion.skipped:
         reason = why.split(". ")[0].split(": ")[0]  # the first clause; grid.json keeps the whole reason
         console.print(f"[dim]skipped {what}: {reason}[/dim]", highlight=False)
@@ -172,7 +190,8 @@ def run_grid(
             raise ConfigError(f"--backend must be local or ray, not {backend!r}.")
     console.print(
         f"Grid {grid.name}: {summary.already_done + len(summary.completed)}/{summary.total} done, "
-        f"{len(summary.failed)} failed, {len(summary.interrupted)} interrupted.",
+        f"{len(summary.failed)} failed, {len(summary.interrupted)} interrupted"
+        f"{f', {len(summary.diverged)} diverged before' if summary.diverged else ''}.",
         highlight=False,
     )
     return summary
@@ -419,6 +438,8 @@ def grid_status(grid: Grid) -> tuple[list[RunState], Expansion]:
             )
         elif RunLock(grid.out / "locks" / f"{run.run_id}.lock").held_elsewhere():
             states.append(RunState(run, "running", f"attempt {row.get('attempts') or 1}"))
+        elif (failure := published_failure(grid.results, run.run_id)) is not None:
+            states.append(RunState(run, "failed", _diverged_error(grid, run.run_id, failure)))
         elif row.get("status") == "failed":
             states.append(RunState(run, "failed", row.get("error") or ""))
         else:

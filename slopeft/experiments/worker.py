@@ -34,7 +34,7 @@ from typing import Any
 
 from rich.console import Console
 
-from slopeft.experiments.published import publish, published_record
+from slopeft.experiments.published import publish, publish_failure, published_record
 from slopeft.records import completed_record_data
 
 BUSY = 75  # EX_TEMPFAIL: another process holds the run
@@ -241,7 +241,17 @@ def execute(job: dict[str, Any], console: Console | None = None) -> int:
                 return INTERRUPTED
             text = "".join(traceback.format_exception(err))
             console.print(text, markup=False, highlight=False)
-            store.upsert(spec, "failed", error=f"{type(err).__name__}: {err}".strip(), **common)
+            error = f"{type(err).__name__}: {err}".strip()
+            if results_dir and getattr(err, "diverged", False):
+                # Seeded training diverges the same way again: publish it as this configuration's result.
+                from slopeft.records import git_commit, library_versions
+
+                publish_failure(results_dir, spec["run_id"], {
+                    "error": error, "spec": spec, "versions": library_versions(), "git": git_commit(),
+                    "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                })
+                error = f"diverged (published in {results_dir}/{spec['run_id']}): {error}"
+            store.upsert(spec, "failed", error=error, **common)
             return 1
         if results_dir and publish(run_dir, results_dir, spec["run_id"]):
             common["run_dir"] = Path(results_dir) / spec["run_id"]

@@ -53,11 +53,15 @@ class TrainingError(SlopeftError):
     Attributes:
         resumable: a checkpoint to resume from was kept (an interrupt, a full disk); otherwise the run
             folder holds nothing worth keeping.
+        diverged: the loss became non-finite or climbed far above its start. Training is seeded, so the
+            same configuration diverges again: a result about that configuration, not an accident of the
+            machine (a grid publishes it and does not train it again).
     """
 
-    def __init__(self, message: str, resumable: bool = False) -> None:
+    def __init__(self, message: str, resumable: bool = False, diverged: bool = False) -> None:
         super().__init__(message)
         self.resumable = resumable
+        self.diverged = diverged
 
 
 #: Divergence: the smoothed training loss (an exponential moving average over optimiser steps, this
@@ -326,7 +330,8 @@ class Trainer:
                                 f"The loss became {loss.item()} at step {state.step + 1} (epoch {state.epoch + 1}). "
                                 f"Likely causes: a learning rate too high for {self.method.name} "
                                 f"({self.learning_rate:g}; try a tenth), fp16 overflow (use bf16 or fp32), or "
-                                "corrupt inputs. Lower --set training.learning_rate=... and rerun."
+                                "corrupt inputs. Lower --set training.learning_rate=... and rerun.",
+                                diverged=True,
                             )
                         self.train_step.backward(loss)
                         state.batch_in_epoch += 1
@@ -435,7 +440,8 @@ class Trainer:
                 f"Training diverged: the training loss rose from {start:.4g} (step 1) to {now:.4g} (smoothed, step "
                 f"{state.step}), more than {DIVERGENCE_FACTOR:g}× where it started. Likely causes: a learning rate "
                 f"too high for {self.method.name} ({self.learning_rate:g}; try a tenth or less), or no warmup. Lower "
-                "--set training.learning_rate=... and train again."
+                "--set training.learning_rate=... and train again.",
+                diverged=True,
             )
 
     def _snapshot(self, state: TrainerState, best_weights: dict | None, pending_eval: bool = False) -> None:

@@ -98,3 +98,57 @@ def test_a_finished_but_unpublished_run_is_published_when_the_runner_next_looks(
     (other / "record.json").write_text(json.dumps({"status": "running"}))
     assert not publish(other, results, "other")
     shutil.rmtree(other)
+
+
+def test_a_diverged_run_is_published_and_not_trained_again(tmp_path, grid_env, shared_models):
+    """Seeded training that diverges diverges again: its failure is a result, like a record."""
+    from slopeft.experiments.published import FAILURE, published_failure
+
+    results = tmp_path / "results" / "diverging"
+    grid = {
+        "name": "diverging",
+        "results": str(results),
+        "models": ["tiny:bert"],
+        "tasks": ["slo-superglue/cb"],
+        "methods": [{"label": "full-lr1000", "method": "full", "training": {"learning_rate": 1000.0}}],
+        "seeds": [1],
+        "training": {"epochs": 3, "batch_size": 4, "warmup_ratio": 0.0, "max_train_examples": 16,
+                     "max_eval_examples": 8, "max_length": 48},
+    }
+    grid_file = tmp_path / "diverging.yaml"
+    grid_file.write_text(yaml.safe_dump(grid))
+    (run,) = expand(load_grid(grid_file)).runs
+    first_out = tmp_path / "machine-a"
+    share_tiny_models(first_out, shared_models)
+    first = run_grid(first_out, grid_env, grid_file)
+    assert first.returncode != 0  # this invocation trained it, and it failed
+    failure = published_failure(results, run.run_id)
+    assert failure is not None, first.stderr[-3000:]
+    assert failure["status"] == "diverged" and "learning rate" in failure["error"]
+    assert failure["spec"]["config"]["training"]["learning_rate"] == 1000.0
+    assert sorted(p.name for p in (results / run.run_id).iterdir()) == [FAILURE]
+
+    # A second machine with only the published results trains nothing, exits 0, and lists it as failed.
+    second_out = tmp_path / "machine-b"
+    share_tiny_models(second_out, shared_models)
+    again = run_grid(second_out, grid_env, grid_file)
+    said = " ".join(again.stderr.split())
+    assert again.returncode == 0, said[-3000:]
+    assert "1 run(s) diverged before" in said and "--retry-diverged" in said
+    assert not (second_out / "runs").exists() or not any((second_out / "runs").iterdir())
+    (row,) = ResultsStore(second_out / "results.sqlite").rows()
+    assert row["status"] == "failed" and row["error"].startswith("diverged (published in")
+    status = subprocess_status(second_out, grid_env, grid_file)
+    assert "diverged" in status
+
+    # --retry-diverged trains it again (and it diverges again, seeded).
+    retried = run_grid(second_out, grid_env, grid_file, "--retry-diverged")
+    assert retried.returncode != 0 and (second_out / "logs" / f"{run.run_id}.log").is_file()
+
+
+def subprocess_status(out, env, grid_file) -> str:
+    import subprocess
+
+    done = subprocess.run(slopeft("grid", "status", grid_file, "--out", out, "--all"), env=env, capture_output=True,
+                          text=True, timeout=300, cwd=REPO)
+    return " ".join((done.stdout + done.stderr).split())
