@@ -65,9 +65,9 @@ def publish(run_dir: Path | str, results_dir: Path | str, run_id: str) -> bool:
 
 
 def publish_failure(results_dir: Path | str, run_id: str, failure: dict[str, Any]) -> Path:
-    """Publishes ``failure`` (``status: diverged``, the run's spec, the error) as ``results_dir/run_id/failure.json``."""
-    return write_json_atomic(Path(results_dir) / run_id / FAILURE, {"run_id": run_id, "status": DIVERGED, **failure},
-                             "the published failure")
+    """Publishes ``failure`` (the run's spec, the error) as ``results_dir/run_id/failure.json``."""
+    data = {"run_id": run_id, "status": DIVERGED, **failure}
+    return write_json_atomic(Path(results_dir) / run_id / FAILURE, data, "the published failure")
 
 
 def published_failure(results_dir: Path | str | None, run_id: str) -> dict[str, Any] | None:
@@ -75,13 +75,17 @@ def published_failure(results_dir: Path | str | None, run_id: str) -> dict[str, 
 
     A file that does not read as one (hand-edited, cut short) counts as none: the run is trained again.
     """
-    if results_dir is None or published_record(results_dir, run_id) is not None:
+    if results_dir is None:
         return None
-    path = Path(results_dir) / run_id / FAILURE
-    try:
-        failure = json.loads(path.read_text(encoding="utf-8"))
+    try:  # the usual case, no failure file, costs one failed open
+        failure = json.loads((Path(results_dir) / run_id / FAILURE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     if not isinstance(failure, dict) or failure.get("status") != DIVERGED or failure.get("run_id") != run_id:
         return None
-    return failure
+    return None if published_record(results_dir, run_id) is not None else failure
+
+
+def diverged_note(results_dir: Path | str, run_id: str, error: str) -> str:
+    """The store's and the status table's error text for a run whose divergence is published."""
+    return f"diverged (published in {results_dir}/{run_id}): {error}"

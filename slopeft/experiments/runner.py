@@ -36,7 +36,7 @@ from rich.console import Console
 from slopeft.errors import ConfigError
 from slopeft.experiments.grid import Expansion, Grid, RunSpec, expand
 from slopeft.experiments.jobs import RunSummary, job_for, report_exit
-from slopeft.experiments.published import publish, published_failure, published_record
+from slopeft.experiments.published import diverged_note, publish, published_failure, published_record
 from slopeft.experiments.store import ResultsStore
 from slopeft.experiments.worker import RunLock
 from slopeft.records import completed_record_data, write_json_atomic
@@ -95,14 +95,11 @@ def sync_from_disk(grid: Grid, runs: list[RunSpec], store: ResultsStore) -> int:
         if record is not None:
             store.upsert(run.to_dict(), "completed", record=record, run_dir=where.resolve(), grid=grid.name)
             synced += 1
-        elif (failure := published_failure(grid.results, run.run_id)) is not None and statuses.get(run.run_id) is None:
-            store.upsert(run.to_dict(), "failed", error=_diverged_error(grid, run.run_id, failure),
-                         run_dir=(grid.results / run.run_id).resolve(), grid=grid.name)
+        elif statuses.get(run.run_id) is None and (failure := published_failure(grid.results, run.run_id)):
+            note = diverged_note(grid.results, run.run_id, failure.get("error", ""))
+            store.upsert(run.to_dict(), "failed", error=note, run_dir=(grid.results / run.run_id).resolve(),
+                         grid=grid.name)
     return synced
-
-
-def _diverged_error(grid: Grid, run_id: str, failure: dict[str, Any]) -> str:
-    return f"diverged (published in {grid.results}/{run_id}): {failure.get('error') or 'no error text'}"
 
 
 def import_results(grid: Grid) -> int:
@@ -439,7 +436,8 @@ def grid_status(grid: Grid) -> tuple[list[RunState], Expansion]:
         elif RunLock(grid.out / "locks" / f"{run.run_id}.lock").held_elsewhere():
             states.append(RunState(run, "running", f"attempt {row.get('attempts') or 1}"))
         elif (failure := published_failure(grid.results, run.run_id)) is not None:
-            states.append(RunState(run, "failed", _diverged_error(grid, run.run_id, failure)))
+            note = diverged_note(grid.results, run.run_id, failure.get("error", ""))
+            states.append(RunState(run, "failed", note))
         elif row.get("status") == "failed":
             states.append(RunState(run, "failed", row.get("error") or ""))
         else:

@@ -34,7 +34,7 @@ from typing import Any
 
 from rich.console import Console
 
-from slopeft.experiments.published import publish, publish_failure, published_record
+from slopeft.experiments.published import diverged_note, publish, publish_failure, published_record
 from slopeft.records import completed_record_data
 
 BUSY = 75  # EX_TEMPFAIL: another process holds the run
@@ -250,7 +250,7 @@ def execute(job: dict[str, Any], console: Console | None = None) -> int:
                     "error": error, "spec": spec, "versions": library_versions(), "git": git_commit(),
                     "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 })
-                error = f"diverged (published in {results_dir}/{spec['run_id']}): {error}"
+                error = diverged_note(results_dir, spec["run_id"], error)
             store.upsert(spec, "failed", error=error, **common)
             return 1
         if results_dir and publish(run_dir, results_dir, spec["run_id"]):

@@ -47,6 +47,7 @@ log = logging.getLogger("slopeft.serving")
 #: connection must not find it just closed by the server (the race ends in a ReadError on the client).
 MAX_RETRY_AFTER = 30
 
+
 class QueueFull(Exception):
     """The queue cannot take the jobs now; retry after ``retry_after`` seconds."""
 
