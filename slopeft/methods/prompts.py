@@ -24,7 +24,7 @@ the majority scores 0.330), where the paper trains 0.3 for 30,000 steps — on a
 300 steps it hardly learns at any rate. P-tuning 3e-3 (1e-3 0.357, after 0.425 at epoch 2;
 3e-3 0.445; 1e-2 0.400): it learns, unsteadily, at three times the common rate of 1e-3.
 Prefix tuning 1e-2, the top of P-tuning v2's 5e-3 to 1e-2 (1e-3 0.330, 3e-3 0.330 with every
-prediction one class, 1e-2 0.341): it fails at every rate on this encoder in 300 steps.
+prediction one class, 1e-2 0.341, 3e-2 0.330): it fails at every rate on this encoder in 300 steps.
 
 Every input-level prompt takes positions from the text (:meth:`Method.added_positions`): the head
 encodes ``num_virtual_tokens`` fewer tokens, so text + prompt fits the model's position table.
