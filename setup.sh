@@ -25,8 +25,9 @@ else
 fi
 pip_install --upgrade pip
 echo "  pip $(.venv/bin/python -m pip --version | cut -d' ' -f2)"
-# torch first, pinned: an unpinned torch pulls a multi-GB CUDA build.
-pip_install "torch==2.13.0"
+# torch first, pinned: an unpinned torch pulls a multi-GB CUDA build. numpy with it, or importing torch
+# to print its version warns that numpy is missing.
+pip_install "torch==2.13.0" numpy
 echo "  torch $(.venv/bin/python -c 'import torch; print(torch.__version__)')"
 # The extras: the test tools and the pip-installable models (CI adds distributed: SLOPEFT_EXTRAS=...).
 pip_install -e ".[${SLOPEFT_EXTRAS:-test,offline-models}]"
