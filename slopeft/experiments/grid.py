@@ -730,8 +730,12 @@ def expand(grid: Grid) -> Expansion:
     if grid.order == "seed-first":
         # Stable: baselines first, then per model and task every method's first seed, then the
         # second ... so a grid stopped early has every method at some seeds, not some at all.
-        place = {(r.model, r.task): i for i, r in reversed(list(enumerate(runs)))}
-        runs.sort(key=lambda r: (r.kind != "baseline", place[(r.model, r.task)], r.seed))
+        # The (model, task) pairs keep the order of the grid's tasks: placed by their first training
+        # run, since a prompting baseline (listed before every training run) would otherwise put its
+        # model's tasks first.
+        trained = [r for r in runs if r.kind != "baseline"]
+        place = {(r.model, r.task): i for i, r in reversed(list(enumerate(trained)))}
+        runs.sort(key=lambda r: (r.kind != "baseline", place.get((r.model, r.task), 0), r.seed))
     return Expansion(runs, skipped)
 
 

@@ -233,6 +233,19 @@ def test_seed_first_order_runs_every_method_once_before_any_second_seed():
     assert {r.run_id for r in expand(_grid(**base)).runs} == {r.run_id for r in expand(_grid(**base, order="seed-first")).runs}
 
 
+def test_seed_first_order_keeps_the_task_order_when_a_prompting_baseline_names_a_later_model():
+    # the prompting baselines come first, but their model's training runs keep their task's place
+    grid = _grid(
+        models=["tiny:bert", "tiny:gemma"], tasks=["slo-superglue/cb", "mt/sl-en"], methods=["lora"], order="seed-first",
+        baselines=["majority", {"strategy": "zero-shot", "model": "tiny:gemma"}],
+        exclude=[{"model": "tiny:gemma", "task": "slo-superglue/cb"}, {"model": "tiny:bert", "task": "mt/sl-en"},
+                 {"kind": "baseline", "task": "mt/sl-en", "method": "majority"}],
+    )
+    order = [(r.kind, r.task, r.model) for r in expand(grid).runs]
+    assert order[-2:] == [("train", "slo-superglue/cb", "tiny:bert"), ("train", "mt/sl-en", "tiny:gemma")]
+    assert {kind for kind, _, _ in order[:-2]} == {"baseline"}
+
+
 def test_the_grid_file_is_read_like_a_run_config():
     # every key a grid may hold is a documented field; the entries are dataclasses too
     from slopeft.config import field_docs
