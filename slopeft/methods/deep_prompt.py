@@ -117,6 +117,53 @@ class DeepPrompt(nn.Module):
         return keys.to(dtype).unsqueeze(0).expand(shape), values.to(dtype).unsqueeze(0).expand(shape)
 
 
+def key_value_projections(attention: nn.Module) -> tuple[nn.Module, nn.Module]:
+    """The key and value projections of a BERT-like or DeBERTa self-attention module."""
+    for key, value in (("key", "value"), ("key_proj", "value_proj")):
+        if isinstance(getattr(attention, key, None), nn.Module) and isinstance(getattr(attention, value, None), nn.Module):
+            return getattr(attention, key), getattr(attention, value)
+    raise ConfigError(f"Deep prompts find no key/value projections in {type(attention).__name__}.")
+
+
+def random_vocabulary_ids(model: nn.Module, n: int) -> torch.Tensor:
+    """``n`` token ids drawn from ``model``'s vocabulary with torch's global generator (the run's seed)."""
+    vocab = int(model.config.vocab_size)
+    low = min(1000, vocab // 2)  # skip the low ids, where tokenizers keep their special and unused tokens
+    return torch.randint(low, vocab, (n,))
+
+
+@torch.no_grad()
+def vocabulary_activations(model: nn.Module, ids: torch.Tensor) -> torch.Tensor:
+    """The prefix of Li & Liang's initialisation with "activations of real words": the keys and values
+    every layer of the frozen ``model`` computes for the tokens ``ids`` (one sequence, no special
+    tokens), laid out as :attr:`DeepPrompt.prefix` (one row per token). Call it before :func:`attach`.
+
+    Why it exists: P-tuning v2's N(0, 1) keys and values are 2-3x the scale of an encoder's own values
+    (e5-small-multilingual: value std 0.31-0.56 per layer) and draw up to two thirds of a layer's
+    attention at the start, so the frozen model's outputs for different inputs become alike before
+    training starts (``benchmarks/prefix_init.py`` measures it); activations of real tokens start the
+    prefix inside the model's own distribution.
+    """
+    layers = encoder_layers(model)
+    caught: dict[tuple[int, int], torch.Tensor] = {}
+    handles = []
+    for index, layer in enumerate(layers):
+        for part, projection in enumerate(key_value_projections(layer.attention.self)):
+            handles.append(projection.register_forward_hook(
+                lambda module, args, output, key=(index, part): caught.__setitem__(key, output[0].float())
+            ))
+    was_training = model.training
+    model.eval()  # no dropout in the activations
+    device = next(model.parameters()).device
+    try:
+        model(input_ids=ids.view(1, -1).to(device), attention_mask=torch.ones(1, ids.numel(), dtype=torch.long, device=device))
+    finally:
+        model.train(was_training)
+        for handle in handles:
+            handle.remove()
+    return torch.cat([caught[(index, part)] for index in range(len(layers)) for part in (0, 1)], dim=1)
+
+
 def extend_mask(mask: Any, n: int) -> Any:
     """A 4-d attention mask with ``n`` leading key columns every query may attend to."""
     if mask is None:

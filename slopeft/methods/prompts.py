@@ -413,6 +413,9 @@ class PTuning(_PromptLearning):
         )
 
 
+PREFIX_INITS = ("normal", "vocabulary")
+
+
 @dataclass
 class PrefixTuningOptions:
     num_virtual_tokens: int = 20
@@ -426,8 +429,18 @@ class PrefixTuningOptions:
     dropout: float = 0.1
     """Dropout on the prefix during training (encoders' deep prompts only; P-tuning v2 uses the model's
     hidden dropout, 0.1 for BERT-style models)."""
+    init: str = "normal"
+    """How the prefix starts (encoders' deep prompts, without ``prefix_projection``): ``normal``, N(0, 1) as
+    P-tuning v2 and PEFT; ``vocabulary``, the keys and values the frozen encoder computes for random
+    vocabulary tokens (Li & Liang's initialisation with activations of real words)."""
 
     def __post_init__(self) -> None:
+        check_choice(self, "prefix-tuning", "init", PREFIX_INITS)
+        if self.init != "normal" and self.prefix_projection:
+            raise ConfigError(
+                "prefix-tuning: init applies to a prefix trained directly; with prefix_projection the MLP "
+                "produces it. Drop one of the two."
+            )
         check_range(self, "prefix-tuning", "num_virtual_tokens", low=1)
         check_range(self, "prefix-tuning", "encoder_hidden_size", low=1)
         check_range(self, "prefix-tuning", "dropout", low=0, high=1, high_open=True)
@@ -441,6 +454,14 @@ class PrefixTuning(PeftMethod):
 
     def peft_type(self) -> str:
         return "SLOPEFT_DEEP_PROMPT"
+
+    def check(self, context: MethodContext) -> None:
+        super().check(context)
+        if context.family != "encoder" and self.config.init != "normal":
+            raise ConfigError(
+                f"prefix-tuning: init {self.config.init} is for encoders' deep prompts; on {context.family} "
+                "models the prefix is PEFT's, which starts from its own initialisation (use init: normal)."
+            )
 
     def added_positions(self, family: str) -> AddedPositions:
         n = self.config.num_virtual_tokens
@@ -481,6 +502,10 @@ class PrefixTuning(PeftMethod):
         parameter = next(model.parameters())
         # float32 masters whatever the base dtype; each layer casts its prefix to the attention's dtype.
         prompt.to(device=parameter.device)
+        if c.init == "vocabulary" and prompt.prefix is not None:
+            with torch.no_grad():
+                ids = deep_prompt.random_vocabulary_ids(model, c.num_virtual_tokens)
+                prompt.prefix.copy_(deep_prompt.vocabulary_activations(model, ids))
         deep_prompt.attach(model, prompt)
         freeze_all_but(model, [deep_prompt.MODULE_NAME, *context.head_modules])
         float32_head(model, context)

@@ -8,6 +8,7 @@ import json
 import pytest
 import torch
 
+from slopeft.errors import ConfigError
 from slopeft.methods.base import MethodContext
 from slopeft.methods.deep_prompt import DeepPrompt, attach, attention_shape
 from slopeft.methods.prompts import PrefixTuning
@@ -182,3 +183,44 @@ def test_deberta_prefix_padding_gradients_and_save_load(deberta_dir, tmp_path):
     loaded = PrefixTuning({"num_virtual_tokens": N}).load(_deberta(deberta_dir), tmp_path, context).eval()
     with torch.no_grad():
         assert_close(loaded(**inputs).logits, batched)
+
+
+def test_vocabulary_init_starts_the_prefix_at_the_frozen_models_own_keys_and_values(tiny_models, monkeypatch):
+    from slopeft.methods import deep_prompt
+
+    ids = torch.tensor([40, 41, 57])
+    monkeypatch.setattr(deep_prompt, "random_vocabulary_ids", lambda model, n: ids[:n])
+    adapted = PrefixTuning({"init": "vocabulary", "num_virtual_tokens": N}).apply(_bert(tiny_models).train(), _context())
+    assert adapted.training  # the activations are taken in eval mode, the mode is restored
+    layers, heads, head_dim = attention_shape(adapted)
+    blocks = adapted.deep_prompt.prefix.detach().view(N, layers, 2, heads * head_dim)
+    # the same tokens through the bare model: its first layer's key and value projections
+    bare = _bert(tiny_models)
+    with torch.no_grad():
+        hidden = bare.bert.embeddings(input_ids=ids.view(1, -1))
+        attention = bare.bert.encoder.layer[0].attention.self
+        assert_close(blocks[:, 0, 0], attention.key(hidden)[0])
+        assert_close(blocks[:, 0, 1], attention.value(hidden)[0])
+    assert not torch.equal(blocks[:, 1, 0], blocks[:, 0, 0])  # every layer its own activations
+    # the default keeps P-tuning v2's N(0, 1); the option is checked where it cannot apply
+    torch.manual_seed(5)
+    normal = PrefixTuning({"num_virtual_tokens": N}).apply(_bert(tiny_models), _context()).deep_prompt.prefix
+    assert abs(float(normal.std()) - 1) < 0.2
+    with pytest.raises(ConfigError, match="init must be normal or vocabulary"):
+        PrefixTuning({"init": "zeros"})
+    with pytest.raises(ConfigError, match="with prefix_projection the MLP produces it"):
+        PrefixTuning({"init": "vocabulary", "prefix_projection": True})
+    with pytest.raises(ConfigError, match="is for encoders' deep prompts"):
+        PrefixTuning({"init": "vocabulary"}).check(MethodContext("causal", "gemma3_text", [], "CAUSAL_LM"))
+
+
+def test_random_vocabulary_ids_avoid_the_special_token_range_and_follow_the_seed(tiny_models):
+    from slopeft.methods.deep_prompt import random_vocabulary_ids
+
+    model = _bert(tiny_models)
+    torch.manual_seed(3)
+    first = random_vocabulary_ids(model, 50)
+    torch.manual_seed(3)
+    assert torch.equal(first, random_vocabulary_ids(model, 50))
+    vocab = model.config.vocab_size
+    assert int(first.min()) >= min(1000, vocab // 2) and int(first.max()) < vocab
