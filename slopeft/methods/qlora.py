@@ -21,7 +21,10 @@ class; one seed, 440 validation rows); the QLoRA paper trains LLaMA at 1e-4 to 2
 
 from __future__ import annotations
 
+import functools
 import importlib.util
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,9 +72,36 @@ def training_device() -> str:
 
 
 def bitsandbytes_problem(device: str) -> str | None:
-    """Why bitsandbytes cannot run QLoRA on ``device`` (None: it can). Quantises a small tensor to NF4."""
+    """Why bitsandbytes cannot run QLoRA on ``device`` (None: it can), from an NF4 round trip of a small
+    tensor in a fresh interpreter.
+
+    Not in this process: a grid's runner makes this check while expanding the grid and then forks its
+    runs, and bitsandbytes' CPU kernels start OpenMP's thread pool, which a forked child inherits
+    broken: its first multi-threaded operation waits forever (seen: ``grid run --workers 1`` hung in
+    the first layer norm of every run). The probe costs the import of torch and bitsandbytes once per
+    process.
+    """
     if importlib.util.find_spec("bitsandbytes") is None:
         return "bitsandbytes is not installed"
+    return _probe_in_own_interpreter(device)
+
+
+@functools.cache
+def _probe_in_own_interpreter(device: str) -> str | None:
+    command = [sys.executable, "-c", f"from slopeft.methods.qlora import nf4_round_trip; print(nf4_round_trip({device!r}) or '')"]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    except subprocess.TimeoutExpired:
+        return f"bitsandbytes' NF4 round trip on {device} did not finish in 300 s"
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return f"bitsandbytes' NF4 round trip on {device} failed ({last})"
+    return done.stdout.strip() or None
+
+
+def nf4_round_trip(device: str) -> str | None:
+    """Quantises a small tensor to NF4 and back on ``device``: why that fails, or None (run by
+    :func:`bitsandbytes_problem` in its own interpreter)."""
     try:
         import bitsandbytes
         from bitsandbytes.functional import dequantize_4bit, quantize_4bit

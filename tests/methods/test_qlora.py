@@ -87,3 +87,62 @@ def test_nf4_base_save_load_and_merge(tiny_models, tmp_path):
     merged = fresh.merge(loaded)
     assert not any(isinstance(m, bnb.nn.Linear4bit) for m in merged.modules())
     assert_close(logits(merged, batch), expected)
+
+
+def test_the_nf4_probe_runs_in_its_own_interpreter(monkeypatch):
+    """A grid's runner probes bitsandbytes while expanding the grid, then forks its runs: an NF4 round
+    trip in the runner starts OpenMP's threads, and every forked run then hung in its first
+    multi-threaded operation. The probe must run in a fresh interpreter."""
+    import subprocess
+    import sys
+
+    calls = []
+
+    def fake_run(command, **kwargs):
+        calls.append(command)
+        answer = {"ok": "", "bad": "bitsandbytes 0.0 returned wrong NF4 values on cpu"}[outcome]
+        return subprocess.CompletedProcess(command, 0, stdout=answer + "\n", stderr="")
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "bitsandbytes" else real(name, *a))
+    monkeypatch.setattr(qlora_module.subprocess, "run", fake_run)
+    qlora_module._probe_in_own_interpreter.cache_clear()
+    outcome = "ok"
+    assert qlora_module.bitsandbytes_problem("cpu") is None
+    assert calls[0][:2] == [sys.executable, "-c"] and "nf4_round_trip('cpu')" in calls[0][2]
+    qlora_module._probe_in_own_interpreter.cache_clear()
+    outcome = "bad"
+    assert qlora_module.bitsandbytes_problem("cpu") == "bitsandbytes 0.0 returned wrong NF4 values on cpu"
+    qlora_module._probe_in_own_interpreter.cache_clear()
+
+    def timeout(command, **kwargs):
+        raise subprocess.TimeoutExpired(command, 300)
+
+    monkeypatch.setattr(qlora_module.subprocess, "run", timeout)
+    assert "did not finish" in qlora_module.bitsandbytes_problem("cpu")
+    qlora_module._probe_in_own_interpreter.cache_clear()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("bitsandbytes") is None, reason="bitsandbytes is not installed")
+def test_a_child_forked_after_the_probe_runs_multi_threaded_operations():
+    import os
+    import time
+
+    import torch
+
+    qlora_module.bitsandbytes_problem("cpu")
+    pid = os.fork()
+    if pid == 0:  # the child: a layer norm large enough for several threads (it hung here before)
+        torch.set_num_threads(2)
+        torch.nn.functional.layer_norm(torch.randn(256, 2000), (2000,))
+        os._exit(0)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.1)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    pytest.fail("a child forked after the bitsandbytes probe hung in its first multi-threaded operation")
