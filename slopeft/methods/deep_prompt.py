@@ -120,8 +120,9 @@ class DeepPrompt(nn.Module):
 def key_value_projections(attention: nn.Module) -> tuple[nn.Module, nn.Module]:
     """The key and value projections of a BERT-like or DeBERTa self-attention module."""
     for key, value in (("key", "value"), ("key_proj", "value_proj")):
-        if isinstance(getattr(attention, key, None), nn.Module) and isinstance(getattr(attention, value, None), nn.Module):
-            return getattr(attention, key), getattr(attention, value)
+        projections = getattr(attention, key, None), getattr(attention, value, None)
+        if all(isinstance(projection, nn.Module) for projection in projections):
+            return projections
     raise ConfigError(f"Deep prompts find no key/value projections in {type(attention).__name__}.")
 
 
@@ -149,14 +150,17 @@ def vocabulary_activations(model: nn.Module, ids: torch.Tensor) -> torch.Tensor:
     handles = []
     for index, layer in enumerate(layers):
         for part, projection in enumerate(key_value_projections(layer.attention.self)):
-            handles.append(projection.register_forward_hook(
-                lambda module, args, output, key=(index, part): caught.__setitem__(key, output[0].float())
-            ))
+            def catch(module: nn.Module, args: tuple, output: torch.Tensor, key: tuple[int, int] = (index, part)) -> None:
+                caught[key] = output[0].float()
+
+            handles.append(projection.register_forward_hook(catch))
     was_training = model.training
     model.eval()  # no dropout in the activations
     device = next(model.parameters()).device
+    ids = ids.view(1, -1).to(device)
+    backbone = getattr(model, "base_model", model)  # the encoder alone: a multiple-choice head wants choices
     try:
-        model(input_ids=ids.view(1, -1).to(device), attention_mask=torch.ones(1, ids.numel(), dtype=torch.long, device=device))
+        backbone(input_ids=ids, attention_mask=torch.ones_like(ids))
     finally:
         model.train(was_training)
         for handle in handles:

@@ -202,6 +202,14 @@ def test_vocabulary_init_starts_the_prefix_at_the_frozen_models_own_keys_and_val
         assert_close(blocks[:, 0, 0], attention.key(hidden)[0])
         assert_close(blocks[:, 0, 1], attention.value(hidden)[0])
     assert not torch.equal(blocks[:, 1, 0], blocks[:, 0, 0])  # every layer its own activations
+    # a multiple-choice model (COPA) gets the same prefix: the activations come from its encoder alone
+    from transformers import AutoModelForMultipleChoice
+
+    torch.manual_seed(0)
+    choices = AutoModelForMultipleChoice.from_pretrained(tiny_models("bert"))
+    context = MethodContext("encoder", "bert", ["classifier"], "SEQ_CLS")
+    choice_prefix = PrefixTuning({"init": "vocabulary", "num_virtual_tokens": N}).apply(choices, context).deep_prompt.prefix
+    assert_close(choice_prefix.detach().view(N, layers, 2, heads * head_dim)[:, 0, 0], blocks[:, 0, 0])
     # the default keeps P-tuning v2's N(0, 1); the option is checked where it cannot apply
     torch.manual_seed(5)
     normal = PrefixTuning({"num_virtual_tokens": N}).apply(_bert(tiny_models), _context()).deep_prompt.prefix
