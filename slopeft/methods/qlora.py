@@ -88,7 +88,9 @@ def bitsandbytes_problem(device: str) -> str | None:
 
 @functools.cache
 def _probe_in_own_interpreter(device: str) -> str | None:
-    command = [sys.executable, "-c", f"from slopeft.methods.qlora import nf4_round_trip; print(nf4_round_trip({device!r}) or '')"]
+    # The answer is the last line, after a marker: bitsandbytes may print notes of its own on import.
+    probe = f"from slopeft.methods.qlora import nf4_round_trip; print('{PROBE_MARKER}' + (nf4_round_trip({device!r}) or ''))"
+    command = [sys.executable, "-c", probe]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
     except subprocess.TimeoutExpired:
@@ -96,7 +98,13 @@ def _probe_in_own_interpreter(device: str) -> str | None:
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         return f"bitsandbytes' NF4 round trip on {device} failed ({last})"
-    return done.stdout.strip() or None
+    answers = [line[len(PROBE_MARKER) :] for line in done.stdout.splitlines() if line.startswith(PROBE_MARKER)]
+    if not answers:
+        return f"bitsandbytes' NF4 round trip on {device} gave no answer"
+    return answers[-1].strip() or None
+
+
+PROBE_MARKER = "slopeft NF4 probe: "
 
 
 def nf4_round_trip(device: str) -> str | None:

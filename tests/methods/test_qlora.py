@@ -101,7 +101,9 @@ def test_the_nf4_probe_runs_in_its_own_interpreter(monkeypatch):
     def fake_run(command, **kwargs):
         calls.append(command)
         answer = {"ok": "", "bad": "bitsandbytes 0.0 returned wrong NF4 values on cpu"}[outcome]
-        return subprocess.CompletedProcess(command, 0, stdout=answer + "\n", stderr="")
+        # bitsandbytes' own notes on stdout come before the answer
+        stdout = f"a note bitsandbytes printed\n{qlora_module.PROBE_MARKER}{answer}\n"
+        return subprocess.CompletedProcess(command, 0, stdout=stdout, stderr="")
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "bitsandbytes" else real(name, *a))
