@@ -51,7 +51,7 @@ BAD_METHOD_OPTIONS = {
     "prompt-tuning": {"num_virtual_tokens": ["0", "-5"], "init": ["zeros"], "init_text": ["''", "'  '"]},
     "p-tuning": {"num_virtual_tokens": ["0"], "encoder": ["GRU"], "encoder_hidden_size": ["0"],
                  "encoder_num_layers": ["0"], "encoder_dropout": ["1", "-0.5"]},
-    "prefix-tuning": {"num_virtual_tokens": ["0"], "prefix_projection": ["sure"], "encoder_hidden_size": ["0"],
+    "prefix-tuning": {"num_virtual_tokens": ["0"], "prefix_projection": ["sure"], "encoder_hidden_size": ["0"], "init": ["zeros"],
                       "dropout": ["1"]},
     "increlora": {"init_r": ["0"], "target_rank": ["0"], "max_rank": ["-1", "1"], "rank_step": ["-1"],
                   "top_h": ["0"], "init_warmup": ["-1"], "incre_interval": ["0"], "finish_by": ["-0.1", "1.5"],
