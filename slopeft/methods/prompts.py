@@ -482,12 +482,13 @@ class PrefixTuning(PeftMethod):
         )
 
     # -- encoders: slopeft's deep prompts --------------------------------------------------------
-    def apply(self, model: nn.Module, context: MethodContext, projection: bool | None = None) -> nn.Module:
+    def apply(self, model: nn.Module, context: MethodContext, loading: bool = False) -> nn.Module:
         if context.family != "encoder":
             return generation_compat(super().apply(model, context))
         c = self.config
         layers, heads, head_dim = deep_prompt.attention_shape(model)
-        use_projection = c.prefix_projection if projection is None else projection
+        # A saved prefix is already resolved (no MLP) and replaces whatever the start would have been.
+        use_projection = c.prefix_projection and not loading
         prompt = deep_prompt.DeepPrompt(
             layers,
             heads,
@@ -500,7 +501,7 @@ class PrefixTuning(PeftMethod):
         parameter = next(model.parameters())
         # float32 masters whatever the base dtype; each layer casts its prefix to the attention's dtype.
         prompt.to(device=parameter.device)
-        if c.init == "vocabulary" and prompt.prefix is not None:
+        if c.init == "vocabulary" and not loading:  # options refuse it with prefix_projection
             with torch.no_grad():
                 ids = deep_prompt.random_vocabulary_ids(model, c.num_virtual_tokens)
                 prompt.prefix.copy_(deep_prompt.vocabulary_activations(model, ids))
@@ -542,7 +543,7 @@ class PrefixTuning(PeftMethod):
             raise ConfigError(
                 f"{adapter_dir} holds a {config.get('peft_type')} adapter, not slopeft's encoder deep prompt."
             )
-        model = self.apply(base, context, projection=False)  # the saved prefix is already resolved
+        model = self.apply(base, context, loading=True)
         load_own_adapter(model, adapter_dir)
         return model
 

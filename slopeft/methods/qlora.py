@@ -71,6 +71,10 @@ def training_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+PROBE_MARKER = "slopeft NF4 probe: "
+"""Starts the line of the probe's answer (bitsandbytes may print notes of its own)."""
+
+
 def bitsandbytes_problem(device: str) -> str | None:
     """Why bitsandbytes cannot run QLoRA on ``device`` (None: it can), from an NF4 round trip of a small
     tensor in a fresh interpreter.
@@ -103,8 +107,6 @@ def _probe_in_own_interpreter(device: str) -> str | None:
         return f"bitsandbytes' NF4 round trip on {device} gave no answer"
     return answers[-1].strip() or None
 
-
-PROBE_MARKER = "slopeft NF4 probe: "
 
 
 def nf4_round_trip(device: str) -> str | None:
