@@ -12,12 +12,15 @@ import abc
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from slopeft.data.locate import DataLocation, locate_dataset
 from slopeft.errors import ConfigError, SubmissionError
 from slopeft.metrics.classification import leaderboard
 from slopeft.registry import Registry
+
+if TYPE_CHECKING:
+    import numpy as np
 
 Split = Literal["train", "val", "test"]
 SPLITS: tuple[Split, ...] = ("train", "val", "test")
@@ -235,6 +238,25 @@ class Task(abc.ABC):
     @abc.abstractmethod
     def metrics(self, predictions: Mapping[int, Any], examples: Sequence[Example]) -> dict[str, float]:
         """Scores ``predictions`` (idx → label) against labelled ``examples``."""
+
+    def metrics_from_confusion(self, confusion: np.ndarray) -> dict[str, np.ndarray] | None:
+        """:meth:`metrics` from confusion counts, or None where the metrics need more than them.
+
+        ``confusion`` is (..., K, K) over ``spec.labels`` (rows references, columns predictions).
+        Tasks whose metrics depend only on (reference, prediction) pair counts override this, so a
+        bootstrap scores a thousand resampled sets in one numpy expression instead of a thousand
+        metric calls; it must agree with :meth:`metrics` (tests check every registered task, and the
+        bootstrap compares the two on the full set before trusting it).
+        """
+        return None
+
+    def confusion_cells(self, predictions: Mapping[int, Any], examples: Sequence[Example]) -> np.ndarray:
+        """Per example (in order), its flat confusion cell: reference index × K + prediction index."""
+        from slopeft.metrics.classification import confusion_counts
+
+        if self.spec.labels is None:
+            raise ValueError(f"{self.name} has no label space to count a confusion matrix over")
+        return confusion_counts(*self.aligned(predictions, examples), self.spec.labels)
 
     @abc.abstractmethod
     def submission_contents(

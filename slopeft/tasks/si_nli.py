@@ -10,13 +10,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from sklearn.model_selection import train_test_split
 
 from slopeft.data.catalogue import Dataset, Source, register_dataset
 from slopeft.data.convert import convert_si_nli
 from slopeft.data.readers import read_tsv
 from slopeft.errors import DataError
-from slopeft.metrics.classification import nli_scores
+from slopeft.metrics.classification import nli_scores, nli_scores_from_confusion
 from slopeft.tasks.base import TASKS, Example, Split, TaskSpec
 from slopeft.tasks.formats import NLI_PROMPT
 from slopeft.tasks.line_based import LineSubmissionTask
@@ -119,6 +120,9 @@ class SiNli(LineSubmissionTask):
 
     def metrics(self, predictions: Mapping[int, Any], examples: Sequence[Example]) -> dict[str, float]:
         return nli_scores(*self.aligned(predictions, examples), NLI_LABELS)
+
+    def metrics_from_confusion(self, confusion: np.ndarray) -> dict[str, np.ndarray]:
+        return nli_scores_from_confusion(confusion, NLI_LABELS)
 
     def parse_line(self, line: str) -> str:
         label = line.strip().lower()  # the evaluator lower-cases before matching

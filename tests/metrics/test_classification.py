@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import json
+import random
 
+import numpy as np
 import pytest
 
-from slopeft.metrics.classification import cb_scores, multirc_scores, nli_scores
+from slopeft.metrics.classification import (
+    accuracy,
+    accuracy_from_confusion,
+    cb_scores,
+    cb_scores_from_confusion,
+    confusion_counts,
+    multirc_scores,
+    nli_scores,
+    nli_scores_from_confusion,
+)
 from slopeft.tasks import get_tasks
 from slopeft.tasks.submission import (
     parse_unit,
@@ -108,3 +119,53 @@ def test_nli_per_class_scores():
 def test_leaderboard_average_only_with_all_six_tasks():
     partial = superglue_leaderboard({"BoolQ": {"accuracy": 1.0}})
     assert partial == {"BoolQ Accuracy": 1.0}
+
+
+# -- the confusion-count forms the bootstrap uses ---------------------------------------------
+
+
+def _confusion(references, predictions, labels):
+    k = len(labels)
+    return np.bincount(confusion_counts(references, predictions, labels), minlength=k * k).reshape(k, k)
+
+
+def _random_pairs(rng: random.Random, labels, n: int, skew: float):
+    """References and predictions over ``labels``; with a high skew some classes never appear."""
+    weights = [skew**i for i in range(len(labels))]
+    references = rng.choices(labels, weights, k=n)
+    predictions = [r if rng.random() < 0.5 else rng.choices(labels, weights)[0] for r in references]
+    return references, predictions
+
+
+CASES = [(n, skew, seed) for n in (1, 3, 40) for skew in (1.0, 0.05) for seed in range(6)]
+
+
+@pytest.mark.parametrize(("n", "skew", "seed"), CASES)
+def test_nli_and_cb_scores_from_confusion_equal_the_scikit_learn_ones(n, skew, seed):
+    rng = random.Random(seed)
+    nli = ("entailment", "neutral", "contradiction")
+    references, predictions = _random_pairs(rng, nli, n, skew)
+    from_counts = nli_scores_from_confusion(_confusion(references, predictions, nli), nli)
+    assert from_counts.keys() == nli_scores(references, predictions, nli).keys()
+    for name, value in nli_scores(references, predictions, nli).items():
+        assert float(from_counts[name]) == pytest.approx(value, abs=1e-12), name
+    # CB's macro mean runs over the classes present, which a skewed draw leaves out.
+    from_counts = cb_scores_from_confusion(_confusion(references, predictions, nli))
+    for name, value in cb_scores(references, predictions).items():
+        assert float(from_counts[name]) == pytest.approx(value, abs=1e-12), name
+    assert float(accuracy_from_confusion(_confusion(references, predictions, nli))) == accuracy(
+        references, predictions
+    )
+
+
+def test_confusion_scores_work_on_a_stack_of_matrices():
+    rng = random.Random(3)
+    nli = ("entailment", "neutral", "contradiction")
+    pairs = [_random_pairs(rng, nli, 25, 0.3) for _ in range(5)]
+    stacked = nli_scores_from_confusion(np.stack([_confusion(r, p, nli) for r, p in pairs]), nli)
+    for i, (references, predictions) in enumerate(pairs):
+        for name, value in nli_scores(references, predictions, nli).items():
+            assert stacked[name][i] == pytest.approx(value, abs=1e-12)
+    # Nothing predicted for a class: its precision is 0 (zero_division=0), as scikit-learn says.
+    only_first = nli_scores_from_confusion(_confusion(["neutral", "entailment"], ["entailment"] * 2, nli), nli)
+    assert float(only_first["precision(neutral)"]) == 0.0 and float(only_first["f1(contradiction)"]) == 0.0

@@ -18,7 +18,7 @@ from slopeft.reporting.stats import (
     resampling_units,
 )
 from slopeft.tasks import get_task
-from slopeft.tasks.base import Example
+from slopeft.tasks.base import TASKS, Example
 
 
 def _cb(n: int = 60, seed: int = 0) -> tuple:
@@ -137,3 +137,38 @@ def test_paired_bootstrap():
 def test_average_of_tasks():
     point, low, high = average_of([(0.5, np.array([0.4, 0.5, 0.6])), (0.7, np.array([0.6, 0.7, 0.8]))])
     assert point == pytest.approx(0.6) and low < point < high
+
+
+COUNTED_TASKS = [
+    name for name in TASKS.names() if get_task(name).spec.labels is not None and not get_task(name).spec.unit_fields
+]
+
+
+@pytest.mark.parametrize("name", COUNTED_TASKS)
+def test_draws_scored_from_confusion_counts_equal_draws_scored_one_by_one(name, monkeypatch):
+    """Every classification task scored from confusion counts gives the draws the metric function gives."""
+    task = get_task(name)
+    rng = random.Random(7)
+    examples = [Example(i, {}, rng.choice(task.spec.labels)) for i in range(70)]
+    seeds = [_noisy(examples, accuracy, task.spec.labels, s) for s, accuracy in enumerate((0.3, 0.6, 1.0))]
+    k = len(task.spec.labels)
+    assert task.metrics_from_confusion(np.ones((k, k))) is not None  # the fast path is taken
+    counted = bootstrap(task, examples, seeds, draws=120, seed=5)
+    monkeypatch.setattr(type(task), "metrics_from_confusion", lambda self, confusion: None)
+    one_by_one = bootstrap(task, examples, seeds, draws=120, seed=5)
+    assert counted.point == one_by_one.point
+    for metric in one_by_one.draws:
+        np.testing.assert_allclose(counted.draws[metric], one_by_one.draws[metric], rtol=0, atol=1e-12)
+        assert counted.low[metric] == pytest.approx(one_by_one.low[metric], abs=1e-12)
+
+
+def test_a_task_whose_count_form_disagrees_is_scored_one_by_one_with_a_warning(monkeypatch):
+    task, examples = _cb()
+    predictions = _noisy(examples, 0.7, task.spec.labels, 1)
+    exact = bootstrap(task, examples, [predictions], draws=50, seed=0)
+    wrong = lambda self, confusion: {"accuracy": 0 * confusion.sum(axis=(-2, -1)), "macro_f1": 0, "average": 0}  # noqa: E731
+    monkeypatch.setattr(type(task), "metrics_from_confusion", wrong)
+    with pytest.warns(UserWarning, match="disagrees"):
+        fallen_back = bootstrap(task, examples, [predictions], draws=50, seed=0)
+    for metric in exact.draws:
+        np.testing.assert_array_equal(fallen_back.draws[metric], exact.draws[metric])

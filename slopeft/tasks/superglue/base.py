@@ -17,9 +17,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from slopeft.data.readers import read_jsonl
 from slopeft.errors import DataError, SubmissionError
-from slopeft.metrics.classification import accuracy
+from slopeft.metrics.classification import accuracy, accuracy_from_confusion
 from slopeft.tasks.base import Example, Split, Task, TaskSpec, check_complete
 from slopeft.tasks.labels import LabelCodec
 
@@ -157,6 +159,9 @@ class SuperGlueTask(Task):
     def metrics(self, predictions: Mapping[int, Any], examples: Sequence[Example]) -> dict[str, float]:
         references, preds = self.aligned(predictions, examples)
         return {"accuracy": accuracy(references, preds)}
+
+    def metrics_from_confusion(self, confusion: np.ndarray) -> dict[str, np.ndarray]:
+        return {"accuracy": accuracy_from_confusion(confusion)}
 
     # -- submissions -----------------------------------------------------------------------
     @property

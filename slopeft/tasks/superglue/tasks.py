@@ -12,9 +12,11 @@ import string
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from slopeft.data.catalogue import register_dataset
 from slopeft.errors import DataError
-from slopeft.metrics.classification import cb_scores, multirc_scores
+from slopeft.metrics.classification import cb_scores, cb_scores_from_confusion, multirc_scores
 from slopeft.tasks.base import TASK_GROUPS, TASKS, Example, Split, TaskGroup
 from slopeft.tasks.formats import NLI_PROMPT
 from slopeft.tasks.labels import BINARY_CODEC, boolean_codec, choice_codec
@@ -75,6 +77,9 @@ class CommitmentBank(SuperGlueTask):
 
     def metrics(self, predictions: Mapping[int, Any], examples: Sequence[Example]) -> dict[str, float]:
         return cb_scores(*self.aligned(predictions, examples))
+
+    def metrics_from_confusion(self, confusion: np.ndarray) -> dict[str, np.ndarray]:
+        return cb_scores_from_confusion(confusion)
 
 
 @TASKS.register("slo-superglue/copa")
@@ -300,6 +305,9 @@ class MultiRC(SuperGlueTask):
     def metrics(self, predictions: Mapping[int, Any], examples: Sequence[Example]) -> dict[str, float]:
         references, preds = self.aligned(predictions, examples)
         return multirc_scores([e.inputs["question_idx"] for e in examples], references, preds)
+
+    def metrics_from_confusion(self, confusion: np.ndarray) -> None:
+        return None  # exact match is per question: it needs more than the pair counts
 
     def submission_rows(self, predictions: Mapping[int, Any], examples: Sequence[Example]) -> list[dict]:
         passages: dict[int, dict[int, list]] = {}
