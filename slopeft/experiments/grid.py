@@ -32,7 +32,9 @@ The file is read like a run config (:func:`~slopeft.config.update_dataclass` on 
 its entries): every key is a documented field, an unknown one is an error naming the known ones.
 
 Runs a model family cannot do (an encoder has no head for translation, a method that does not
-apply to the family) are skipped with the reason, not failed. A run's id is readable
+apply to the family) are skipped with the reason, not failed. Runs this machine cannot train (QLoRA
+without bitsandbytes) stay in the grid, listed in :attr:`Expansion.not_here`: their published
+records count everywhere, and only a machine that has what they need trains them. A run's id is readable
 (``cb-tiny-bert-lora-s1-<hash>``) and ends in a hash of its full configuration (task, model,
 method, options, seed, training set and every training setting, defaults included), so the same
 configuration always gets the same id and folder, and any change gets a new one
@@ -312,6 +314,10 @@ class RunSpec:
 class Expansion:
     runs: list[RunSpec]
     skipped: list[tuple[str, str]]  # (what, why)
+    not_here: dict[str, str] = field(default_factory=dict)
+    """run id → what this machine lacks to train it (QLoRA without bitsandbytes). Such runs stay in
+    the grid: their published records are imported and reported on any machine; only training
+    them waits for a machine that has what they need."""
 
 
 def _as_list(value: Any, key: str, where: str) -> list:
@@ -598,6 +604,8 @@ def expand(grid: Grid) -> Expansion:
 
     runs: list[RunSpec] = []
     skipped: list[tuple[str, str]] = []
+    not_here: dict[str, str] = {}
+    environment: dict[str, str | None] = {}  # method options → what this machine lacks for them
     for baseline in grid.baselines:
         strategy = baseline.strategy
         for task in grid.tasks:
@@ -680,8 +688,10 @@ def expand(grid: Grid) -> Expansion:
                     for override in grid.overrides:
                         if _matches(override.match, values):
                             options.update(override.method_options.get(variant.method, {}))
-                    METHODS.get(variant.method)(options)  # validates the options now, not mid-grid
+                    method = METHODS.get(variant.method)(options)  # validates the options now, not mid-grid
                     key = json.dumps(options, sort_keys=True, default=str)
+                    if (variant.method, key) not in environment:
+                        environment[variant.method, key] = method.environment_problem()
                     if key not in checked:
                         checked[key] = _incompatible(task, model, families[model], variant.method, options)
                         if checked[key]:
@@ -705,9 +715,12 @@ def expand(grid: Grid) -> Expansion:
                     for machine_specific in ("output", "data_dir"):
                         run_config.pop(machine_specific)
                     digest = run_config_hash(run_config)
+                    run_id = make_run_id(task, model, variant.label, seed, digest)
+                    if problem := environment[variant.method, key]:
+                        not_here[run_id] = problem
                     runs.append(
                         RunSpec(
-                            make_run_id(task, model, variant.label, seed, digest),
+                            run_id,
                             "train",
                             task,
                             model,
@@ -736,7 +749,7 @@ def expand(grid: Grid) -> Expansion:
         trained = [r for r in runs if r.kind != "baseline"]
         place = {(r.model, r.task): i for i, r in reversed(list(enumerate(trained)))}
         runs.sort(key=lambda r: (r.kind != "baseline", place.get((r.model, r.task), 0), r.seed))
-    return Expansion(runs, skipped)
+    return Expansion(runs, skipped, not_here)
 
 
 def _training_for(grid: Grid, values: dict[str, Any], variant_training: dict[str, Any]) -> dict[str, Any]:

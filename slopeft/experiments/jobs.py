@@ -23,6 +23,8 @@ class RunSummary:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     diverged: list[str] = field(default_factory=list)
     """Runs whose divergence an earlier run published: results, not trained again, not failures."""
+    not_here: list[tuple[str, str]] = field(default_factory=list)
+    """(run id, what this machine lacks) of unfinished runs it cannot train; not failures."""
 
     @property
     def ok(self) -> bool:

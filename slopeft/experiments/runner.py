@@ -71,6 +71,7 @@ def grid_description(grid: Grid, expansion: Expansion) -> dict[str, Any]:
         "data_dir": grid.data_dir,
         "runs": [r.run_id for r in expansion.runs],
         "skipped": [{"what": what, "why": why} for what, why in expansion.skipped],
+        "not_trainable_here": [{"run": run_id, "why": why} for run_id, why in expansion.not_here.items()],
     }
 
 
@@ -159,6 +160,8 @@ def run_grid(
             summary.diverged.append(run.run_id)
         elif statuses.get(run.run_id) == "failed" and not retry_failed:
             summary.failed.append(run.run_id)
+        elif run.run_id in expansion.not_here:
+            summary.not_here.append((run.run_id, expansion.not_here[run.run_id]))
         else:
             todo.append(run)
     console.print(
@@ -176,6 +179,13 @@ def run_grid(
     for what, why in expansion.skipped:
         reason = why.split(". ")[0].split(": ")[0]  # the first clause; grid.json keeps the whole reason
         console.print(f"[dim]skipped {what}: {reason}[/dim]", highlight=False)
+    for why in sorted({why for _, why in summary.not_here}):
+        ids = [run_id for run_id, reason in summary.not_here if reason == why]
+        console.print(
+            f"[yellow]{len(ids)} run(s) not trained on this machine[/yellow] (the rest of the grid runs; "
+            f"a machine that has what they need trains them): {why}\n  {', '.join(ids)}",
+            highlight=False,
+        )
     if todo:
         if backend == "local":
             _run_local(grid, todo, workers, store, console, summary, isolation)
@@ -188,7 +198,8 @@ def run_grid(
     console.print(
         f"Grid {grid.name}: {summary.already_done + len(summary.completed)}/{summary.total} done, "
         f"{len(summary.failed)} failed, {len(summary.interrupted)} interrupted"
-        f"{f', {len(summary.diverged)} diverged before' if summary.diverged else ''}.",
+        f"{f', {len(summary.diverged)} diverged before' if summary.diverged else ''}"
+        f"{f', {len(summary.not_here)} not trainable here' if summary.not_here else ''}.",
         highlight=False,
     )
     return summary
@@ -442,5 +453,8 @@ def grid_status(grid: Grid) -> tuple[list[RunState], Expansion]:
             states.append(RunState(run, "failed", row.get("error") or ""))
         else:
             resumable = (run_dir / "checkpoint").exists() or (run_dir / "checkpoint.old").exists()
-            states.append(RunState(run, "pending", "resumes from its checkpoint" if resumable else ""))
+            note = "resumes from its checkpoint" if resumable else ""
+            if run.run_id in expansion.not_here:
+                note = f"not trainable on this machine: {expansion.not_here[run.run_id].split('. ')[0]}"
+            states.append(RunState(run, "pending", note))
     return states, expansion

@@ -89,6 +89,22 @@ class Method(abc.ABC):
                 f"works on {', '.join(self.families)} models."
             )
 
+    def environment_problem(self) -> str | None:
+        """What this machine lacks to run the method (a library, a kernel), as a ConfigError message
+        naming the fix, or None.
+
+        Kept apart from :meth:`check` (does the method apply to this model and task): a grid keeps
+        runs whose only problem is the machine, so their published records are imported and
+        reported everywhere, and trains them only on a machine that lacks nothing.
+        """
+        return None
+
+    def check_runnable(self, context: MethodContext) -> None:
+        """:meth:`check`, then :meth:`environment_problem` as a ConfigError (what training and serving call)."""
+        self.check(context)
+        if problem := self.environment_problem():
+            raise ConfigError(problem)
+
     @abc.abstractmethod
     def apply(self, model: nn.Module, context: MethodContext) -> nn.Module:
         """Freezes what stays frozen, adds the method's parameters; returns the model to train."""

@@ -142,17 +142,17 @@ class QLora(PeftMethod):
     name = "qlora"
     config_class = QLoraOptions
 
-    def check(self, context: MethodContext) -> None:
-        super().check(context)
+    def environment_problem(self) -> str | None:
         device = training_device()
         problem = bitsandbytes_problem(device)
         if problem:
-            raise ConfigError(
+            return (
                 f"qlora needs bitsandbytes with 4-bit NF4 support on this machine's {device.upper()}: {problem}. "
                 "Install it with `pip install bitsandbytes` (0.46 or later also has a CPU backend that does NF4), "
                 "or use `--method qa-lora`, slopeft's pure-PyTorch 4-bit route that runs on a CPU "
                 "(group-wise INT4 base + LoRA, merged back into INT4)."
             )
+        return None
 
     def quantize(self, model: nn.Module, context: MethodContext) -> nn.Module:
         """Replaces the base's Linear layers (not the head, the output embedding, or fp32-kept modules) by NF4 ones."""

@@ -355,7 +355,7 @@ def _own_model(
     parts.head.after_load(model, parts.model_path)
     model.eval()
     context = MethodContext(parts.family, parts.architecture, head_modules, parts.head.peft_task_type)
-    parts.method.check(context)
+    parts.method.check_runnable(context)
     return model, context
 
 

@@ -147,7 +147,7 @@ def load_base(parts: RunParts) -> tuple[nn.Module, MethodContext]:
         {key.rsplit(".", 1)[0] if key.split(".")[0] == backbone else key.split(".")[0] for key in missing}
     )
     context = MethodContext(parts.family, parts.architecture, head_modules, parts.head.peft_task_type)
-    parts.method.check(context)
+    parts.method.check_runnable(context)
     parts.base_weights = weights_fingerprint(model, head_modules)
     return model, context
 

@@ -8,7 +8,7 @@ import shutil
 
 import yaml
 
-from slopeft.experiments.grid import expand, load_grid
+from slopeft.experiments.grid import expand, grid_from_dict, load_grid
 from slopeft.experiments.published import publish, published_record
 from slopeft.experiments.runner import import_results, prepare
 from slopeft.experiments.store import ResultsStore
@@ -152,3 +152,42 @@ def subprocess_status(out, env, grid_file) -> str:
     done = subprocess.run(slopeft("grid", "status", grid_file, "--out", out, "--all"), env=env, capture_output=True,
                           text=True, timeout=300, cwd=REPO)
     return " ".join((done.stdout + done.stderr).split())
+
+
+def test_records_of_runs_this_machine_cannot_train_are_imported_and_not_trained(tmp_path, monkeypatch):
+    """The sweep's QLoRA records count on a machine without bitsandbytes (CI, most users): the runs stay
+    in the grid, the store holds their records, the runner trains none of them and says why."""
+    from rich.console import Console
+
+    from slopeft.experiments.runner import grid_status, run_grid
+    from slopeft.methods import qlora as qlora_module
+
+    monkeypatch.setattr(qlora_module, "bitsandbytes_problem", lambda device: "bitsandbytes is not installed")
+    grid = load_grid(REPO / "configs" / "grids" / "sweep.yaml", tmp_path / "sweep")
+    expansion = expand(grid)
+    qlora_runs = [r.run_id for r in expansion.runs if r.method_name == "qlora"]
+    assert len(qlora_runs) >= 3 and set(qlora_runs) == set(expansion.not_here)
+    assert "pip install bitsandbytes" in expansion.not_here[qlora_runs[0]]
+    assert not any("qlora" in what for what, _ in expansion.skipped)
+    published = [run_id for run_id in qlora_runs if published_record(grid.results, run_id)]
+    assert published, "the sweep has committed QLoRA records"
+
+    import_results(grid)
+    rows = {row["run_id"]: row for row in ResultsStore(grid.store_path).rows()}
+    assert all(rows[run_id]["status"] == "completed" for run_id in published)
+
+    # An unpublished QLoRA run: the runner leaves it, says why, and the command succeeds.
+    only = grid_from_dict(
+        {"models": ["tiny:bert"], "tasks": ["slo-superglue/cb"], "methods": ["qlora"], "seeds": [1]},
+        default_name="not-here",
+    )
+    only.out = tmp_path / "not-here"
+    printed = Console(record=True, width=200)
+    summary = run_grid(only, console=printed)
+    (run,) = expand(only).runs
+    assert summary.ok and summary.not_here == [(run.run_id, expand(only).not_here[run.run_id])]
+    assert not (only.out / "runs" / run.run_id).exists()
+    text = printed.export_text()
+    assert "1 run(s) not trained on this machine" in text and "pip install bitsandbytes" in text
+    (state,) = grid_status(only)[0]
+    assert state.state == "pending" and state.note.startswith("not trainable on this machine: qlora needs")
