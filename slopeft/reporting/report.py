@@ -185,7 +185,7 @@ def build_document(results: Results, plots: list[Plot], meta: dict[str, Any]) ->
         "resampled by question. "
         "“Δ vs best” and “Δ vs full FT” are paired bootstrap tests (same draws for both systems, two-sided "
         "p-value from the null-shifted differences) of each method against the best method, and against full "
-        "fine-tuning, of the same model and task. A task trained or scored on other than its default sets "
+        "fine-tuning (in a sweep, its best-scoring full fine-tuning setting), of the same model and task. A task trained or scored on other than its default sets "
         "(e.g. RTE trained on the machine-translated set) gets its own table, named with those sets; the "
         "leaderboard averages use the leaderboard's validation sets. "
         "“train s” is wall time, which a busy or paused machine inflates; “train CPU s” is the CPU time "

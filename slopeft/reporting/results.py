@@ -71,6 +71,7 @@ class RunResult:
     train_set: str = "human"
     val_set: str = "human"
     view: str = ""  # the task view's name (see :func:`task_view`)
+    method_name: str = ""  # the registered method (``method`` is the grid's label: ``full-lr5e-05``)
 
 
 @dataclass
@@ -198,6 +199,7 @@ def run_results(rows: Sequence[dict[str, Any]]) -> list[RunResult]:
                     predictions=predictions,
                     degenerate=is_degenerate(predictions) if predictions is not None else None,
                     record=record,
+                    method_name=row.get("method_name") or record.config.get("method") or "",
                     train_set=train_set,
                     val_set=val_set,
                     view=view,
@@ -291,7 +293,8 @@ def _paired(group: Group, other: Group) -> PairedTest | None:
 
 def _paired_against_best(groups: list[Group]) -> None:
     """Within each (task view, model), the paired test of every method against the best-scoring one
-    and against full fine-tuning (:data:`REFERENCE_METHOD`) where it ran."""
+    and against full fine-tuning (:data:`REFERENCE_METHOD`) where it ran; in a sweep, whose variants
+    are labelled by their settings (``full-lr5e-05``), against its best-scoring full fine-tuning."""
     by_key: dict[tuple[str, str], list[Group]] = {}
     for group in groups:
         if group.kind == "train":
@@ -299,6 +302,9 @@ def _paired_against_best(groups: list[Group]) -> None:
     for members in by_key.values():
         best = max(members, key=lambda g: g.mean)
         reference = next((g for g in members if g.method == REFERENCE_METHOD), None)
+        if reference is None:
+            variants = [g for g in members if g.runs[0].method_name == REFERENCE_METHOD]
+            reference = max(variants, key=lambda g: g.mean) if variants else None
         for group in members:
             group.best_method = best.method
             if group is not best:

@@ -119,6 +119,24 @@ def test_extra_validation_sets_are_views_of_their_own(tmp_path, data_root):
     assert results.averages == []
 
 
+def test_a_sweep_compares_every_setting_with_its_best_full_fine_tuning(tmp_path, data_root):
+    """Sweep variants are labelled by their settings (full-lr5e-05): the reference is the best of them."""
+    machine = get_task(RTE, data_root, val_set="machine").examples("val")
+    human = get_task(RTE, data_root).examples("val")
+    rows = []
+    for label, accuracy in (("full-lr2e-05", 0.6), ("full-lr5e-05", 0.72), ("lora-lr0.001", 0.75)):
+        row = _row(tmp_path, label, 1, accuracy, machine, human)
+        row["method_name"] = label.split("-lr")[0]
+        rows.append(row)
+    results = summarise(rows, "sweep", data_dir=str(data_root), draws=100)
+    groups = {g.method: g for g in results.by_task(f"{RTE} (train machine, validation machine)")}
+    assert groups["lora-lr0.001"].best_method == "lora-lr0.001"  # the best is not full FT here
+    for label in ("full-lr2e-05", "lora-lr0.001"):
+        assert groups[label].reference_method == "full-lr5e-05"
+        assert groups[label].vs_reference.delta == pytest.approx(groups[label].mean - groups["full-lr5e-05"].mean)
+    assert groups["full-lr5e-05"].vs_reference is None
+
+
 def test_report_shows_views_and_the_new_columns(tmp_path, data_root):
     from slopeft.reporting.report import build_report
 
