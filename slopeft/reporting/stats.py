@@ -12,10 +12,11 @@ reproduces the SloBench evaluator), applied to resampled validation examples:
 - **Paired test.** Paired bootstrap (Koehn 2004; Berg-Kirkpatrick et al. 2012): both systems are
   scored on the same draws; the p-value is two-sided, from the draws' differences shifted to
   the null hypothesis of no difference: ``p = (1 + #{|δ_b − δ| ≥ |δ|}) / (B + 1)``.
-- **Speed.** Where a task's metrics depend only on the (reference, prediction) pair counts (every
-  classification task but MultiRC), each draw is scored from its confusion counts
-  (``Task.metrics_from_confusion``) rather than by calling the metric function on the drawn
-  examples: the same numbers (tests hold them equal to 1e-12), a thousand draws in one numpy step.
+- **Speed.** Where a task's metrics are functions of sums over examples (confusion counts for the
+  classification tasks but MultiRC; per-sentence values and n-gram counts for translation), each
+  draw is scored from the summed per-example statistics (``Task.metric_statistics``,
+  :mod:`slopeft.metrics.statistics`) rather than by calling the metric function on the drawn
+  examples: the same numbers (tests hold them equal draw by draw), all draws in one matrix product.
 - **Degenerate runs.** Predictions that are all the same label (a collapsed classifier, or the
   majority baseline) are flagged wherever the run appears.
 """
@@ -157,7 +158,7 @@ def _one_seed(
     if cache is not None and key in cache:
         return cache[key]
     point = task.metrics(restricted, examples)
-    counted = _counted_draws(task, examples, restricted, point, draws, seed, cache)
+    counted = _draws_from_statistics(task, examples, restricted, point, draws, seed, cache)
     if counted is not None:
         values = counted
     else:
@@ -189,7 +190,7 @@ def _draw_counts(
     return counts
 
 
-def _counted_draws(
+def _draws_from_statistics(
     task: Task,
     examples: Sequence[Example],
     predictions: Mapping[int, Any],
@@ -198,27 +199,28 @@ def _counted_draws(
     seed: int,
     cache: dict | None,
 ) -> dict[str, np.ndarray] | None:
-    """Every draw's metrics from its confusion counts, or None where the task cannot give them so
-    (its metrics need more than the pair counts: MultiRC's per-question exact match, translation)."""
-    if task.spec.unit_fields or task.spec.labels is None:
+    """Every draw's metrics from the task's per-example statistics, or None where the task has none
+    (:meth:`Task.metric_statistics`: MultiRC's per-question exact match)."""
+    if task.spec.unit_fields:
         return None
-    k = len(task.spec.labels)
-    cells = task.confusion_cells(predictions, examples)
-    whole = task.metrics_from_confusion(np.bincount(cells, minlength=k * k).reshape(k, k))
-    if whole is None:
+    statistics = task.metric_statistics(predictions, examples)
+    if statistics is None:
         return None
-    if set(whole) != set(point) or not all(math.isclose(float(whole[m]), point[m], abs_tol=1e-12) for m in point):
-        # A task whose two metric paths disagree is a bug; score it the slow, exact way meanwhile.
+    whole = statistics.finish(statistics.values.sum(axis=0))
+    agree = set(whole) == set(point) and all(
+        math.isclose(float(whole[m]), point[m], rel_tol=1e-9, abs_tol=1e-12) for m in point
+    )
+    if not agree:
+        # A task whose two paths disagree is a bug; score it the slow, exact way meanwhile.
         warnings.warn(
-            f"{task.name}: metrics_from_confusion disagrees with metrics on the full set "
-            f"({dict(whole)} vs {dict(point)}); the bootstrap scores every draw with metrics instead",
+            f"{task.name}: metric_statistics disagrees with metrics on the full set "
+            f"({ {k: float(v) for k, v in whole.items()} } vs {dict(point)}); the bootstrap scores "
+            "every draw with metrics instead",
             stacklevel=2,
         )
         return None
-    one_hot = np.zeros((len(cells), k * k), dtype=np.int64)
-    one_hot[np.arange(len(cells)), cells] = 1
-    confusion = (_draw_counts(task, examples, draws, seed, cache) @ one_hot).reshape(draws, k, k)
-    return {name: np.asarray(value, dtype=float) for name, value in task.metrics_from_confusion(confusion).items()}
+    counts = _draw_counts(task, examples, draws, seed, cache)
+    return {name: np.asarray(v, dtype=float) for name, v in statistics.metrics_of_counts(counts).items()}
 
 
 def bootstrap(

@@ -14,13 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
+
 from slopeft.data.locate import DataLocation, locate_dataset
 from slopeft.errors import ConfigError, SubmissionError
 from slopeft.metrics.classification import leaderboard
 from slopeft.registry import Registry
 
 if TYPE_CHECKING:
-    import numpy as np
+    from slopeft.metrics.statistics import MetricStatistics
 
 Split = Literal["train", "val", "test"]
 SPLITS: tuple[Split, ...] = ("train", "val", "test")
@@ -239,24 +241,37 @@ class Task(abc.ABC):
     def metrics(self, predictions: Mapping[int, Any], examples: Sequence[Example]) -> dict[str, float]:
         """Scores ``predictions`` (idx → label) against labelled ``examples``."""
 
+    def metric_statistics(
+        self, predictions: Mapping[int, Any], examples: Sequence[Example]
+    ) -> MetricStatistics | None:
+        """Per-example sufficient statistics of :meth:`metrics` (:mod:`slopeft.metrics.statistics`), or
+        None where the metrics are not sums over examples (MultiRC's exact match is per question).
+
+        A bootstrap then scores its thousand resampled sets in one matrix product instead of a
+        thousand metric calls. The default serves tasks with a label space whose metrics come from
+        the confusion matrix (:meth:`metrics_from_confusion`); translation gives its own. It must
+        agree with :meth:`metrics`: tests check every registered task draw by draw, and the bootstrap
+        compares the two on the full set before it uses them.
+        """
+        from slopeft.metrics.classification import confusion_counts
+        from slopeft.metrics.statistics import confusion_statistics
+
+        labels = self.spec.labels
+        if labels is None or self.spec.unit_fields:
+            return None
+        cells = confusion_counts(*self.aligned(predictions, examples), labels)
+        k = len(labels)
+        if self.metrics_from_confusion(np.bincount(cells, minlength=k * k).reshape(k, k)) is None:
+            return None
+        return confusion_statistics(cells, k, self.metrics_from_confusion)
+
     def metrics_from_confusion(self, confusion: np.ndarray) -> dict[str, np.ndarray] | None:
         """:meth:`metrics` from confusion counts, or None where the metrics need more than them.
 
-        ``confusion`` is (..., K, K) over ``spec.labels`` (rows references, columns predictions).
-        Tasks whose metrics depend only on (reference, prediction) pair counts override this, so a
-        bootstrap scores a thousand resampled sets in one numpy expression instead of a thousand
-        metric calls; it must agree with :meth:`metrics` (tests check every registered task, and the
-        bootstrap compares the two on the full set before trusting it).
+        ``confusion`` is (..., K, K) over ``spec.labels`` (rows references, columns predictions);
+        used by the default :meth:`metric_statistics`.
         """
         return None
-
-    def confusion_cells(self, predictions: Mapping[int, Any], examples: Sequence[Example]) -> np.ndarray:
-        """Per example (in order), its flat confusion cell: reference index × K + prediction index."""
-        from slopeft.metrics.classification import confusion_counts
-
-        if self.spec.labels is None:
-            raise ValueError(f"{self.name} has no label space to count a confusion matrix over")
-        return confusion_counts(*self.aligned(predictions, examples), self.spec.labels)
 
     @abc.abstractmethod
     def submission_contents(

@@ -16,6 +16,7 @@ from slopeft.data.catalogue import Dataset, Source, register_dataset
 from slopeft.data.convert import convert_mt
 from slopeft.data.readers import read_lines, read_parallel
 from slopeft.errors import ConfigError, SubmissionError
+from slopeft.metrics.statistics import MetricStatistics
 from slopeft.tasks.base import TASKS, Example, Split, TaskSpec
 from slopeft.tasks.line_based import LineSubmissionTask
 from slopeft.tasks.reading import lone_carriage_returns
@@ -154,6 +155,12 @@ class TranslationTask(LineSubmissionTask):
         self._unavailable = scores.unavailable
         self._warnings = [w] if (w := scores.warning()) else []
         return scores.metrics
+
+    def metric_statistics(self, predictions: Mapping[int, Any], examples: Sequence[Example]) -> MetricStatistics:
+        from slopeft.metrics.mt import mt_segment_statistics
+
+        references, hypotheses = self.aligned(predictions, examples)
+        return mt_segment_statistics(hypotheses, references, self.target_language, nltk=self.nltk)
 
     def metric_notes(self) -> dict[str, str]:
         return dict(getattr(self, "_unavailable", {}))

