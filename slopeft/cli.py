@@ -348,6 +348,10 @@ def quickstart(
     ] = None,
     output: Annotated[Path, typer.Option(help="Where the run folders go.")] = Path("runs/quickstart"),
     data_dir: DataDir = None,
+    sequential: Annotated[
+        bool,
+        typer.Option(help="Train the methods one after the other here (default: side by side, one process each)."),
+    ] = False,
 ) -> None:
     """The main job: LoRA and BitFit next to the majority baseline, with their costs, on one small task."""
     from slopeft.quickstart import QuickstartConfig
@@ -355,7 +359,8 @@ def quickstart(
 
     run_quickstart(QuickstartConfig(model=model, task=task, train_examples=train_examples,
                                     eval_examples=eval_examples, epochs=epochs, learning_rate=learning_rate, output=output,
-                                    data_dir=str(data_dir) if data_dir else None), _console())
+                                    data_dir=str(data_dir) if data_dir else None, sequential=sequential),
+                   _console())
 
 
 @app.command()

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 
+import pytest
 from rich.console import Console
 
+from slopeft.errors import ConfigError
 from slopeft.methods.recipes import recipe_for
 from slopeft.models.tiny import make_tiny_model
 from slopeft.quickstart import QuickstartConfig, quickstart
@@ -24,3 +27,36 @@ def test_quickstart_trains_each_method_with_its_recipe_next_to_the_majority(real
         assert record["data"]["train_examples"] == 16 and record["data"]["val_examples"] == 8
     shown = " ".join(console.export_text().split())
     assert "8 held-out rows" in shown and "trained on 16, 1.5 epoch(s)" in shown
+
+
+def test_side_by_side_and_sequential_runs_train_the_same_runs(real_data_env, tmp_path):
+    """Side by side (the default where there is a core per method: one spawned process each, progress
+    shown here, a log per run) and --sequential give the same table rows and records."""
+    model = make_tiny_model("bert", tmp_path / "tiny-bert")
+    shown = {}
+    for sequential in (False, True):
+        console = Console(record=True, width=200)
+        config = QuickstartConfig(model=str(model), task="slo-superglue/cb", train_examples=16, eval_examples=8,
+                                  output=tmp_path / f"runs-{sequential}", sequential=sequential)
+        rows = quickstart(config, console)
+        shown[sequential] = (rows, " ".join(console.export_text().split()))
+    parallel_rows, parallel_text = shown[False]
+    sequential_rows, sequential_text = shown[True]
+    assert [r[0] for r in parallel_rows] == [r[0] for r in sequential_rows] == ["majority", "lora", "bitfit"]
+    assert [r[2] for r in parallel_rows] == [r[2] for r in sequential_rows]  # trainable parameters
+    if len(os.sched_getaffinity(0)) >= 2:
+        assert "lora and bitfit, side by side" in parallel_text and "thread(s) each" in parallel_text
+        for method in ("lora", "bitfit"):
+            log = (tmp_path / "runs-False" / f"slo-superglue-cb-{method}.log").read_text()
+            assert f"{method} on slo-superglue/cb" in log
+    assert "side by side" not in sequential_text and "3/3 · lora (1/2)" in sequential_text
+
+
+def test_a_failing_side_by_side_run_raises_its_own_error(real_data_env, tmp_path):
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("side by side needs a core per method")
+    model = make_tiny_model("bert", tmp_path / "tiny-bert")
+    config = QuickstartConfig(model=str(model), task="slo-superglue/cb", train_examples=16, eval_examples=8,
+                              output=tmp_path / "runs", method_options={"bitfit": {"no_such_option": 1}})
+    with pytest.raises(ConfigError, match="no_such_option"):
+        quickstart(config, Console(record=True, width=200))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,7 @@ def train_run(
     console: Console | None = None,
     task_options: dict | None = None,
     require_checkpoint: bool = False,
+    on_step: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Trains ``config``, saves the best adapter and the run record; returns the record as written
     (:meth:`~slopeft.records.RunRecord.to_dict`).
@@ -63,7 +65,8 @@ def train_run(
     With ``resume``, a checkpoint in the run folder is continued, and only with the configuration it
     was saved with; ``require_checkpoint`` (``slopeft train --resume``) makes a missing one an error
     instead of a fresh start (the grid resumes whatever it finds). A run that fails leaves no folder
-    behind unless it leaves a checkpoint to resume (an interrupt, a full disk).
+    behind unless it leaves a checkpoint to resume (an interrupt, a full disk). ``on_step`` gets
+    (steps done, total steps) after every optimiser step.
     """
     console = console or Console(stderr=True)
     run_dir = config.run_dir()
@@ -92,7 +95,7 @@ def train_run(
     created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
-        return _train(config, parts, run_dir, resume, console, task_options)
+        return _train(config, parts, run_dir, resume, console, task_options, on_step)
     except BaseException as err:
         keep = isinstance(err, TrainingError) and err.resumable
         if created and not keep:
@@ -157,7 +160,13 @@ def _remove_temporaries(run_dir: Path) -> None:
 
 
 def _train(
-    config: RunConfig, parts: RunParts, run_dir: Path, resume: bool, console: Console, task_options: dict | None
+    config: RunConfig,
+    parts: RunParts,
+    run_dir: Path,
+    resume: bool,
+    console: Console,
+    task_options: dict | None,
+    on_step: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     from transformers import set_seed
 
@@ -183,7 +192,7 @@ def _train(
 
     trainer = Trainer(
         model, parts.head, parts.method, parts.task, config.training, run_dir, config.seed, console,
-        run_config=config.to_dict(),
+        run_config=config.to_dict(), on_step=on_step,
     )
     started = time.perf_counter()
     result = trainer.fit(train, val, resume=resume)

@@ -18,7 +18,7 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -136,6 +136,8 @@ class Trainer:
         seed: the run's seed.
         console: where progress is shown.
         run_config: the run's configuration (``RunConfig.to_dict()``), kept in checkpoints.
+        on_step: called with (optimiser steps done, total steps) after every step: progress for a
+            caller that shows it elsewhere (the quickstart's side-by-side runs).
     """
 
     def __init__(
@@ -149,6 +151,7 @@ class Trainer:
         seed: int,
         console: Console | None = None,
         run_config: dict[str, Any] | None = None,
+        on_step: Callable[[int, int], None] | None = None,
     ) -> None:
         from accelerate import Accelerator
 
@@ -159,6 +162,7 @@ class Trainer:
         self._updating = False  # inside an optimiser update (a KeyboardInterrupt there saves nothing new)
         self._saved_at: tuple[int, int] | None = None  # (step, evaluations) of the last checkpoint saved
         self.console = console or Console(stderr=True)
+        self.on_step = on_step
         precision = config.precision
         if precision == "auto":
             precision = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
@@ -361,6 +365,8 @@ class Trainer:
                             progress.update(bar, loss=f"{running / running_n:.4f}", speed=f"{speed:.1f}")
                             running, running_n = 0.0, 0
                         progress.update(bar, completed=state.step)
+                        if self.on_step is not None:
+                            self.on_step(state.step, total_steps)
                         if due:
                             best_weights, stopped_early = self._evaluate_and_keep(val, state, best_weights)
                             self._snapshot(state, best_weights)
