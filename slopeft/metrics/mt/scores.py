@@ -317,8 +317,8 @@ def mt_segment_statistics(
 
     prepared = _prepare(hypotheses, references, target_language, wordnet_dir, nltk)
     # _extract_corpus_statistics / _compute_score_from_stats are what sacreBLEU's own paired bootstrap
-    # resamples (sacrebleu.significance); there is no public form of them. corpus_bleu and corpus_chrf
-    # above are these objects' corpus_score with the same defaults, so the numbers are the same.
+    # resamples (sacrebleu.significance); there is no public form of them. mt_scores' corpus_bleu and
+    # corpus_chrf are these objects' corpus_score with the same defaults, so the numbers are the same.
     sacre_bleu, sacre_chrf = BLEU(), CHRF(word_order=2)
     columns = [
         np.ones((len(prepared.hyp_lines), 1)),
