@@ -11,6 +11,15 @@ REPO = Path(__file__).resolve().parents[2]
 SMOKE = REPO / "configs" / "grids" / "smoke.yaml"
 
 
+def trainable_runs(grid_out: Path | None = None, grid: Path = SMOKE) -> list[str]:
+    """Run ids of ``grid`` this machine trains: all but those it lacks something for (QLoRA without
+    bitsandbytes), which a grid keeps, untrained and pending, for their published records."""
+    from slopeft.experiments.grid import expand, load_grid
+
+    expansion = expand(load_grid(grid, grid_out))
+    return [run.run_id for run in expansion.runs if run.run_id not in expansion.not_here]
+
+
 def slopeft(*args: object) -> list[str]:
     """The command line running ``slopeft ARGS`` with this interpreter (no reliance on PATH)."""
     return [sys.executable, "-c", "from slopeft.cli import main; main()", *map(str, args)]
