@@ -83,7 +83,7 @@ def nli_scores(
 # label order; every function returns arrays of shape ``confusion.shape[:-2]``.
 
 
-def confusion_counts(
+def confusion_cells(
     references: Sequence[Hashable], predictions: Sequence[Hashable], labels: Sequence[Hashable]
 ) -> np.ndarray:
     """Per example, the flat confusion cell (reference index × K + prediction index)."""

@@ -158,9 +158,9 @@ def _one_seed(
     if cache is not None and key in cache:
         return cache[key]
     point = task.metrics(restricted, examples)
-    counted = _draws_from_statistics(task, examples, restricted, point, draws, seed, cache)
-    if counted is not None:
-        values = counted
+    summed = _draws_from_statistics(task, examples, restricted, point, draws, seed, cache)
+    if summed is not None:
+        values = summed
     else:
         scored: dict[str, list[float]] = {name: [] for name in point}
         for drawn in _drawn_examples(task, examples, draws, seed, cache):

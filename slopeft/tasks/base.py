@@ -253,13 +253,13 @@ class Task(abc.ABC):
         agree with :meth:`metrics`: tests check every registered task draw by draw, and the bootstrap
         compares the two on the full set before it uses them.
         """
-        from slopeft.metrics.classification import confusion_counts
+        from slopeft.metrics.classification import confusion_cells
         from slopeft.metrics.statistics import confusion_statistics
 
         labels = self.spec.labels
         if labels is None or self.spec.unit_fields:
             return None
-        cells = confusion_counts(*self.aligned(predictions, examples), labels)
+        cells = confusion_cells(*self.aligned(predictions, examples), labels)
         k = len(labels)
         if self.metrics_from_confusion(np.bincount(cells, minlength=k * k).reshape(k, k)) is None:
             return None

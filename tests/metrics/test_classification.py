@@ -13,7 +13,7 @@ from slopeft.metrics.classification import (
     accuracy_from_confusion,
     cb_scores,
     cb_scores_from_confusion,
-    confusion_counts,
+    confusion_cells,
     multirc_scores,
     nli_scores,
     nli_scores_from_confusion,
@@ -126,7 +126,7 @@ def test_leaderboard_average_only_with_all_six_tasks():
 
 def _confusion(references, predictions, labels):
     k = len(labels)
-    return np.bincount(confusion_counts(references, predictions, labels), minlength=k * k).reshape(k, k)
+    return np.bincount(confusion_cells(references, predictions, labels), minlength=k * k).reshape(k, k)
 
 
 def _random_pairs(rng: random.Random, labels, n: int, skew: float):
