@@ -51,7 +51,8 @@ class RunMetrics:
         extra_val: the scores on more validation sets (``RunConfig.extra_val_sets``): set →
             ``metrics``, ``main`` and ``examples``; None in records written before they existed.
         best_step: training: the optimiser step whose weights were scored best.
-        history: training: one entry per evaluation (step, epoch, metrics, examples/s).
+        history: training: one entry per evaluation (step, epochs done, metrics, examples/s); records
+            before 2 December 2026 give the last evaluation of a run the epoch before (3 epochs: 2).
         scoring: training: how the metrics were computed where the task offers a choice (MT: ``nltk``,
             the NLTK release); None in records written before it existed.
         warnings: training: what the leaderboard would refuse in the scored predictions (MT: lines

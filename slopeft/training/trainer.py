@@ -163,6 +163,7 @@ class Trainer:
         self._saved_at: tuple[int, int] | None = None  # (step, evaluations) of the last checkpoint saved
         self.console = console or Console(stderr=True)
         self.on_step = on_step
+        self._batches_per_epoch = 1  # fit() sets it from the training set
         precision = config.precision
         if precision == "auto":
             precision = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
@@ -254,6 +255,7 @@ class Trainer:
         self.truncated_train = self.head.truncated
         lengths = [self.head.feature_length(f) for f in features]
         batches_per_epoch = math.ceil(len(features) / config.batch_size)
+        self._batches_per_epoch = batches_per_epoch
         steps_per_epoch = max(1, batches_per_epoch // config.grad_accumulation)
         total_steps = config.max_steps or math.ceil(config.epochs * steps_per_epoch)
         if config.max_steps and config.epochs:
@@ -474,8 +476,11 @@ class Trainer:
         # The predictions of the state training ends in, reused for the record (no second pass).
         self.final_predictions = predictions
         value = metrics[self.task.spec.main_metric]
+        # Epochs done, counting a partial one: the last evaluation of 3 epochs says 3 (it comes before
+        # the epoch counter moves on), a stop after 1.5 epochs 1.5.
+        done = state.epoch + state.batch_in_epoch / max(self._batches_per_epoch, 1)
         state.history.append(
-            {"step": state.step, "epoch": state.epoch, "metrics": metrics, "eval_examples_per_s": speed}
+            {"step": state.step, "epoch": round(done, 4), "metrics": metrics, "eval_examples_per_s": speed}
         )
         self.console.print(f"step {state.step}: {self.task.spec.main_metric} = {value:.4f}")
         for warning in self.task.metric_warnings():

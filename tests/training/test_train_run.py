@@ -219,3 +219,13 @@ def test_machine_validation_set_and_extra_validation_sets_are_scored_and_kept(re
     assert set(saved.values()) <= {"entailment", "not_entailment"}
     with pytest.raises(ConfigError, match="no validation set 'machine'"):
         train_run(dataclasses.replace(config, task="slo-superglue/wsc", train_set=None, output=str(tmp_path / "w")))
+
+
+def test_history_counts_the_epochs_each_evaluation_follows(real_data_env, tiny_bert, tmp_path):
+    # 32 rows in batches of 8: 4 batches an epoch. The last evaluation of 3 epochs follows 3 epochs (not
+    # the 2 the epoch counter said before it moved on); a stop after 1.5 epochs says 1.5.
+    three = train_run(_config(tmp_path / "three", tiny_bert, epochs=3.0))
+    assert [h["epoch"] for h in three["metrics"]["history"]] == [1, 2, 3]
+    assert [h["step"] for h in three["metrics"]["history"]] == [4, 8, 12]
+    partial = train_run(_config(tmp_path / "partial", tiny_bert, epochs=1.5))
+    assert [(h["step"], h["epoch"]) for h in partial["metrics"]["history"]] == [(4, 1), (6, 1.5)]
