@@ -6,7 +6,9 @@ Each variant runs in its own subprocess (so peak RSS is its own), on the same mo
 - reference-lora: transformers' Trainer + peft LoRA written the way the transformers
   text-classification example does it (padding every input to max_length 128);
 - slopeft-lora: `slopeft train` LoRA (dynamic padding, batches grouped by length);
-- slopeft-bitfit, slopeft-full, slopeft-full-sparse: the same loop with other methods.
+- slopeft-bitfit, slopeft-full, slopeft-full-sparse: the same loop with other methods;
+- with --bf16, slopeft-lora-bf16, slopeft-bitfit-bf16, slopeft-full-sparse-bf16: the same in bf16
+  mixed precision (`training.precision=bf16`, CPU autocast).
 
 Two more variants show where the memory difference comes from: slopeft with glibc's adaptive mmap
 threshold (what the reference script runs with) and the reference with the fixed threshold (2 MiB by default)
@@ -15,6 +17,9 @@ slopeft's trainer sets on CPU.
 Usage:
     python benchmarks/train_throughput.py [--steps 30] [--repeats 3] [--batch-size 16] [--threads 2]
         [--quality | --only-quality] [--flops] [--seeds 3] [--quality-train 1600] [--quality-lr 5e-5]
+        [--bf16] [--variants slopeft-lora,slopeft-lora-bf16]
+
+--variants keeps only the named throughput variants (reference-lora always runs: the ratios are to it).
 
 --flops also runs benchmarks/train_flops.py: each method's achieved training FLOP/s against the
 fp32 GEMM peak measured in the same run.
@@ -108,6 +113,12 @@ THROUGHPUT = {
                                                             malloc_mmap_threshold_kib=0),
     "reference-lora-fixed-malloc": lambda a, out: _reference_lora(a.steps, a.batch_size, out, True),
 }
+# bf16 mixed precision (CPU autocast): pays where the CPU multiplies bf16 natively (AVX512_BF16, AMX)
+BF16 = {
+    "slopeft-lora-bf16": lambda a, out: _slopeft("lora", a.steps, a.batch_size, out, precision="bf16"),
+    "slopeft-bitfit-bf16": lambda a, out: _slopeft("bitfit", a.steps, a.batch_size, out, precision="bf16"),
+    "slopeft-full-sparse-bf16": lambda a, out: _slopeft("full", a.steps, a.batch_size, out, SPARSE, precision="bf16"),
+}
 QUALITY = {
     "quality-full": lambda a, out: _slopeft("full", 0, a.batch_size, out, None, a.quality_train, a.quality_epochs,
                                             a.seed, a.quality_lr),
@@ -189,6 +200,8 @@ def main() -> None:
     parser.add_argument("--quality-train", type=int, default=1600, help="training rows for the quality runs")
     parser.add_argument("--quality-epochs", type=float, default=1.0)
     parser.add_argument("--quality-lr", type=float, default=5e-5)
+    parser.add_argument("--bf16", action="store_true", help="also run the bf16 mixed-precision variants")
+    parser.add_argument("--variants", help="comma-separated throughput variants to run (default: all)")
     parser.add_argument("--variant", help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=42, help=argparse.SUPPRESS)
     parser.add_argument("--round", type=int, default=0, help=argparse.SUPPRESS)
@@ -198,8 +211,9 @@ def main() -> None:
         import torch
 
         torch.set_num_threads(args.threads)
-        name = f"{args.variant}-round{args.round}" if args.variant in THROUGHPUT else f"{args.variant}-seed{args.seed}"
-        result = {**THROUGHPUT, **QUALITY}[args.variant](args, Path(args.workdir) / name)
+        throughput = {**THROUGHPUT, **BF16}
+        name = f"{args.variant}-round{args.round}" if args.variant in throughput else f"{args.variant}-seed{args.seed}"
+        result = {**throughput, **QUALITY}[args.variant](args, Path(args.workdir) / name)
         print(json.dumps(result))
         return
 
@@ -214,8 +228,15 @@ def main() -> None:
     if not args.only_quality:
         # Variants take turns, --repeats rounds, so a slow spell of a shared machine hits them all;
         # the table shows each variant's median and the range over rounds.
-        rounds = [{name: _run_child(args, name, round_=i) for name in THROUGHPUT} for i in range(args.repeats)]
-        results = {name: _median_of([r[name] for r in rounds]) for name in THROUGHPUT}
+        variants = [*THROUGHPUT, *(BF16 if args.bf16 else ())]
+        if args.variants:
+            wanted = args.variants.split(",")
+            unknown = sorted(set(wanted) - set(THROUGHPUT) - set(BF16))
+            if unknown:
+                raise SystemExit(f"unknown variants {unknown}; known: {', '.join([*THROUGHPUT, *BF16])}")
+            variants = ["reference-lora", *(v for v in wanted if v != "reference-lora")]
+        rounds = [{name: _run_child(args, name, round_=i) for name in variants} for i in range(args.repeats)]
+        results = {name: _median_of([r[name] for r in rounds]) for name in variants}
         reference = results["reference-lora"]
         table = Table(title=f"Training throughput · {MODEL} · SI-NLI · batch {args.batch_size} · {args.steps} steps "
                             f"· {args.threads} threads · median of {args.repeats}")

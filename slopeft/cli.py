@@ -352,6 +352,10 @@ def quickstart(
         bool,
         typer.Option(help="Train the methods one after the other here (default: side by side, one process each)."),
     ] = False,
+    precision: Annotated[
+        str,
+        typer.Option(help="fastest (bf16 on a GPU or on a CPU with native bf16, else fp32), fp32, bf16 or auto."),
+    ] = "fastest",
 ) -> None:
     """The main job: LoRA and BitFit next to the majority baseline, with their costs, on one small task."""
     from slopeft.quickstart import QuickstartConfig
@@ -359,7 +363,8 @@ def quickstart(
 
     run_quickstart(QuickstartConfig(model=model, task=task, train_examples=train_examples,
                                     eval_examples=eval_examples, epochs=epochs, learning_rate=learning_rate, output=output,
-                                    data_dir=str(data_dir) if data_dir else None, sequential=sequential),
+                                    data_dir=str(data_dir) if data_dir else None, sequential=sequential,
+                                    precision=precision),
                    _console())
 
 

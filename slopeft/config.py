@@ -21,6 +21,9 @@ import yaml
 
 from slopeft.errors import ConfigError
 
+PRECISIONS = ("auto", "fastest", "fp32", "bf16", "fp16")
+"""The values of ``training.precision`` (slopeft/training/precision.py resolves them)."""
+
 
 @dataclass
 class TrainingConfig:
@@ -57,7 +60,9 @@ class TrainingConfig:
     group_by_length: bool = True
     """Batch examples of similar length together (less padding, faster); order stays seeded."""
     precision: str = "auto"
-    """fp32, bf16, fp16, or auto (bf16 on a GPU that supports it, else fp32)."""
+    """fp32, bf16, fp16 (mixed precision under autocast; fp16 on a GPU only), auto (bf16 on a GPU
+    that supports it, fp32 on every CPU) or fastest (auto, but bf16 on a CPU with native bf16:
+    AVX512_BF16 or AMX). See slopeft/training/precision.py."""
     max_train_examples: int = 0
     """Train on the first N training examples only (0: all) — for smoke tests and quick looks."""
     max_eval_examples: int = 0
@@ -79,8 +84,10 @@ class TrainingConfig:
             raise ConfigError(
                 f"training.scheduler must be linear, cosine or constant, not {self.scheduler!r}."
             )
-        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
-            raise ConfigError(f"training.precision must be auto, fp32, bf16 or fp16, not {self.precision!r}.")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(
+                f"training.precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}."
+            )
         check_range(self, "training", "epochs", low=0)
         check_range(self, "training", "max_steps", low=0)
         check_range(self, "training", "batch_size", low=1)

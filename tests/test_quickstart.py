@@ -12,6 +12,7 @@ from slopeft.errors import ConfigError
 from slopeft.methods.recipes import recipe_for
 from slopeft.models.tiny import make_tiny_model
 from slopeft.quickstart import QuickstartConfig, quickstart
+from slopeft.training.precision import resolve_precision
 
 
 def test_quickstart_trains_each_method_with_its_recipe_next_to_the_majority(real_data_env, tmp_path):
@@ -25,8 +26,21 @@ def test_quickstart_trains_each_method_with_its_recipe_next_to_the_majority(real
         record = json.loads((tmp_path / "runs" / f"slo-superglue-cb-{method}" / "record.json").read_text())
         assert record["learning_rate"] == recipe_for(method).learning_rate
         assert record["data"]["train_examples"] == 16 and record["data"]["val_examples"] == 8
+        # fastest: bf16 where this machine multiplies it natively, else fp32
+        assert record["cost"]["precision"] == resolve_precision("fastest")
     shown = " ".join(console.export_text().split())
-    assert "8 held-out rows" in shown and "trained on 16, 1.5 epoch(s)" in shown
+    assert "8 held-out rows" in shown and f"trained on 16, 1.5 epoch(s), {resolve_precision('fastest')})" in shown
+
+
+def test_quickstart_trains_in_the_precision_asked(real_data_env, tmp_path):
+    model = make_tiny_model("bert", tmp_path / "tiny-bert")
+    config = QuickstartConfig(model=str(model), task="slo-superglue/cb", train_examples=16, eval_examples=8,
+                              output=tmp_path / "runs", methods=("bitfit",), precision="fp32")
+    quickstart(config, Console(record=True, width=200))
+    record = json.loads((tmp_path / "runs" / "slo-superglue-cb-bitfit" / "record.json").read_text())
+    assert record["cost"]["precision"] == "fp32" and record["config"]["training"]["precision"] == "fp32"
+    with pytest.raises(ConfigError, match="training.precision must be one of"):
+        QuickstartConfig(model=str(model), precision="half")
 
 
 def test_side_by_side_and_sequential_runs_train_the_same_runs(real_data_env, tmp_path):

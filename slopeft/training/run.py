@@ -286,6 +286,7 @@ def _train(
             "peak_gpu_mb": result.peak_gpu_mb,
             "steps": result.state.step,
             "stopped_early": result.stopped_early,
+            "precision": trainer.precision,
             "method": parts.method.cost_report(trainer.accelerator.unwrap_model(trainer.model)),
         },
         finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -44,6 +44,7 @@ from slopeft.models.heads import Head
 from slopeft.tasks.base import Example, Task
 from slopeft.training import checkpoint as ckpt
 from slopeft.training.memory import PeakMemory, limit_heap_fragmentation
+from slopeft.training.precision import resolve_precision
 from slopeft.training.step import TrainStep, build_optimizers, build_schedulers
 
 
@@ -154,6 +155,7 @@ class Trainer:
         on_step: Callable[[int, int], None] | None = None,
     ) -> None:
         from accelerate import Accelerator
+        from accelerate.state import AcceleratorState
 
         self.config, self.head, self.method, self.task = config, head, method, task
         self.run_dir, self.seed = Path(run_dir), seed
@@ -164,14 +166,19 @@ class Trainer:
         self.console = console or Console(stderr=True)
         self.on_step = on_step
         self._batches_per_epoch = 1  # fit() sets it from the training set
-        precision = config.precision
-        if precision == "auto":
-            precision = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
-        if precision != "fp32" and not torch.cuda.is_available():
-            raise ConfigError(f"training.precision={precision} needs a GPU; on a CPU use fp32 (or auto).")
-        self.accelerator = Accelerator(
-            mixed_precision="no" if precision == "fp32" else precision, gradient_accumulation_steps=1
-        )
+        #: The arithmetic this run trains in (fp32, bf16 or fp16), ``config.precision`` resolved here.
+        self.precision = resolve_precision(config.precision)
+        mixed_precision = "no" if self.precision == "fp32" else self.precision
+        try:
+            self.accelerator = Accelerator(mixed_precision=mixed_precision, gradient_accumulation_steps=1)
+        except ValueError as err:
+            if "already been initialized" not in str(err):
+                raise
+            # accelerate keeps one precision per process (a singleton) and refuses another; a grid worker,
+            # a sequential quickstart or the tests train runs of several precisions one after the other in
+            # one process. Only the accelerator's part is reset: the process group of a distributed run stays.
+            AcceleratorState._reset_state()
+            self.accelerator = Accelerator(mixed_precision=mixed_precision, gradient_accumulation_steps=1)
         self.model = model
         # `is None`, not `or`: an explicit rate is used as given (TrainingConfig refuses 0 and below).
         self.learning_rate = (
