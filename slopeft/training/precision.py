@@ -2,8 +2,8 @@
 
 fp32 everywhere; bf16 and fp16 as autocast mixed precision (float32 weights and optimiser states,
 matrix multiplies in half precision). On a GPU accelerate does it; on a CPU accelerate's CPU
-autocast does bf16, which pays where the CPU multiplies bf16 natively (AVX512_BF16 or AMX:
-e5-small-multilingual's training step ran 2.3x faster on one AMD EPYC thread, see
+autocast does bf16, which pays where the CPU multiplies bf16 natively (AVX512_BF16 or AMX: on a
+2-core Xeon with AMX, e5-small-multilingual trained 1.3-1.5x the examples/s of fp32, see
 benchmarks/README.md) and is emulated, slower than fp32, elsewhere. fp16 has no CPU autocast that
 accelerate drives (its loss scaler is CUDA's), so a CPU refuses it.
 
