@@ -24,13 +24,13 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from slopeft.config import PRECISIONS, RunConfig, TrainingConfig, check_range, update_dataclass
-from slopeft.errors import ConfigError
+from slopeft.config import RunConfig, TrainingConfig, check_range, update_dataclass
 from slopeft.evaluation.baselines import run_baseline
 from slopeft.methods.recipes import recipe_for
 from slopeft.records import RunRecord
 from slopeft.reporting.tables import table
 from slopeft.tasks import get_task
+from slopeft.training.precision import resolve_precision
 from slopeft.training.run import train_run
 
 
@@ -63,8 +63,7 @@ class QuickstartConfig:
         # The example limits slice lists here before any TrainingConfig sees them: -5 would take the last 5.
         check_range(self, "quickstart", "train_examples", low=0, hint="0 takes the whole split")
         check_range(self, "quickstart", "eval_examples", low=0, hint="0 scores every row")
-        if self.precision not in PRECISIONS:  # before the model is prepared, not after
-            raise ConfigError(f"training.precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}.")
+        resolve_precision(self.precision)  # an unknown one, or one this machine cannot train in, before any work
         check_range(self, "quickstart", "epochs", low=0, low_open=True)
         if self.learning_rate is not None:
             check_range(self, "quickstart", "learning_rate", low=0, low_open=True,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from slopeft.tasks import get_task
 from slopeft.training import checkpoint as ckpt
 from slopeft.training.adapter import ADAPTER_DIR, save_adapter
 from slopeft.training.build import RunParts, hub_revision, load_base, prepare_parts
+from slopeft.training.precision import resolve_precision
 from slopeft.training.trainer import TrainingError
 
 
@@ -91,6 +93,9 @@ def train_run(
         )
     if resume and has_checkpoint:
         _check_same_config(ckpt.saved_config(checkpoint_dir), config.to_dict(), checkpoint_dir)
+    with warnings.catch_warnings():  # the trainer warns about emulated bf16 itself; here only refusals count
+        warnings.simplefilter("ignore")
+        resolve_precision(config.training.precision)  # fp16 on a CPU fails before the model loads
     parts = prepare_parts(config, task_options)  # bad task/model/method names fail before any folder exists
     created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -77,3 +77,19 @@ def test_bf16_trains_under_cpu_autocast_with_float32_weights(real_data_env, tiny
                                    epochs=1.0, batch_size=8, max_length=48, max_train_examples=16)))
     assert fp32["cost"]["precision"] == "fp32"
     assert len(seen) > bf16_forwards and not any(seen[bf16_forwards:])  # the fp32 run's forwards did not
+
+
+def test_a_precision_this_machine_cannot_train_in_fails_before_any_work(tiny_bert, tmp_path, monkeypatch):
+    """fp16 on a CPU: refused before the model loads and before any folder exists, by train and quickstart."""
+    import slopeft.training.run as run_module
+    from slopeft.quickstart import QuickstartConfig
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(run_module, "prepare_parts", lambda *a, **k: pytest.fail("the model was prepared"))
+    config = RunConfig(task="slo-superglue/cb", model=str(tiny_bert), method="lora", output=str(tmp_path / "run"),
+                       training=TrainingConfig(precision="fp16"))
+    with pytest.raises(ConfigError, match="fp16 needs a GPU"):
+        train_run(config)
+    with pytest.raises(ConfigError, match="fp16 needs a GPU"):
+        QuickstartConfig(model=str(tiny_bert), output=tmp_path / "quickstart", precision="fp16")
+    assert not (tmp_path / "run").exists() and not (tmp_path / "quickstart").exists()
