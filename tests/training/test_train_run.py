@@ -13,7 +13,7 @@ from slopeft.errors import ConfigError
 from slopeft.evaluation.prediction import load_run, predict_split
 from slopeft.models.tiny import make_tiny_model
 from slopeft.training.run import train_run
-from slopeft.training.trainer import TrainingError, length_grouped_batches
+from slopeft.training.trainer import TrainingError, epoch_order_seed, length_grouped_batches
 
 
 @pytest.fixture(scope="module")
@@ -158,6 +158,31 @@ def test_length_grouping_is_seeded_and_covers_every_example():
     spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in first)
     plain = length_grouped_batches(lengths, 4, seed=1, group=False)
     assert spread < sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in plain)
+
+
+def test_no_two_seeds_of_a_run_share_an_epochs_batch_order():
+    seeds = {(seed, epoch): epoch_order_seed(seed, epoch) for seed in range(6) for epoch in range(20)}
+    assert len(set(seeds.values())) == len(seeds)  # one order per (seed, epoch)
+    assert [epoch_order_seed(1, epoch) for epoch in range(3)] == [1, 2, 3]  # seed 1's published orders
+    lengths = [5, 50, 7, 48, 6, 51, 9, 47] * 10
+    # What seed + epoch got wrong: seed 2's first epoch was seed 1's second.
+    assert (length_grouped_batches(lengths, 4, epoch_order_seed(2, 0), True)
+            != length_grouped_batches(lengths, 4, epoch_order_seed(1, 1), True))
+
+
+def test_training_draws_each_epochs_order_from_its_seed_and_epoch(real_data_env, tiny_bert, tmp_path, monkeypatch):
+    import slopeft.training.trainer as trainer_module
+
+    drawn = []
+
+    def recording(lengths, batch_size, seed, group):
+        drawn.append(seed)
+        return length_grouped_batches(lengths, batch_size, seed, group)
+
+    monkeypatch.setattr(trainer_module, "length_grouped_batches", recording)
+    config = dataclasses.replace(_config(tmp_path, tiny_bert, epochs=2.0), seed=2)
+    assert train_run(config)["status"] == "completed"
+    assert drawn == [epoch_order_seed(2, 0), epoch_order_seed(2, 1)]
 
 
 def test_config_file_and_overrides(tmp_path):
