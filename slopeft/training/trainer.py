@@ -420,22 +420,10 @@ class Trainer:
                 if self._saved_at != (state.step, len(state.history)):
                     self._save_checkpoint(checkpoint_dir, optimizers, schedulers)
         except KeyboardInterrupt:
-            if self._updating:
-                # Raised inside an optimiser update (not by a signal, which waits for the update): the
-                # weights are half-updated, so the last saved checkpoint stays the one to resume from.
-                where = f"the checkpoint of step {self._saved_at[0]}" if self._saved_at else "no checkpoint"
-                raise TrainingError(
-                    f"Interrupted during the optimiser update of step {state.step + 1}; {where} is kept in "
-                    f"{checkpoint_dir}. Run the same command with --resume to continue"
-                    f"{'' if self._saved_at else ' (it starts again from step 0)'}.",
-                    resumable=self._saved_at is not None,
-                ) from None
-            self._save_checkpoint(checkpoint_dir, optimizers, schedulers)
-            raise TrainingError(
-                f"Interrupted at step {self._boundary.state.step}; a checkpoint was saved in {checkpoint_dir}. "
-                "Run the same command with --resume to continue.",
-                resumable=True,
-            ) from None
+            try:
+                self._stop_interrupted(checkpoint_dir, optimizers, schedulers, state)
+            finally:
+                interrupts.release()  # signals after the first were ignored until the checkpoint was written
         except WriteError as err:
             where = f"the checkpoint of step {self._saved_at[0]}" if self._saved_at else "no checkpoint"
             raise TrainingError(
@@ -547,6 +535,25 @@ class Trainer:
         )
         self._saved_at = (boundary.state.step, len(boundary.state.history))
 
+    def _stop_interrupted(self, checkpoint_dir: Path, optimizers: list, schedulers: list, state: TrainerState) -> None:
+        """Raises the TrainingError of an interrupt, after saving the last batch boundary where there is one."""
+        if self._updating:
+            # Raised inside an optimiser update (not by a signal, which waits for the update): the
+            # weights are half-updated, so the last saved checkpoint stays the one to resume from.
+            where = f"the checkpoint of step {self._saved_at[0]}" if self._saved_at else "no checkpoint"
+            raise TrainingError(
+                f"Interrupted during the optimiser update of step {state.step + 1}; {where} is kept in "
+                f"{checkpoint_dir}. Run the same command with --resume to continue"
+                f"{'' if self._saved_at else ' (it starts again from step 0)'}.",
+                resumable=self._saved_at is not None,
+            ) from None
+        self._save_checkpoint(checkpoint_dir, optimizers, schedulers)
+        raise TrainingError(
+            f"Interrupted at step {self._boundary.state.step}; a checkpoint was saved in {checkpoint_dir}. "
+            "Run the same command with --resume to continue.",
+            resumable=True,
+        ) from None
+
     def _restore(
         self, saved: dict, optimizers: list, schedulers: list
     ) -> tuple[TrainerState, dict | None, dict[str, Any], bool]:
@@ -620,6 +627,12 @@ class _Interrupts:
     the run interrupted) and Python's SIGINT handler are called as they were; a SIGTERM with no
     handler of its own (a standalone ``slopeft train``) becomes a KeyboardInterrupt, like Ctrl-C.
     Only the main thread can own signal handlers; elsewhere nothing changes.
+
+    From the first interrupt on, further SIGINTs and SIGTERMs are ignored until :meth:`release`,
+    which the trainer calls once the interrupt's checkpoint is written: the run is already stopping as
+    asked, and a second signal would cut the checkpoint short. A process group's SIGTERM (``kill --
+    -PGID``, a service manager stopping the grid) reaches a grid worker twice, directly and from its
+    runner, and the worker's own handler exits at once on a second one.
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -628,6 +641,7 @@ class _Interrupts:
         self._previous: dict[int, Any] = {}
         self._deferring = False
         self._pending: list[tuple[int, Any]] = []
+        self._holding = False
 
     def __enter__(self) -> _Interrupts:
         if threading.current_thread() is threading.main_thread():
@@ -636,17 +650,26 @@ class _Interrupts:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if not self._holding:  # an interrupt keeps the signals ignored until release()
+            self.release()
+
+    def release(self) -> None:
+        """The handlers as they were before training (after an interrupt: once its checkpoint is saved)."""
         for sig, previous in self._previous.items():
             signal.signal(sig, previous)
         self._previous.clear()
+        self._holding = False
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self._deferring:
             self._pending.append((signum, frame))
             return
         previous = self._previous.get(signum)
-        if previous is signal.SIG_IGN:
+        if previous is signal.SIG_IGN:  # ignored before training (SIGINT of a background job): ignored here
             return
+        self._holding = True
+        for sig in self._previous:
+            signal.signal(sig, signal.SIG_IGN)
         if callable(previous):
             previous(signum, frame)  # Python's SIGINT handler and the worker's raise KeyboardInterrupt
         raise KeyboardInterrupt

@@ -176,3 +176,40 @@ def test_divergence_stops_the_run(cli, tmp_path, tiny_bert, real_data_env, monke
     out = tmp_path / "run"
     message = _train(cli, tiny_bert, out, fails=True, watch=tmp_path)
     assert "diverged" in message and "learning_rate" in message
+
+
+def test_a_second_signal_while_the_interrupts_checkpoint_is_written_does_not_cut_it_short(
+    cli, tmp_path, tiny_bert, real_data_env, monkeypatch
+):
+    """A process group's SIGTERM reaches a grid worker twice, directly and from its runner; the worker's
+    handler stops the run on every SIGTERM it sees (and exits at once on a second). The second one,
+    arriving while the first one's checkpoint is written, is ignored: the checkpoint is of step 4."""
+    from slopeft.training import checkpoint as ckpt
+    from slopeft.training import trainer as trainer_module
+
+    seen = []
+
+    def like_the_grid_worker(signum, frame):
+        seen.append(signum)
+        raise KeyboardInterrupt
+
+    real_save = ckpt.save_checkpoint
+
+    def save_under_a_second_signal(directory, state):
+        if state["trainer"]["step"] == 4:  # the interrupt's checkpoint (epochs end at steps 3 and 6)
+            os.kill(os.getpid(), signal.SIGTERM)
+        real_save(directory, state)
+
+    out = tmp_path / "run"
+    previous = signal.signal(signal.SIGTERM, like_the_grid_worker)
+    try:
+        _sigterm_at_step(monkeypatch, 4)
+        monkeypatch.setattr(trainer_module.ckpt, "save_checkpoint", save_under_a_second_signal)
+        message = _train(cli, tiny_bert, out, fails=True)
+        after = signal.getsignal(signal.SIGTERM)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert "Interrupted at step 4" in message and "--resume" in message
+    assert ckpt.load_checkpoint(out / "checkpoint")["trainer"]["step"] == 4
+    assert seen == [signal.SIGTERM]  # the handler saw the first signal only
+    assert after is like_the_grid_worker  # and is back once the checkpoint is written
