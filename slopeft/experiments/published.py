@@ -20,8 +20,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from slopeft.errors import ConfigError
 from slopeft.files import write_json_atomic
-from slopeft.records import RECORD, VAL_PREDICTIONS, completed_record_data, predictions_file
+from slopeft.records import RECORD, VAL_PREDICTIONS, RunRecord, completed_record_data, predictions_file
 
 #: A published run that diverged: its configuration and error instead of a record.
 FAILURE = "failure.json"
@@ -36,6 +37,49 @@ def published_record(results_dir: Path | str | None, run_id: str) -> dict[str, A
     if results_dir is None:
         return None
     return completed_record_data(Path(results_dir) / run_id)
+
+
+def check_published(results_dir: Path | str | None, run_ids: list[str]) -> None:
+    """Refuses published records that do not read as their run's finished record.
+
+    A published ``record.json`` that is cut short, hand-edited, left with merge-conflict markers or
+    copied into another run's folder would otherwise count as missing: ``grid run`` would train the
+    run again and overwrite it, and a report would leave it out without a word.
+
+    Raises:
+        ConfigError: naming every such file, what is wrong with it and what to do.
+    """
+    if results_dir is None:
+        return
+    damaged = []
+    for run_id in run_ids:
+        path = Path(results_dir) / run_id / RECORD
+        if not path.is_file():
+            continue
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            RunRecord.from_dict(data, where="it")
+        except (OSError, UnicodeDecodeError) as err:
+            damaged.append(f"{path}: unreadable ({err})")
+            continue
+        except ValueError as err:
+            damaged.append(f"{path}: not JSON ({err})")
+            continue
+        except ConfigError as err:
+            damaged.append(f"{path}: {err}")
+            continue
+        if data.get("run_id") != run_id:
+            damaged.append(f"{path}: holds the record of run {data.get('run_id')!r}, not of {run_id}")
+        elif data.get("status") != "completed":
+            damaged.append(f"{path}: its status is {data.get('status')!r}; a published record is a completed run's")
+    if damaged:
+        raise ConfigError(
+            f"{len(damaged)} published record(s) do not read as their run's finished record: "
+            + "; ".join(damaged)
+            + ". Restore each from git (git checkout -- PATH, or resolve the merge), or delete its folder "
+            "to train the run again. Until then grid run, grid status, results import and report stop here, "
+            "so that nothing is trained over them or left out of a report unsaid."
+        )
 
 
 def publish(run_dir: Path | str, results_dir: Path | str, run_id: str) -> bool:

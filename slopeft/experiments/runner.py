@@ -36,7 +36,13 @@ from rich.console import Console
 from slopeft.errors import ConfigError
 from slopeft.experiments.grid import Expansion, Grid, RunSpec, expand
 from slopeft.experiments.jobs import RunSummary, job_for, report_exit
-from slopeft.experiments.published import diverged_note, publish, published_failure, published_record
+from slopeft.experiments.published import (
+    check_published,
+    diverged_note,
+    publish,
+    published_failure,
+    published_record,
+)
 from slopeft.experiments.store import ResultsStore
 from slopeft.experiments.worker import RunLock
 from slopeft.records import completed_record_data, write_json_atomic
@@ -81,6 +87,7 @@ def sync_from_disk(grid: Grid, runs: list[RunSpec], store: ResultsStore) -> int:
     A record is found in the run's folder or among the grid's published results; a finished run
     not yet published (its worker was killed in between) is published now.
     """
+    check_published(grid.results, [run.run_id for run in runs])
     statuses = store.statuses()
     synced = 0
     for run in runs:
@@ -429,6 +436,7 @@ class RunState:
 def grid_status(grid: Grid) -> tuple[list[RunState], Expansion]:
     """Each run's state: done (completed record), running (its lock is held), failed, or pending."""
     expansion = expand(grid)
+    check_published(grid.results, [run.run_id for run in expansion.runs])
     rows = {}
     if grid.store_path.is_file():
         rows = {row["run_id"]: row for row in ResultsStore(grid.store_path).rows()}

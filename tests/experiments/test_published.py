@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import shutil
 
+import pytest
 import yaml
 
+from slopeft.errors import ConfigError
 from slopeft.experiments.grid import expand, grid_from_dict, load_grid
 from slopeft.experiments.published import publish, published_record
-from slopeft.experiments.runner import import_results, prepare
+from slopeft.experiments.runner import grid_status, import_results, prepare
 from slopeft.experiments.store import ResultsStore
 from tests.experiments.smoke import REPO, run_grid, share_tiny_models, slopeft
 
@@ -98,6 +100,42 @@ def test_a_finished_but_unpublished_run_is_published_when_the_runner_next_looks(
     (other / "record.json").write_text(json.dumps({"status": "running"}))
     assert not publish(other, results, "other")
     shutil.rmtree(other)
+
+
+def test_published_records_that_do_not_read_as_their_runs_stop_the_grid_and_are_left_unchanged(tmp_path):
+    """Cut short, merge-conflicted, another run's, not completed: each is named, and neither the store
+    import, the status nor (through the same check) a grid run or report goes on as if it were missing."""
+    results = tmp_path / "results"
+    grid = load_grid(_grid_file(tmp_path, results), tmp_path / "out")
+    runs = expand(grid).runs
+    template = json.loads(next((REPO / "results" / "study").glob("si-nli-e5-small-multilingual-lora-s1-*/record.json"))
+                          .read_text())
+    text = json.dumps(template, indent=2)
+    other_run = {**template, "run_id": runs[2].run_id}
+    damage = {
+        runs[0].run_id: text[: len(text) // 2],  # cut short
+        runs[1].run_id: "<<<<<<< HEAD\n" + text + "\n=======\n" + text + "\n>>>>>>> other\n",  # a merge
+        runs[2].run_id: json.dumps(template),  # another run's record in this run's folder
+    }
+    for run_id, content in damage.items():
+        (results / run_id).mkdir(parents=True)
+        (results / run_id / "record.json").write_text(content)
+    for check in (import_results, grid_status):
+        with pytest.raises(ConfigError) as refused:
+            check(grid)
+        message = str(refused.value)
+        assert message.startswith("3 published record(s) do not read as their run's finished record")
+        assert all(run_id in message for run_id in damage) and "git checkout" in message
+        assert "not JSON" in message and f"holds the record of run {template['run_id']!r}" in message
+    assert all((results / run_id / "record.json").read_text() == content for run_id, content in damage.items())
+    # Mended, they count as done; a record that is its run's but not completed is still refused.
+    for run in runs:
+        (results / run.run_id / "record.json").write_text(json.dumps({**other_run, "run_id": run.run_id}))
+    assert import_results(grid) == 3
+    (results / runs[0].run_id / "record.json").write_text(json.dumps({**template, "run_id": runs[0].run_id,
+                                                                       "status": "running"}))
+    with pytest.raises(ConfigError, match="its status is 'running'"):
+        grid_status(grid)
 
 
 def test_a_diverged_run_is_published_and_not_trained_again(tmp_path, grid_env, shared_models):
