@@ -150,3 +150,23 @@ def test_report_shows_views_and_the_new_columns(tmp_path, data_root):
     assert f"## Task {RTE} (train machine)" in markdown
     assert f"## Task {RTE} (train machine, validation machine)" in markdown
     assert "95% CI over seeds" in markdown and "Δ vs full FT" in markdown and "train CPU s" in markdown
+
+
+def test_runs_not_trained_in_fp32_are_flagged(tmp_path, data_root):
+    from slopeft.reporting.report import _flags
+
+    machine = get_task(RTE, data_root, val_set="machine").examples("val")
+    human = get_task(RTE, data_root).examples("val")
+    precisions = {"full": (None, "fp32"), "lora": ("bf16", None), "bitfit": ("bf16", "bf16")}  # None: older records
+    rows = []
+    for method, (first, second) in precisions.items():
+        for seed, precision in ((1, first), (2, second)):
+            row = _row(tmp_path, method, seed, 0.7, machine, human)
+            if precision:
+                row["record"]["cost"]["precision"] = precision
+            rows.append(row)
+    results = summarise(rows, "precisions", data_dir=str(data_root), draws=50)
+    flags = {g.method: _flags(g) for g in results.by_task(f"{RTE} (train machine, validation machine)")}
+    assert "trained in" not in flags["full"]
+    assert "trained in bf16 and fp32 (seeds differ)" in flags["lora"]
+    assert "trained in bf16" in flags["bitfit"] and "seeds differ" not in flags["bitfit"]
