@@ -16,10 +16,12 @@ class Registry(Generic[T]):
 
     Args:
         kind: what the registry holds ("task", "method", ...), used in error messages.
+        plural: ``kind`` in the plural, where it is not ``kind`` + "s" ("baseline strategies").
     """
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, plural: str | None = None) -> None:
         self.kind = kind
+        self.plural = plural or f"{kind}s"
         self._entries: dict[str, T] = {}
 
     def register(self, name: str) -> Callable[[T], T]:
@@ -49,7 +51,7 @@ class Registry(Generic[T]):
     def unknown_message(self, name: str) -> str:
         close = difflib.get_close_matches(name, list(self._entries), n=3, cutoff=0.5)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        return f"Unknown {self.kind} {name!r}.{hint} Known {self.kind}s: {', '.join(sorted(self._entries))}."
+        return f"Unknown {self.kind} {name!r}.{hint} Known {self.plural}: {', '.join(sorted(self._entries))}."
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries

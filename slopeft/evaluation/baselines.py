@@ -18,7 +18,7 @@ from slopeft.registry import Registry
 from slopeft.tasks.base import Example, Task
 
 BaselineStrategy = Callable[..., dict[int, Any]]
-BASELINES: Registry[BaselineStrategy] = Registry("baseline strategy")
+BASELINES: Registry[BaselineStrategy] = Registry("baseline strategy", "baseline strategies")
 
 
 def _require_labels(task: Task, strategy: str) -> tuple[Any, ...]:

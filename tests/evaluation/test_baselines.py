@@ -52,3 +52,12 @@ def test_copy_source_scores_translation_and_refuses_classification(real_data_env
         run_baseline(get_tasks("slo-superglue/cb"), "copy-source", "val")
     with pytest.raises(ConfigError, match="generation task"):
         run_baseline([task], "majority", "val")
+
+
+def test_an_unknown_strategy_names_the_known_ones(real_data_env):
+    from slopeft.errors import ConfigError
+
+    (task,) = get_tasks("si-nli")
+    with pytest.raises(ConfigError, match=r"Unknown baseline strategy 'majorty'\. Did you mean 'majority'\? "
+                                          r"Known baseline strategies: copy-source, few-shot, majority"):
+        run_baseline([task], "majorty", "val")
