@@ -100,6 +100,7 @@ def grid_status(
     from rich.table import Table
 
     from slopeft.experiments.grid import load_grid
+    from slopeft.experiments.runner import estimate_remaining
     from slopeft.experiments.runner import grid_status as status_of
 
     loaded = load_grid(grid, out, results)
@@ -132,6 +133,16 @@ def grid_status(
                 s.note[:80],
             )
         console.print(table)
+    cost = estimate_remaining(loaded, states)
+    if cost.runs:
+        line = (
+            f"The {cost.runs} run(s) still to train: about {cost.cpu_seconds / 3600:.1f} CPU-hours for {cost.estimated} of "
+            "them, each priced as the finished runs of its task, model and method (else of its task and model) "
+            "on the machines that trained them"
+        )
+        if cost.unknown:
+            line += f"; {cost.unknown} of tasks and models with no finished run yet, not priced"
+        console.print(line + ".", highlight=False)
     if expansion.skipped:
         console.print(f"[dim]{len(expansion.skipped)} combinations skipped as incompatible[/dim]")
 

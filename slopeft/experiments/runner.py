@@ -466,3 +466,53 @@ def grid_status(grid: Grid) -> tuple[list[RunState], Expansion]:
                 note = f"not trainable on this machine: {expansion.not_here[run.run_id].split('. ')[0]}"
             states.append(RunState(run, "pending", note))
     return states, expansion
+
+
+@dataclass
+class CostEstimate:
+    """What the unfinished runs of a grid will cost, from what its finished runs cost."""
+
+    cpu_seconds: float  # of the runs with an estimate
+    estimated: int  # runs still to train with an estimate
+    unknown: int  # runs still to train of a (task, model) with no finished run yet
+
+    @property
+    def runs(self) -> int:
+        """The runs still to train: not done, and not a published divergence (``grid run`` skips those)."""
+        return self.estimated + self.unknown
+
+
+def _run_cpu_seconds(record: dict[str, Any]) -> float | None:
+    """A finished run's CPU seconds: training's own for a trained run, the run's wall time for a
+    baseline (it records no CPU time; a prompting baseline keeps its one core busy)."""
+    cost = record.get("cost") or {}
+    value = cost.get("train_cpu_seconds") if record.get("kind") != "baseline" else cost.get("wall_seconds")
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def estimate_remaining(grid: Grid, states: list[RunState]) -> CostEstimate:
+    """The CPU time of the runs still to train, each priced as the mean of the finished runs of its task,
+    model and method (else of its task and model, any method) on the machines that trained them."""
+    by_method: dict[tuple, list[float]] = {}
+    by_model: dict[tuple, list[float]] = {}
+    for s in states:
+        if s.state != "done":
+            continue
+        record = published_record(grid.results, s.run.run_id) or completed_record_data(grid.runs_dir / s.run.run_id)
+        seconds = _run_cpu_seconds(record) if record else None
+        if seconds is not None:
+            by_method.setdefault((s.run.task, s.run.model, s.run.method), []).append(seconds)
+            by_model.setdefault((s.run.task, s.run.model, s.run.kind), []).append(seconds)
+    total, estimated, unknown = 0.0, 0, 0
+    for s in states:
+        if s.state == "done" or published_failure(grid.results, s.run.run_id) is not None:
+            continue
+        known = by_method.get((s.run.task, s.run.model, s.run.method)) or by_model.get(
+            (s.run.task, s.run.model, s.run.kind)
+        )
+        if known:
+            total += sum(known) / len(known)
+            estimated += 1
+        else:
+            unknown += 1
+    return CostEstimate(total, estimated, unknown)

@@ -12,7 +12,7 @@ import yaml
 from slopeft.errors import ConfigError
 from slopeft.experiments.grid import expand, grid_from_dict, load_grid
 from slopeft.experiments.published import publish, published_record
-from slopeft.experiments.runner import grid_status, import_results, prepare
+from slopeft.experiments.runner import estimate_remaining, grid_status, import_results, prepare
 from slopeft.experiments.store import ResultsStore
 from tests.experiments.smoke import REPO, run_grid, share_tiny_models, slopeft
 
@@ -136,6 +136,30 @@ def test_published_records_that_do_not_read_as_their_runs_stop_the_grid_and_are_
                                                                        "status": "running"}))
     with pytest.raises(ConfigError, match="its status is 'running'"):
         grid_status(grid)
+
+
+def test_grid_status_prices_the_runs_still_to_train_from_the_finished_ones(tmp_path):
+    from slopeft.experiments.published import publish_failure
+
+    results = tmp_path / "results"
+    grid = load_grid(_grid_file(tmp_path, results), tmp_path / "out")
+    runs = {run.method: run for run in expand(grid).runs}  # majority, lora, bitfit
+    template = json.loads(next((REPO / "results" / "study").glob("si-nli-e5-small-multilingual-lora-s1-*/record.json"))
+                          .read_text())
+
+    def published(run, **cost):
+        (results / run.run_id).mkdir(parents=True)
+        record = {**template, "run_id": run.run_id, "kind": run.kind, "cost": {**template["cost"], **cost}}
+        (results / run.run_id / "record.json").write_text(json.dumps(record))
+
+    published(runs["lora"], train_cpu_seconds=100.0)
+    cost = estimate_remaining(grid, grid_status(grid)[0])
+    # bitfit: no finished bitfit run, priced as the task and model's (lora's); majority: no finished baseline
+    assert (cost.cpu_seconds, cost.estimated, cost.unknown, cost.runs) == (100.0, 1, 1, 2)
+    published(runs["majority"], wall_seconds=4.0)
+    assert estimate_remaining(grid, grid_status(grid)[0]).cpu_seconds == 100.0  # majority is done now
+    publish_failure(results, runs["bitfit"].run_id, {"error": "The loss became nan"})  # not trained again
+    assert estimate_remaining(grid, grid_status(grid)[0]).runs == 0
 
 
 def test_a_diverged_run_is_published_and_not_trained_again(tmp_path, grid_env, shared_models):

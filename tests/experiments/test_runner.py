@@ -118,6 +118,10 @@ def test_status_counts_and_progress_bar(smoke_grid):
     assert f"{trained}/{total} done · 0 running · 0 failed · {total - trained} pending" in text
     if trained < total:
         assert "not trainable on this machine" in text
+        # priced as the finished runs of their task and model (every smoke task and model has some)
+        assert f"The {total - trained} run(s) still to train: about" in text and "not priced" not in text
+    else:
+        assert "still to train" not in text
     assert "━" in shown.output  # the bar
 
 
