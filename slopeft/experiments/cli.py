@@ -134,7 +134,7 @@ def grid_status(
             )
         console.print(table)
     cost = estimate_remaining(loaded, states)
-    if cost.runs:
+    if cost.estimated:
         line = (
             f"The {cost.runs} run(s) still to train: about {cost.cpu_seconds / 3600:.1f} CPU-hours for {cost.estimated} of "
             "them, each priced as the finished runs of its task, model and method (else of its task and model) "
@@ -143,6 +143,9 @@ def grid_status(
         if cost.unknown:
             line += f"; {cost.unknown} of tasks and models with no finished run yet, not priced"
         console.print(line + ".", highlight=False)
+    elif cost.runs:
+        console.print(f"The {cost.runs} run(s) still to train are not priced: no run of their tasks and models has "
+                      "finished yet.", highlight=False)
     if expansion.skipped:
         console.print(f"[dim]{len(expansion.skipped)} combinations skipped as incompatible[/dim]")
 

@@ -152,6 +152,8 @@ def test_grid_status_prices_the_runs_still_to_train_from_the_finished_ones(tmp_p
         record = {**template, "run_id": run.run_id, "kind": run.kind, "cost": {**template["cost"], **cost}}
         (results / run.run_id / "record.json").write_text(json.dumps(record))
 
+    nothing_done = estimate_remaining(grid, grid_status(grid)[0])
+    assert (nothing_done.estimated, nothing_done.unknown) == (0, 3)
     published(runs["lora"], train_cpu_seconds=100.0)
     cost = estimate_remaining(grid, grid_status(grid)[0])
     # bitfit: no finished bitfit run, priced as the task and model's (lora's); majority: no finished baseline
