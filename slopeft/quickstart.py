@@ -104,16 +104,17 @@ def quickstart(config: QuickstartConfig, console: Console) -> list[tuple]:
     else:
         console.rule(f"3/3 · {' and '.join(config.methods)}, side by side")
         records = _train_side_by_side(runs, cores // len(runs), config.output, console)
+    precisions = set()
     for run, data in zip(runs, records, strict=True):
         record = RunRecord.from_dict(data)
+        precisions.add(record.precision)
         cost = record.cost
         rows.append((run.method, record.metrics.main, cost["trainable"], f"{cost['trainable_share']:.3%}",
                      f"{cost['adapter_bytes'] / 2**20:.2f}", f"{cost['train_examples_per_s']:.1f}",
                      f"{cost['peak_rss_mb']:.0f}"))
     trained = config.train_examples or len(task.examples("train"))
-    precisions = sorted({RunRecord.from_dict(data).cost.get("precision", "fp32") for data in records})
     console.print(table(f"{config.task} · {config.model} · val accuracy on {len(val)} held-out rows "
-                        f"(trained on {trained}, {config.epochs:g} epoch(s), {'/'.join(precisions)})",
+                        f"(trained on {trained}, {config.epochs:g} epoch(s), {'/'.join(sorted(precisions))})",
                         ("method", task.spec.main_metric, "trainable params", "share of base", "adapter MB",
                          "train ex/s", "peak RSS MB"), rows))
     console.print(f"Run records: {config.output}/*/record.json")

@@ -155,6 +155,18 @@ class RunRecord:
         return int((self.config.get("training") or {}).get("max_eval_examples") or 0)
 
     @property
+    def precision(self) -> str | None:
+        """The arithmetic a training run trained in (``fp32``, ``bf16``, ``fp16``); None for a baseline.
+
+        Records before ``cost.precision`` existed trained in the precision their configuration asked
+        for when it named one, else in fp32 (``auto`` was fp32 on the CPUs that trained them).
+        """
+        if self.kind != "train":
+            return None
+        asked = (self.config.get("training") or {}).get("precision", "auto")
+        return self.cost.get("precision") or (asked if asked in ("fp32", "bf16", "fp16") else "fp32")
+
+    @property
     def method_report(self) -> dict[str, Any]:
         """The method's own costs (effective ranks, quantised bytes ...); empty for baselines."""
         return dict(self.cost.get("method") or {})

@@ -74,6 +74,17 @@ def test_a_training_record_of_format_1_upgrades_and_keeps_every_field():
     assert RunRecord.from_dict(upgraded) == record
 
 
+def test_the_precision_a_record_trained_in():
+    raw = _fixture("train-format1.json")  # before cost.precision: read from what its config asked for
+    assert RunRecord.from_dict(raw).precision == "fp32"  # auto (or nothing) was fp32 on every CPU
+    raw["config"]["training"]["precision"] = "bf16"
+    assert RunRecord.from_dict(raw).precision == "bf16"
+    raw["config"]["training"]["precision"] = "fastest"
+    raw["cost"]["precision"] = "bf16"  # what the run resolved to wins over what it asked for
+    assert RunRecord.from_dict(raw).precision == "bf16"
+    assert RunRecord.from_dict(_fixture("baseline-format1.json")).precision is None  # nothing trained
+
+
 def test_the_first_training_records_load_without_a_method_report_or_later_settings():
     raw = _fixture("train-first.json")  # no cost.method; training settings added later are absent
     record = RunRecord.from_dict(raw)

@@ -39,19 +39,20 @@ def published_record(results_dir: Path | str | None, run_id: str) -> dict[str, A
     return completed_record_data(Path(results_dir) / run_id)
 
 
-def check_published(results_dir: Path | str | None, run_ids: list[str]) -> None:
-    """Refuses published records that do not read as their run's finished record.
+def read_published(results_dir: Path | str | None, run_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The published records of ``run_ids`` (run id → the record's data), each read once and checked.
 
     A published ``record.json`` that is cut short, hand-edited, left with merge-conflict markers or
     copied into another run's folder would otherwise count as missing: ``grid run`` would train the
-    run again and overwrite it, and a report would leave it out without a word.
+    run again and overwrite it, and a report would leave it out without a word. So every one is
+    refused here, and callers take the records from the answer instead of reading them again.
 
     Raises:
         ConfigError: naming every such file, what is wrong with it and what to do.
     """
     if results_dir is None:
-        return
-    damaged = []
+        return {}
+    damaged, records = [], {}
     for run_id in run_ids:
         path = Path(results_dir) / run_id / RECORD
         if not path.is_file():
@@ -72,6 +73,8 @@ def check_published(results_dir: Path | str | None, run_ids: list[str]) -> None:
             damaged.append(f"{path}: holds the record of run {data.get('run_id')!r}, not of {run_id}")
         elif data.get("status") != "completed":
             damaged.append(f"{path}: its status is {data.get('status')!r}; a published record is a completed run's")
+        else:
+            records[run_id] = data
     if damaged:
         raise ConfigError(
             f"{len(damaged)} published record(s) do not read as their run's finished record: "
@@ -80,6 +83,7 @@ def check_published(results_dir: Path | str | None, run_ids: list[str]) -> None:
             "to train the run again. Until then grid run, grid status, results import and report stop here, "
             "so that nothing is trained over them or left out of a report unsaid."
         )
+    return records
 
 
 def publish(run_dir: Path | str, results_dir: Path | str, run_id: str) -> bool:

@@ -37,11 +37,10 @@ from slopeft.errors import ConfigError
 from slopeft.experiments.grid import Expansion, Grid, RunSpec, expand
 from slopeft.experiments.jobs import RunSummary, job_for, report_exit
 from slopeft.experiments.published import (
-    check_published,
     diverged_note,
     publish,
     published_failure,
-    published_record,
+    read_published,
 )
 from slopeft.experiments.store import ResultsStore
 from slopeft.experiments.worker import RunLock
@@ -87,19 +86,20 @@ def sync_from_disk(grid: Grid, runs: list[RunSpec], store: ResultsStore) -> int:
     A record is found in the run's folder or among the grid's published results; a finished run
     not yet published (its worker was killed in between) is published now.
     """
-    check_published(grid.results, [run.run_id for run in runs])
+    published = read_published(grid.results, [run.run_id for run in runs])
     statuses = store.statuses()
     synced = 0
     for run in runs:
         run_dir = grid.runs_dir / run.run_id
         local = completed_record_data(run_dir)
-        if grid.results is not None and local is not None:
-            publish(run_dir, grid.results, run.run_id)
+        published_now = grid.results is not None and local is not None and publish(run_dir, grid.results, run.run_id)
         if statuses.get(run.run_id) == "completed":
             continue
         where, record = run_dir, local
-        if grid.results is not None and (published := published_record(grid.results, run.run_id)):
-            where, record = grid.results / run.run_id, published
+        if published_now:  # the run's own record, just copied among the published results
+            where = grid.results / run.run_id
+        elif run.run_id in published:  # read (and checked) once above
+            where, record = grid.results / run.run_id, published[run.run_id]
         if record is not None:
             store.upsert(run.to_dict(), "completed", record=record, run_dir=where.resolve(), grid=grid.name)
             synced += 1
@@ -431,12 +431,13 @@ class RunState:
     run: RunSpec
     state: str  # done | running | failed | pending
     note: str = ""
+    record: dict[str, Any] | None = None  # a done run's record, when one is on disk
 
 
 def grid_status(grid: Grid) -> tuple[list[RunState], Expansion]:
     """Each run's state: done (completed record), running (its lock is held), failed, or pending."""
     expansion = expand(grid)
-    check_published(grid.results, [run.run_id for run in expansion.runs])
+    published = read_published(grid.results, [run.run_id for run in expansion.runs])
     rows = {}
     if grid.store_path.is_file():
         rows = {row["run_id"]: row for row in ResultsStore(grid.store_path).rows()}
@@ -444,14 +445,10 @@ def grid_status(grid: Grid) -> tuple[list[RunState], Expansion]:
     for run in expansion.runs:
         row = rows.get(run.run_id) or {}
         run_dir = grid.runs_dir / run.run_id
-        if (
-            row.get("status") == "completed"
-            or completed_record_data(run_dir) is not None
-            or published_record(grid.results, run.run_id) is not None
-        ):
-            states.append(
-                RunState(run, "done", f"{row.get('main_metric') or ''} {row.get('main') or ''}".strip())
-            )
+        record = published.get(run.run_id) or completed_record_data(run_dir)
+        if row.get("status") == "completed" or record is not None:
+            note = f"{row.get('main_metric') or ''} {row.get('main') or ''}".strip()
+            states.append(RunState(run, "done", note, record))
         elif RunLock(grid.out / "locks" / f"{run.run_id}.lock").held_elsewhere():
             states.append(RunState(run, "running", f"attempt {row.get('attempts') or 1}"))
         elif (failure := published_failure(grid.results, run.run_id)) is not None:
@@ -498,8 +495,7 @@ def estimate_remaining(grid: Grid, states: list[RunState]) -> CostEstimate:
     for s in states:
         if s.state != "done":
             continue
-        record = published_record(grid.results, s.run.run_id) or completed_record_data(grid.runs_dir / s.run.run_id)
-        seconds = _run_cpu_seconds(record) if record else None
+        seconds = _run_cpu_seconds(s.record) if s.record else None
         if seconds is not None:
             by_method.setdefault((s.run.task, s.run.model, s.run.method), []).append(seconds)
             by_model.setdefault((s.run.task, s.run.model, s.run.kind), []).append(seconds)

@@ -21,7 +21,7 @@ from typing import Any
 
 from slopeft.reporting.plots import Plot, make_plots
 from slopeft.reporting.references import compare_with_references
-from slopeft.reporting.results import Group, Results, RunResult, summarise
+from slopeft.reporting.results import Group, Results, summarise
 from slopeft.reporting.stats import DEFAULT_DRAWS, TRANSLATION_DRAWS
 from slopeft.tasks import TASK_GROUPS, TaskGroup
 
@@ -104,18 +104,11 @@ def _flags(group: Group) -> str:
     unknown = sum(r.degenerate is None for r in group.runs)
     if unknown:
         flags.append(f"no predictions saved for {unknown}")
-    precisions = sorted({_precision(r) for r in group.runs if r.kind == "train"})
+    precisions = sorted({r.record.precision for r in group.runs if r.kind == "train"})
     if precisions and precisions != ["fp32"]:
         flags.append(f"trained in {' and '.join(precisions)}{' (seeds differ)' if len(precisions) > 1 else ''}")
     flags += group.notes
     return "; ".join(flags)
-
-
-def _precision(run: RunResult) -> str:
-    """The arithmetic a run trained in. Records before ``cost.precision`` existed: the precision
-    asked for, ``auto`` read as fp32 (every such record was trained on a CPU, where auto was fp32)."""
-    asked = ((run.record.config.get("training") or {}).get("precision", "auto")) if run.record else "auto"
-    return run.cost.get("precision") or (asked if asked in ("fp32", "bf16", "fp16") else "fp32")
 
 
 def _mark(name: str, degenerate: int) -> str:
