@@ -2,9 +2,9 @@
 
 Three figures, each written as PNG and SVG:
 
-- ``pareto``: score against trainable parameters per task, one point per (model, method) with its
-  95% interval, the Pareto front (fewest parameters for the best score) as a step line and the
-  majority baseline as a dashed line;
+- ``pareto``: score against trainable parameters (task head excluded) per task with a trained run,
+  one named point per (model, method) with its 95% interval, the Pareto front (fewest parameters
+  for the best score) as a step line and the baselines as dashed lines;
 - ``methods``: per task, one bar per (model, method) with its interval; degenerate groups hatched;
 - ``costs``: per (model, method), mean train time, adapter size and peak memory across tasks.
 """
@@ -31,9 +31,12 @@ class Plot:
 
 
 def _figure(width: float, height: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    return Figure(figsize=(width, height), dpi=110, layout="constrained")
+    fig = Figure(figsize=(width, height), dpi=110, layout="constrained")
+    FigureCanvasAgg(fig)  # a renderer to measure text with (point names); no pyplot, no display
+    return fig
 
 
 def _save(fig, out_dir: Path, name: str) -> tuple[Path, Path]:
@@ -94,29 +97,93 @@ def _hex(colour) -> str:
     return "#" + "".join(f"{round(c * 255):02x}" for c in colour[:3])
 
 
+@dataclass
+class ParetoPoint:
+    """One trained system on one task: what the score-vs-parameters plot draws."""
+
+    label: str  # the method, or ``model · method`` where a task has several models
+    group: Group
+    parameters: float  # trainable parameters without the task head (with it, for records that lack the split)
+    score: float
+    interval: tuple[float, float] | None
+
+
+def _parameters(group: Group) -> float | None:
+    """Trainable parameters without the task head: every method of a task trains the same head, so
+    counting it would squeeze the methods' differences (BitFit's 51k biases beside a 149k head)."""
+    return group.cost("trainable_without_head") or group.cost("trainable")
+
+
+def pareto_panels(results: Results) -> dict[str, list[ParetoPoint]]:
+    """Per task view with at least one trained system, its points (a view with only baselines has no
+    parameters to plot and gets no panel; where no view has a trained system, every view gets one)."""
+    panels: dict[str, list[ParetoPoint]] = {}
+    for task in results.tasks():
+        trained = [g for g in results.by_task(task) if g.kind == "train" and _parameters(g)]
+        models = {g.model for g in trained}
+        panels[task] = [
+            ParetoPoint(g.method if len(models) == 1 else g.label, g, _parameters(g), g.mean, _interval(g))
+            for g in trained
+        ]
+    with_points = {task: points for task, points in panels.items() if points}
+    return with_points or panels
+
+
+#: Where a point's name may go, in points from it (first free wins): right, left, above, below, diagonals.
+_NAME_PLACES = [(6, 2, "left"), (-6, 2, "right"), (0, 8, "center"), (0, -12, "center"),
+                (6, 9, "left"), (6, -10, "left"), (-6, 9, "right"), (-6, -10, "right")]
+
+
+def _name_points(ax, points: list[ParetoPoint], fontsize: float) -> None:
+    """Writes each point's name beside it, in the first place (:data:`_NAME_PLACES`) where it covers
+    neither an earlier name nor a point; where none is free, to its right. matplotlib has no label
+    placement of its own and adjustText would be a dependency for one plot."""
+    renderer = ax.figure.canvas.get_renderer()
+    dots = [ax.transData.transform((p.parameters, p.score)) for p in points]
+    taken = []
+    for point in points:
+        chosen = None
+        for dx, dy, align in _NAME_PLACES:
+            text = ax.annotate(
+                point.label, (point.parameters, point.score), xytext=(dx, dy), textcoords="offset points",
+                ha=align, va="center", fontsize=fontsize, color="#333333",
+            )
+            box = text.get_window_extent(renderer).expanded(1.05, 1.1)
+            if not any(box.overlaps(other) for other in taken) and not any(
+                box.x0 - 3 <= x <= box.x1 + 3 and box.y0 - 3 <= y <= box.y1 + 3 for x, y in dots
+            ):
+                chosen = box
+                break
+            text.remove()
+        if chosen is None:
+            text = ax.annotate(
+                point.label, (point.parameters, point.score), xytext=(6, 2), textcoords="offset points",
+                ha="left", va="center", fontsize=fontsize, color="#333333",
+            )
+            chosen = text.get_window_extent(renderer)
+        taken.append(chosen)
+
+
 def plot_pareto(results: Results, out_dir: Path) -> Plot:
-    tasks = results.tasks()
-    rows, cols = _grid_shape(len(tasks))
-    fig = _figure(4.2 * cols, 3.4 * rows)
+    panels = pareto_panels(results)
+    rows, cols = _grid_shape(len(panels))
+    single = len(panels) == 1
+    fig = _figure(8.0 if single else 4.6 * cols, 5.2 if single else 3.8 * rows)
     axes = fig.subplots(rows, cols, squeeze=False)
     colours, markers = _styles(results)
-    for ax in axes.flat[len(tasks) :]:
+    for ax in axes.flat[len(panels) :]:
         ax.set_visible(False)
-    for ax, task in zip(axes.flat, tasks, strict=False):
+    for ax, (task, points) in zip(axes.flat, panels.items(), strict=False):
         groups = results.by_task(task)
-        points = []
         for g in groups:
             if g.kind == "baseline":
                 ax.axhline(g.mean, color="#777777", linestyle="--", linewidth=1, label=f"{g.method} baseline")
-                continue
-            x = g.cost("trainable")
-            if not x:
-                continue
-            interval = _interval(g)
-            yerr = [[g.mean - interval[0]], [interval[1] - g.mean]] if interval else None
+        for point in points:
+            g = point.group
+            yerr = [[g.mean - point.interval[0]], [point.interval[1] - g.mean]] if point.interval else None
             ax.errorbar(
-                [x],
-                [g.mean],
+                [point.parameters],
+                [point.score],
                 yerr=yerr,
                 fmt=markers[g.model],
                 color=colours[g.method],
@@ -124,8 +191,7 @@ def plot_pareto(results: Results, out_dir: Path) -> Plot:
                 capsize=3,
                 label=g.label,
             )
-            points.append((x, g.mean))
-        front = pareto_front(points)
+        front = pareto_front([(p.parameters, p.score) for p in points])
         if len(front) > 1:
             ax.step(
                 *zip(*front, strict=True),
@@ -139,22 +205,31 @@ def plot_pareto(results: Results, out_dir: Path) -> Plot:
             ax.plot(*front[0], marker="o", markersize=14, mfc="none", color="#222222", label="Pareto front")
         ax.set_xscale("log")
         ax.set_title(_short(task), fontsize=10)
-        ax.set_xlabel("trainable parameters (log)")
+        ax.set_xlabel("trainable parameters, task head excluded (log)")
         ax.set_ylabel(groups[0].main_metric if groups else "score")
         ax.grid(True, alpha=0.3)
     handles, labels = [], []
+    systems = {p.group.label for points in panels.values() for p in points}
     for ax in axes.flat:
         for h, label in zip(*ax.get_legend_handles_labels(), strict=True):
-            if label not in labels:
+            if label not in labels and label not in systems:  # systems are named beside their points
                 handles.append(h)
                 labels.append(label)
     if handles:
         fig.legend(handles, labels, loc="outside lower center", ncols=min(4, len(labels)), fontsize=8)
-    fig.suptitle("Score vs trainable parameters (hollow: degenerate runs)", fontsize=11)
+    fig.suptitle(
+        "Score (mean over seeds, 95% bootstrap interval) vs trainable parameters; hollow: degenerate runs",
+        fontsize=11,
+    )
+    fig.canvas.draw()  # lays the figure out, so the names are placed where the points end up
+    for ax, points in zip(axes.flat, panels.values(), strict=False):
+        _name_points(ax, points, fontsize=7 if single else 6)
     png, svg = _save(fig, out_dir, "pareto")
+    left_out = [task for task in results.tasks() if task not in panels]
     return Plot(
         "pareto",
-        "Score vs trainable parameters, Pareto front per task",
+        "Score vs trainable parameters, Pareto front per task"
+        + (f" (no trained run yet: {', '.join(_short(t) for t in left_out)})" if left_out else ""),
         png,
         svg,
         "Scatter plots of validation score against trainable parameters per task",

@@ -1,0 +1,82 @@
+"""The score-vs-parameters plot: what it draws (panels, parameters without the head) and that every
+point's name is written where it covers no other name."""
+
+from __future__ import annotations
+
+import pytest
+
+from slopeft.reporting.plots import ParetoPoint, _figure, _name_points, pareto_panels, plot_pareto
+from slopeft.reporting.results import Group, Results, RunResult
+
+
+def _run(method: str, trainable: int | None, head: int | None, kind: str = "train") -> RunResult:
+    cost = {} if trainable is None else {"trainable": trainable}
+    if head is not None:
+        cost["trainable_without_head"] = trainable - head
+    return RunResult(run_id=f"{method}-s1", kind=kind, task="si-nli", model="e5", method=method, seed=1,
+                     main_metric="accuracy", main=0.5, metrics={}, cost=cost, predictions=None, degenerate=False,
+                     record=None)
+
+
+def _group(task: str, method: str, mean: float, trainable: int | None = 1000, head: int | None = 600,
+           kind: str = "train", model: str = "e5") -> Group:
+    return Group(task=task, model=model, method=method, kind=kind, runs=[_run(method, trainable, head, kind)],
+                 main_metric="accuracy", mean=mean, std=None)
+
+
+def _results(groups: list[Group]) -> Results:
+    return Results(grid="g", groups=groups, averages=[], failed=[], draws=0)
+
+
+def test_only_tasks_with_a_trained_system_get_a_panel_and_the_head_is_not_counted():
+    results = _results([
+        _group("si-nli", "majority", 0.34, trainable=None, head=None, kind="baseline"),
+        _group("si-nli", "lora", 0.52, trainable=296_451, head=148_995),
+        _group("si-nli", "old-record", 0.50, trainable=5_000, head=None),  # no head split recorded
+        _group("cb", "majority", 0.36, trainable=None, head=None, kind="baseline"),
+    ])
+    panels = pareto_panels(results)
+    assert list(panels) == ["si-nli"]  # cb has only its baseline: nothing to plot against parameters
+    assert {p.label: p.parameters for p in panels["si-nli"]} == {"lora": 147_456, "old-record": 5_000}
+
+
+def test_a_grid_with_only_baselines_still_draws_every_task():
+    results = _results([_group("cb", "majority", 0.36, None, None, "baseline"),
+                        _group("copa", "majority", 0.45, None, None, "baseline")])
+    assert list(pareto_panels(results)) == ["cb", "copa"]
+
+
+def test_points_are_named_by_method_or_by_model_and_method_where_a_task_has_several_models():
+    results = _results([_group("si-nli", "lora", 0.5, model="e5"), _group("si-nli", "lora", 0.6, model="xlmr")])
+    assert sorted(p.label for p in pareto_panels(results)["si-nli"]) == ["e5 · lora", "xlmr · lora"]
+
+
+def test_crowded_points_get_names_that_do_not_overlap():
+    fig = _figure(6, 4)
+    ax = fig.subplots()
+    groups = [_group("si-nli", f"method-{i}", 0.50 + 0.002 * i, trainable=100_000 + 3_000 * i, head=0)
+              for i in range(4)]
+    points = [ParetoPoint(g.method, g, g.cost("trainable"), g.mean, None) for g in groups]
+    ax.scatter([p.parameters for p in points], [p.score for p in points])
+    ax.set_xscale("log")
+    ax.set_xlim(1e4, 1e6)
+    ax.set_ylim(0.4, 0.6)
+    fig.canvas.draw()
+    _name_points(ax, points, fontsize=7)
+    renderer = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in ax.texts]
+    assert sorted(t.get_text() for t in ax.texts) == [p.label for p in points]
+    for i, box in enumerate(boxes):
+        for other in boxes[i + 1 :]:
+            assert not box.overlaps(other)
+
+
+def test_the_pareto_figure_is_written(tmp_path):
+    results = _results([_group("si-nli", "majority", 0.34, None, None, "baseline"),
+                        _group("si-nli", "lora", 0.52), _group("si-nli", "full", 0.57, 118_000_000, 149_000),
+                        _group("cb", "majority", 0.36, None, None, "baseline")])
+    plot = plot_pareto(results, tmp_path)
+    assert plot.png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.svg.is_file()
+    assert "no trained run yet: cb" in plot.title
+    with pytest.raises(KeyError):  # the baseline-only task has no panel to look up
+        pareto_panels(results)["cb"]
