@@ -53,6 +53,10 @@ def grid_run(
     retry_diverged: Annotated[bool, typer.Option(
         help="Also train runs whose divergence is published in the grid's results folder (seeded, they "
         "diverge again unless their code or data changed).")] = False,
+    threads: Annotated[int | None, typer.Option(
+        "--threads", min=1, show_default=False,
+        help="CPU threads per run (local backend; default: OMP_NUM_THREADS, else the cores divided among "
+        "the workers). Give 1 when another grid already runs on the same cores.")] = None,
 ) -> None:
     """Run every unfinished run of a grid; finished runs are skipped, interrupted ones resume."""
     from slopeft.experiments.grid import load_grid
@@ -67,6 +71,7 @@ def grid_run(
             retry_failed=retry_failed,
             isolation=isolation,
             retry_diverged=retry_diverged,
+            threads=threads,
         )
     except KeyboardInterrupt:
         Console(stderr=True).print(

@@ -117,10 +117,15 @@ def import_results(grid: Grid) -> int:
     return sync_from_disk(grid, expansion.runs, ResultsStore(grid.store_path))
 
 
-def _worker_env(workers: int) -> dict[str, str]:
+def _worker_env(workers: int, threads: int | None = None) -> dict[str, str]:
+    """The environment of the runs: ``threads`` per run where given, else ``OMP_NUM_THREADS`` where
+    set, else the machine's cores shared among the ``workers`` runs (the runner cannot see another
+    grid on the same cores: two grids of 1 worker each would take every core twice over)."""
     env = dict(os.environ)
     env["SLOPEFT_PARENT_PID"] = str(os.getpid())
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = str(threads)
     # N runs share the machine's cores instead of each starting one thread per core.
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // max(workers, 1))))
     env.setdefault("PYTHONUNBUFFERED", "1")
@@ -136,6 +141,7 @@ def run_grid(
     retry_failed: bool = True,
     isolation: str = "fork",
     retry_diverged: bool = False,
+    threads: int | None = None,
 ) -> RunSummary:
     """Runs every unfinished run of ``grid``; see the module docstring.
 
@@ -150,10 +156,14 @@ def run_grid(
             or ``spawn`` (a fresh interpreter per run).
         retry_diverged: also train runs whose divergence is published under the grid's ``results:``
             (seeded, they diverge again unless something else changed).
+        threads: local backend: CPU threads per run (default: ``OMP_NUM_THREADS``, else the cores
+            divided among the workers).
     """
     console = console or Console(stderr=True)
     if workers < 1:
         raise ConfigError("--workers must be at least 1.")
+    if threads is not None and threads < 1:
+        raise ConfigError("--threads must be at least 1.")
     expansion = expand(grid)
     store = prepare(grid, expansion)
     sync_from_disk(grid, expansion.runs, store)
@@ -173,7 +183,10 @@ def run_grid(
             todo.append(run)
     console.print(
         f"Grid [bold]{grid.name}[/bold]: {summary.total} runs, {summary.already_done} already done, "
-        f"{len(todo)} to run ({backend}{f', {workers} at a time' if backend == 'local' else ''}); "
+        f"{len(todo)} to run ({backend}"
+        + (f", {workers} at a time, {_worker_env(workers, threads)['OMP_NUM_THREADS']} thread(s) each"
+           if backend == "local" else "")
+        + "); "
         f"results in {grid.store_path}",
         highlight=False,
     )
@@ -195,7 +208,7 @@ def run_grid(
         )
     if todo:
         if backend == "local":
-            _run_local(grid, todo, workers, store, console, summary, isolation)
+            _run_local(grid, todo, workers, store, console, summary, isolation, threads)
         elif backend == "ray":
             from slopeft.experiments.ray_backend import run_with_ray
 
@@ -367,12 +380,13 @@ def _run_local(
     console: Console,
     summary: RunSummary,
     isolation: str = "fork",
+    threads: int | None = None,
 ) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     queue: deque[tuple[float, RunSpec]] = deque((0.0, run) for run in todo)
     active: dict[int, tuple[RunSpec, float]] = {}
-    env = _worker_env(workers)
+    env = _worker_env(workers, threads)
     if isolation == "fork" and not hasattr(os, "fork"):
         isolation = "spawn"
     launcher_class = {"fork": ForkLauncher, "spawn": SpawnLauncher}.get(isolation)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
 from rich.console import Console
 from torch import nn
 
@@ -292,6 +293,7 @@ def _train(
             "steps": result.state.step,
             "stopped_early": result.stopped_early,
             "precision": trainer.precision,
+            "threads": torch.get_num_threads(),  # CPU-seconds of runs trained on different thread counts differ
             "method": parts.method.cost_report(trainer.accelerator.unwrap_model(trainer.model)),
         },
         finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -273,3 +273,44 @@ def test_a_failing_run_is_recorded_with_its_error_and_fails_the_command(tmp_path
     assert "Traceback" in (out / "logs" / f"{row['run_id']}.log").read_text()
     (state,) = grid_status(load_grid(grid_file, out))[0]
     assert state.state == "failed" and state.note == row["error"]
+
+
+def test_worker_threads_come_from_threads_then_the_environment_then_the_cores(monkeypatch):
+    from slopeft.experiments.runner import _worker_env
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "5")
+    assert _worker_env(2)["OMP_NUM_THREADS"] == "5"  # a user's setting is kept
+    assert _worker_env(2, threads=3)["OMP_NUM_THREADS"] == "3"  # --threads wins over it
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert _worker_env(2)["OMP_NUM_THREADS"] == "4" and _worker_env(16)["OMP_NUM_THREADS"] == "1"
+
+
+def test_threads_per_run_reach_the_run_and_its_record(tmp_path, grid_env, shared_models, monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    grid = grid_from_dict(
+        {
+            "models": ["tiny:bert"],
+            "tasks": ["slo-superglue/cb"],
+            "methods": ["bitfit"],
+            "seeds": [1],
+            "training": {"epochs": 1, "batch_size": 4, "max_train_examples": 8, "max_eval_examples": 8,
+                         "max_length": 32},
+        },
+        default_name="threads",
+    )
+    grid.out = tmp_path / "grid"
+    share_tiny_models(grid.out, shared_models)
+    for name, value in grid_env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    shown = io.StringIO()
+    # 2 workers would give each run max(1, cores // 2) threads; --threads 3 asks for more than that.
+    summary = run_grid_here(grid, workers=2, threads=3, console=Console(file=shown, width=200))
+    assert summary.ok and len(summary.completed) == 1, shown.getvalue()
+    assert "2 at a time, 3 thread(s) each" in shown.getvalue()
+    (record,) = (json.loads(p.read_text()) for p in (grid.out / "runs").glob("*/record.json"))
+    assert record["cost"]["threads"] == 3
