@@ -87,7 +87,8 @@ def _vs_reference(group: Group) -> str:
 
 
 def _test(t) -> str:
-    return f"{t.delta:+.3f} [{t.low:+.3f}, {t.high:+.3f}], p={t.p_value:.3f}"
+    seeds = f" (seed{'s' if len(t.seeds) > 1 else ''} {', '.join(map(str, t.seeds))})" if t.seeds else ""
+    return f"{t.delta:+.3f} [{t.low:+.3f}, {t.high:+.3f}], p={t.p_value:.3f}{seeds}"
 
 
 def _count(value: float | None) -> str:
@@ -189,7 +190,8 @@ def build_document(results: Results, plots: list[Plot], meta: dict[str, Any]) ->
         "set); MultiRC is resampled by question. "
         "“Δ vs best” and “Δ vs full FT” are paired bootstrap tests (same draws for both systems, two-sided "
         "p-value from the null-shifted differences) of each method against the best method, and against full "
-        "fine-tuning (in a sweep, its best-scoring full fine-tuning setting), of the same model and task. A task trained or scored on other than its default sets "
+        "fine-tuning (in a sweep, its best-scoring full fine-tuning setting), of the same model and task, "
+        "over the seeds both systems have (named in the cell where one system has seeds the other lacks). A task trained or scored on other than its default sets "
         "(e.g. RTE trained on the machine-translated set) gets its own table, named with those sets; the "
         "leaderboard averages use the leaderboard's validation sets. "
         "“train s” is wall time, which a busy or paused machine inflates; “train CPU s” is the CPU time "
@@ -411,7 +413,9 @@ def _provenance(results: Results) -> dict[str, str]:
 
 
 def _test_json(test) -> dict[str, Any] | None:
-    return None if test is None else {"delta": test.delta, "ci": [test.low, test.high], "p": test.p_value}
+    if test is None:
+        return None
+    return {"delta": test.delta, "ci": [test.low, test.high], "p": test.p_value, "seeds": list(test.seeds) or "all"}
 
 
 def _summary_json(results: Results) -> dict[str, Any]:

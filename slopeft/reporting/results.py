@@ -15,8 +15,8 @@ average when all its tasks are present on the leaderboard's validation sets.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from slopeft.records import RunRecord, load_predictions
@@ -234,6 +234,7 @@ def summarise(
         keyed.setdefault((run.task, run.view, run.model, run.method), []).append(run)
     tasks_cache: dict[tuple[str, str], Any] = {}
     scores_cache: dict = {}  # identical prediction sets (degenerate runs) are scored once
+    inputs: dict[int, tuple[Any, list, int]] = {}  # a group's task, examples and draws, for rebootstrap
     notes: list[str] = []
     groups: list[Group] = []
     for (task_name, view, model, method), members in sorted(keyed.items(), key=_group_order):
@@ -272,7 +273,14 @@ def summarise(
         group.ci = bootstrap(
             task, examples, [r.predictions for r in members], draws=n, seed=seed, cache=scores_cache
         )
-    _paired_against_best(groups)
+        inputs[id(group)] = (task, examples, n)
+
+    def rebootstrap(group: Group, seeds: set[int]) -> Bootstrap:
+        task, examples, n = inputs[id(group)]
+        chosen = [r.predictions for r in group.runs if r.seed in seeds]
+        return bootstrap(task, examples, chosen, draws=n, seed=seed, cache=scores_cache)  # per-seed scores cached
+
+    _paired_against_best(groups, rebootstrap)
     averages = [a for _, group in TASK_GROUPS.items() for a in _group_averages(group, groups)]
     return Results(grid, groups, averages, failed, draws, notes)
 
@@ -282,16 +290,32 @@ def _group_order(item) -> tuple:
     return (task, view != task, view, members[0].kind != "baseline", model, method)
 
 
-def _paired(group: Group, other: Group) -> PairedTest | None:
+#: The bootstrap of a group's runs of the given seeds (the same draws as its ``ci``).
+Rebootstrap = Callable[[Group, set[int]], Bootstrap]
+
+
+def _paired(group: Group, other: Group, rebootstrap: Rebootstrap) -> PairedTest | None:
+    """``group`` against ``other`` on the same examples, over the seeds both have: while a study is
+    under way one system may have more seeds than the other, and comparing seed 1 + 2 with seed 1
+    alone would mix seed-to-seed variation into the difference (a seed fixes the head's start and
+    the data order for every method alike)."""
     if group.ci is None or other.ci is None:
         return None
     if set(group.runs[0].predictions or {}) != set(other.runs[0].predictions or {}):
         group.notes.append(f"scored on other examples than {other.method}: no paired test")
         return None
-    return compare(group.ci, other.ci, group.main_metric)
+    mine, theirs = {r.seed for r in group.runs}, {r.seed for r in other.runs}
+    if mine == theirs:
+        return compare(group.ci, other.ci, group.main_metric)
+    common = mine & theirs
+    if not common:
+        group.notes.append(f"no seed in common with {other.method}: compared over every seed of each")
+        return compare(group.ci, other.ci, group.main_metric)
+    test = compare(rebootstrap(group, common), rebootstrap(other, common), group.main_metric)
+    return replace(test, seeds=tuple(sorted(common)))
 
 
-def _paired_against_best(groups: list[Group]) -> None:
+def _paired_against_best(groups: list[Group], rebootstrap: Rebootstrap) -> None:
     """Within each (task view, model), the paired test of every method against the best-scoring one
     and against full fine-tuning (:data:`REFERENCE_METHOD`) where it ran; in a sweep, whose variants
     are labelled by their settings (``full-lr5e-05``), against its best-scoring full fine-tuning."""
@@ -308,10 +332,10 @@ def _paired_against_best(groups: list[Group]) -> None:
         for group in members:
             group.best_method = best.method
             if group is not best:
-                group.vs_best = _paired(group, best)
+                group.vs_best = _paired(group, best, rebootstrap)
             if reference is not None and group is not reference:
                 group.reference_method = reference.method
-                group.vs_reference = group.vs_best if reference is best else _paired(group, reference)
+                group.vs_reference = group.vs_best if reference is best else _paired(group, reference, rebootstrap)
 
 
 def _group_averages(task_group: TaskGroup, groups: list[Group]) -> list[Average]:

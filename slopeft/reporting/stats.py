@@ -272,6 +272,7 @@ class PairedTest:
     p_value: float
     draws: int
     test: str = "paired bootstrap"
+    seeds: tuple[int, ...] = ()  # the seeds compared where the two systems' seeds differ (empty: all of both)
 
 
 def paired_bootstrap(

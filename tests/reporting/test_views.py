@@ -137,6 +137,31 @@ def test_a_sweep_compares_every_setting_with_its_best_full_fine_tuning(tmp_path,
     assert groups["full-lr5e-05"].vs_reference is None
 
 
+def test_systems_with_different_seeds_are_compared_over_the_seeds_both_have(tmp_path, data_root):
+    """Mid-study, LoRA has seeds 1-3 and full FT only seed 1: the paired test pairs seed 1 with seed 1."""
+    from slopeft.reporting.report import _test
+    from slopeft.reporting.stats import paired_bootstrap
+
+    machine = get_task(RTE, data_root, val_set="machine").examples("val")
+    human = get_task(RTE, data_root).examples("val")
+    rows = [_row(tmp_path, "full", 1, 0.75, machine, human)]
+    rows += [_row(tmp_path, "lora", seed, accuracy, machine, human) for seed, accuracy in ((1, 0.7), (2, 0.9), (3, 0.9))]
+    results = summarise(rows, "partial", data_dir=str(data_root), draws=200)
+    groups = {g.method: g for g in results.by_task(f"{RTE} (train machine, validation machine)")}
+    test = groups["lora"].vs_reference
+    assert test.seeds == (1,)
+    lora_1, full_1 = (groups[m].runs[0] for m in ("lora", "full"))
+    assert test.delta == pytest.approx(lora_1.main - full_1.main)  # not the mean of 3 seeds against 1
+    assert groups["lora"].mean - groups["full"].mean > test.delta + 0.05
+    task = get_task(RTE, data_root, val_set="machine")
+    expected = paired_bootstrap(task, machine, [lora_1.predictions], [full_1.predictions], draws=200)
+    assert (test.low, test.high, test.p_value) == pytest.approx((expected.low, expected.high, expected.p_value))
+    assert _test(test).endswith("(seed 1)")
+    # LoRA is the best by its mean of 3; full FT against it is matched on seed 1 as well
+    assert groups["lora"].best_method == "lora" and groups["full"].vs_best.seeds == (1,)
+    assert groups["full"].vs_best.delta == pytest.approx(-test.delta)
+
+
 def test_report_shows_views_and_the_new_columns(tmp_path, data_root):
     from slopeft.reporting.report import build_report
 
