@@ -98,7 +98,8 @@ class RunRecord:
         data: ``fingerprint`` (sha256 of the files read), ``train_examples``, ``val_examples``; training
             adds ``truncated_train``, ``truncated_val`` and ``notes`` (data repairs).
         cost: trainable parameters, adapter bytes, seconds, throughput, peak memory; training adds the
-            method's own report under ``method`` (:meth:`method_report`).
+            precision it trained in (:attr:`precision`), its CPU ``threads`` (records since December
+            2026) and the method's own report under ``method`` (:meth:`method_report`).
         model: training: the base model (name, path, family, architecture, parameters, head modules).
         method_options: training: the method's options in full, defaults included.
         learning_rate: training: the peak learning rate used.
