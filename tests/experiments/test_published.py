@@ -164,6 +164,34 @@ def test_grid_status_prices_the_runs_still_to_train_from_the_finished_ones(tmp_p
     assert estimate_remaining(grid, grid_status(grid)[0]).runs == 0
 
 
+def test_grid_status_and_import_read_each_published_record_once(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    results = tmp_path / "results"
+    grid = load_grid(_grid_file(tmp_path, results), tmp_path / "out")
+    template = json.loads(next((REPO / "results" / "study").glob("si-nli-e5-small-multilingual-lora-s1-*/record.json"))
+                          .read_text())
+    for run in expand(grid).runs:
+        (results / run.run_id).mkdir(parents=True)
+        (results / run.run_id / "record.json").write_text(json.dumps({**template, "run_id": run.run_id, "kind": run.kind}))
+    reads: list[str] = []
+    read_text = Path.read_text
+
+    def counted(path, *args, **kwargs):
+        if path.name == "record.json":
+            reads.append(path.parent.name)
+        return read_text(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", counted)
+    states, expansion = grid_status(grid)
+    cost = estimate_remaining(grid, states)
+    assert cost.runs == 0 and all(s.state == "done" for s in states)
+    assert sorted(reads) == sorted(run.run_id for run in expansion.runs)  # each once: checked, then handed on
+    reads.clear()
+    assert import_results(grid) == 3
+    assert sorted(reads) == sorted(run.run_id for run in expansion.runs)
+
+
 def test_a_diverged_run_is_published_and_not_trained_again(tmp_path, grid_env, shared_models):
     """Seeded training that diverges diverges again: its failure is a result, like a record."""
     from slopeft.experiments.published import FAILURE, published_failure
