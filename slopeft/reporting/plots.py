@@ -5,7 +5,8 @@ Three figures, each written as PNG and SVG:
 - ``pareto``: score against trainable parameters (task head excluded) per task with a trained run,
   one named point per (model, method) with its 95% interval, the Pareto front (fewest parameters
   for the best score) as a step line and the baselines as dashed lines;
-- ``methods``: per task, one bar per (model, method) with its interval; degenerate groups hatched;
+- ``methods``: per task, one row per (model, method) from the lowest score to the highest: its mean
+  with its interval and each seed's score, full fine-tuning's mean as a line; degenerate groups hollow;
 - ``costs``: per (model, method), mean train time, adapter size and peak memory across tasks.
 """
 
@@ -15,7 +16,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from slopeft.reporting.results import Group, Results
+from slopeft.reporting.results import REFERENCE_METHOD, Group, Results
 
 PALETTE = ["#1b6ca8", "#d1495b", "#2a9d8f", "#e9a03b", "#6a4c93", "#8d6e63", "#00798c", "#c44536", "#5c946e"]
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "h"]
@@ -236,44 +237,62 @@ def plot_pareto(results: Results, out_dir: Path) -> Plot:
     )
 
 
+def _methods_rows(results: Results, task: str) -> list[Group]:
+    """A task view's systems from the lowest score to the highest (drawn bottom to top)."""
+    return sorted(results.by_task(task), key=lambda g: g.mean)
+
+
 def plot_methods(results: Results, out_dir: Path) -> Plot:
+    """One panel per task view, stacked: a row per system, from the lowest score to the highest, its
+    mean with the 95% bootstrap interval and each seed's score as a small mark above it; full fine-tuning's mean
+    as a dotted line. A dot plot, not bars: the axis can start near the scores, so the differences
+    the tables test are visible, and the seeds show their spread."""
     tasks = results.tasks()
-    rows, cols = _grid_shape(len(tasks))
-    width = max(4.2, 0.45 * max((len(results.by_task(t)) for t in tasks), default=1) + 1.5)
-    fig = _figure(width * cols, 3.6 * rows)
-    axes = fig.subplots(rows, cols, squeeze=False)
+    heights = [len(results.by_task(t)) + 1.6 for t in tasks]
+    fig = _figure(8.0, max(2.5, 0.24 * sum(heights) + 0.8))
+    axes = fig.subplots(len(tasks), 1, squeeze=False, gridspec_kw={"height_ratios": heights or [1]})[:, 0]
     colours, _ = _styles(results)
-    for ax in axes.flat[len(tasks) :]:
-        ax.set_visible(False)
-    for ax, task in zip(axes.flat, tasks, strict=False):
-        groups = results.by_task(task)
-        for i, g in enumerate(groups):
+    for ax, task in zip(axes, tasks, strict=True):
+        groups = _methods_rows(results, task)
+        models = {g.model for g in groups if g.kind == "train"}
+        for row, g in enumerate(groups):
+            colour = "#777777" if g.kind == "baseline" else colours.get(g.method, PALETTE[0])
             interval = _interval(g)
-            yerr = [[g.mean - interval[0]], [interval[1] - g.mean]] if interval else None
-            ax.bar(
-                [i],
-                [g.mean],
-                yerr=yerr,
-                capsize=3,
-                color="#bbbbbb" if g.kind == "baseline" else colours.get(g.method, PALETTE[0]),
-                hatch="//" if g.degenerate_runs else None,
-                edgecolor="#333333",
-                linewidth=0.6,
-            )
-        ax.set_xticks(range(len(groups)))
-        ax.set_xticklabels(
-            [f"{g.method}{' †' if g.degenerate_runs else ''}\n{g.model}" for g in groups],
-            rotation=60,
-            ha="right",
+            xerr = [[g.mean - interval[0]], [interval[1] - g.mean]] if interval else None
+            ax.errorbar([g.mean], [row], xerr=xerr, fmt="s" if g.kind == "baseline" else "o", color=colour,
+                        mfc="white" if g.degenerate_runs else colour, capsize=3, markersize=6)
+            if g.seeds > 1:
+                ax.plot([r.main for r in g.runs], [row + 0.28] * g.seeds, linestyle="none", marker="v",
+                        markersize=3.5, color="#222222", alpha=0.8)
+        reference = next((g for g in groups if g.method == REFERENCE_METHOD and g.kind == "train"), None)
+        if reference is not None:
+            ax.axvline(reference.mean, color="#2a9d8f", linestyle=":", linewidth=1)
+        ax.set_yticks(range(len(groups)))
+        ax.set_yticklabels(
+            [
+                f"{g.method if g.kind == 'train' and len(models) <= 1 else g.label}"
+                f"{' †' if g.degenerate_runs else ''}{f' ({g.seeds} seeds)' if g.seeds > 1 else ''}"
+                for g in groups
+            ],
             fontsize=7,
         )
-        ax.set_title(_short(task), fontsize=10)
-        ax.set_ylabel(groups[0].main_metric if groups else "score")
-        ax.grid(True, axis="y", alpha=0.3)
-    fig.suptitle("Validation score with 95% bootstrap interval († hatched: degenerate runs)", fontsize=11)
+        ax.set_ylim(-0.7, len(groups) - 0.3)
+        ax.set_title(_short(task), fontsize=9, loc="left")
+        ax.set_xlabel(groups[0].main_metric if groups else "score", fontsize=8)
+        ax.tick_params(axis="x", labelsize=7)
+        ax.grid(True, axis="x", alpha=0.3)
+    fig.suptitle(
+        "Validation score: mean over seeds with 95% bootstrap interval, ▾ each seed; "
+        "dotted: full fine-tuning; hollow †: degenerate",
+        fontsize=9,
+    )
     png, svg = _save(fig, out_dir, "methods")
     return Plot(
-        "methods", "Methods per task with 95% intervals", png, svg, "Bar charts of score per method and task"
+        "methods",
+        "Methods per task: mean, 95% interval and each seed",
+        png,
+        svg,
+        "Dot plots of score per method and task, lowest to highest, with intervals and seed scores",
     )
 
 

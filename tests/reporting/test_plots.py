@@ -80,3 +80,13 @@ def test_the_pareto_figure_is_written(tmp_path):
     assert "no trained run yet: cb" in plot.title
     with pytest.raises(KeyError):  # the baseline-only task has no panel to look up
         pareto_panels(results)["cb"]
+
+
+def test_the_methods_plot_rows_go_from_the_lowest_score_to_the_highest(tmp_path):
+    from slopeft.reporting.plots import _methods_rows, plot_methods
+
+    results = _results([_group("si-nli", "full", 0.57), _group("si-nli", "majority", 0.34, None, None, "baseline"),
+                        _group("si-nli", "lora", 0.52), _group("cb", "majority", 0.36, None, None, "baseline")])
+    assert [g.method for g in _methods_rows(results, "si-nli")] == ["majority", "lora", "full"]
+    plot = plot_methods(results, tmp_path)
+    assert plot.png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.svg.is_file()
