@@ -99,13 +99,17 @@ def grid_status(
     all_runs: Annotated[
         bool, typer.Option("--all", help="List every run, not only unfinished ones.")
     ] = False,
+    summary: Annotated[
+        bool, typer.Option("--summary", help="Only the counts per task, model and seed, not every run.")
+    ] = False,
 ) -> None:
-    """Done / running / failed / pending runs of a grid, with a progress bar."""
+    """Done / running / failed / pending runs of a grid, with a progress bar and the counts per task,
+    model and seed."""
     from rich.progress_bar import ProgressBar
     from rich.table import Table
 
     from slopeft.experiments.grid import load_grid
-    from slopeft.experiments.runner import estimate_remaining
+    from slopeft.experiments.runner import estimate_remaining, progress_by_task
     from slopeft.experiments.runner import grid_status as status_of
 
     loaded = load_grid(grid, out, results)
@@ -121,7 +125,20 @@ def grid_status(
         f"{counts['failed']} failed · {counts['pending']} pending",
     )
     console.print(bar)
-    shown = [s for s in states if all_runs or s.state != "done"]
+    cost = estimate_remaining(loaded, states)
+    by_task = Table(title="By task, model and seed", title_justify="left")
+    for column in ("task", "model", "seed", "done", "running", "failed", "pending", "CPU-h left"):
+        by_task.add_column(column, justify="right" if column not in ("task", "model") else "left")
+    for row in progress_by_task(states, cost):
+        left = f"{row.cpu_seconds_left / 3600:.1f}" if row.cpu_seconds_left else ("—" if row.unpriced else "0")
+        if row.cpu_seconds_left and row.unpriced:
+            left += f" + {row.unpriced} unpriced"
+        done = f"[green]{row.counts['done']}/{row.total}[/]" if row.counts["done"] == row.total else (
+            f"{row.counts['done']}/{row.total}")
+        by_task.add_row(row.task, row.model, str(row.seed) if row.model != "baseline" else "—", done, str(row.counts["running"] or ""),
+                        str(row.counts["failed"] or ""), str(row.counts["pending"] or ""), left)
+    console.print(by_task)
+    shown = [s for s in states if (all_runs or s.state != "done") and not summary]
     if shown:
         table = Table(title_justify="left")
         for column in ("state", "run", "task", "model", "method", "seed", "note"):
@@ -138,7 +155,6 @@ def grid_status(
                 s.note[:80],
             )
         console.print(table)
-    cost = estimate_remaining(loaded, states)
     if cost.estimated:
         line = (
             f"The {cost.runs} run(s) still to train: about {cost.cpu_seconds / 3600:.1f} CPU-hours for {cost.estimated} of "

@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -486,6 +486,7 @@ class CostEstimate:
     cpu_seconds: float  # of the runs with an estimate
     estimated: int  # runs still to train with an estimate
     unknown: int  # runs still to train of a (task, model) with no finished run yet
+    per_run: dict[str, float] = field(default_factory=dict)  # run id -> its estimate, for the priced runs
 
     @property
     def runs(self) -> int:
@@ -513,7 +514,7 @@ def estimate_remaining(grid: Grid, states: list[RunState]) -> CostEstimate:
         if seconds is not None:
             by_method.setdefault((s.run.task, s.run.model, s.run.method), []).append(seconds)
             by_model.setdefault((s.run.task, s.run.model, s.run.kind), []).append(seconds)
-    total, estimated, unknown = 0.0, 0, 0
+    total, estimated, unknown, per_run = 0.0, 0, 0, {}
     for s in states:
         if s.state == "done" or published_failure(grid.results, s.run.run_id) is not None:
             continue
@@ -521,8 +522,40 @@ def estimate_remaining(grid: Grid, states: list[RunState]) -> CostEstimate:
             (s.run.task, s.run.model, s.run.kind)
         )
         if known:
-            total += sum(known) / len(known)
+            per_run[s.run.run_id] = sum(known) / len(known)
+            total += per_run[s.run.run_id]
             estimated += 1
         else:
             unknown += 1
-    return CostEstimate(total, estimated, unknown)
+    return CostEstimate(total, estimated, unknown, per_run)
+
+
+@dataclass
+class Progress:
+    """How far one task, model and seed of a grid has got (baselines: model ``baseline``, seed 0)."""
+
+    task: str
+    model: str
+    seed: int
+    counts: dict[str, int]  # done, running, failed, pending
+    cpu_seconds_left: float = 0.0  # the priced part of what is still to train
+    unpriced: int = 0  # runs still to train with no estimate
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def progress_by_task(states: list[RunState], cost: CostEstimate | None = None) -> list[Progress]:
+    """The grid's runs counted per task, model and seed, in the grid's order: where a study that runs
+    in pieces stands (which seeds of which task are complete) without reading every run's row."""
+    rows: dict[tuple[str, str, int], Progress] = {}
+    for s in states:
+        key = (s.run.task, s.run.model, s.run.seed)
+        row = rows.setdefault(key, Progress(*key, {"done": 0, "running": 0, "failed": 0, "pending": 0}))
+        row.counts[s.state] += 1
+        if cost is not None and s.run.run_id in cost.per_run:
+            row.cpu_seconds_left += cost.per_run[s.run.run_id]
+        elif cost is not None and s.state in ("pending", "running"):
+            row.unpriced += 1
+    return list(rows.values())

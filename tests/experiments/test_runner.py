@@ -123,6 +123,37 @@ def test_status_counts_and_progress_bar(smoke_grid):
     else:
         assert "still to train" not in text
     assert "━" in shown.output  # the bar
+    assert "By task, model and seed" in shown.output
+    summary = CliRunner().invoke(
+        app, ["grid", "status", str(SMOKE), "--out", str(smoke_grid), "--summary", "--all"], env={"COLUMNS": "200"}
+    )
+    assert summary.exit_code == 0 and "By task, model and seed" in summary.output
+    assert "┃ run " not in summary.output  # the counts only, not a row per run
+
+
+def test_progress_is_counted_per_task_model_and_seed_with_what_is_left_priced():
+    from slopeft.experiments.grid import RunSpec
+    from slopeft.experiments.runner import CostEstimate, RunState, progress_by_task
+
+    def state(task, model, method, seed, what, kind="train"):
+        run = RunSpec(run_id=f"{task}-{model}-{method}-s{seed}", kind=kind, task=task, model=model, method=method,
+                      method_name=method, seed=seed, config={}, config_hash="")
+        return RunState(run, what)
+
+    states = [
+        state("si-nli", "baseline", "majority", 0, "done", kind="baseline"),
+        state("si-nli", "e5", "lora", 1, "done"), state("si-nli", "e5", "full", 1, "done"),
+        state("si-nli", "e5", "lora", 2, "running"), state("si-nli", "e5", "full", 2, "pending"),
+        state("cb", "e5", "lora", 1, "failed"),
+    ]
+    cost = CostEstimate(1800.0, 1, 1, {"si-nli-e5-full-s2": 1800.0})
+    rows = {(r.task, r.model, r.seed): r for r in progress_by_task(states, cost)}
+    assert list(rows) == [("si-nli", "baseline", 0), ("si-nli", "e5", 1), ("si-nli", "e5", 2), ("cb", "e5", 1)]
+    assert rows["si-nli", "e5", 1].counts == {"done": 2, "running": 0, "failed": 0, "pending": 0}
+    second = rows["si-nli", "e5", 2]
+    assert (second.counts["running"], second.counts["pending"], second.total) == (1, 1, 2)
+    assert (second.cpu_seconds_left, second.unpriced) == (1800.0, 1)  # lora's seed 2 has no estimate here
+    assert rows["cb", "e5", 1].counts["failed"] == 1 and rows["cb", "e5", 1].unpriced == 0
 
 
 def test_killed_run_resumes_from_its_checkpoint(tmp_path, grid_env, shared_models):
