@@ -80,14 +80,22 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
     return front
 
 
+def _family(group: Group) -> str:
+    """The registered method of a group (a sweep labels its settings ``lora-lr0.001``)."""
+    return group.runs[0].method_name or group.method
+
+
 def _styles(results: Results) -> tuple[dict[str, str], dict[str, str]]:
-    """A colour per method (what the plots compare) and a marker per model."""
+    """A colour per method label (what the plots compare; a sweep's settings of one method share
+    their method's colour) and a marker per model."""
     from matplotlib import colormaps
 
-    models = sorted({g.model for g in results.groups if g.kind == "train"})
-    methods = sorted({g.method for g in results.groups if g.kind == "train"})
-    table = colormaps["tab20"].colors if len(methods) > len(PALETTE) else PALETTE
-    colours = {m: _hex(table[i % len(table)]) for i, m in enumerate(methods)}
+    trained = [g for g in results.groups if g.kind == "train"]
+    models = sorted({g.model for g in trained})
+    families = sorted({_family(g) for g in trained})
+    table = colormaps["tab20"].colors if len(families) > len(PALETTE) else PALETTE
+    family_colours = {f: _hex(table[i % len(table)]) for i, f in enumerate(families)}
+    colours = {g.method: family_colours[_family(g)] for g in trained}
     markers = {m: MARKERS[i % len(MARKERS)] for i, m in enumerate(models)}
     return colours, markers
 
@@ -107,6 +115,7 @@ class ParetoPoint:
     parameters: float  # trainable parameters without the task head (with it, for records that lack the split)
     score: float
     interval: tuple[float, float] | None
+    named: bool = True  # its label is written beside it (in a crowded panel only each method's best)
 
 
 def _parameters(group: Group) -> float | None:
@@ -115,15 +124,28 @@ def _parameters(group: Group) -> float | None:
     return group.cost("trainable_without_head") or group.cost("trainable")
 
 
+#: More points than this in one panel (a sweep's settings): only each method's best setting is named.
+MAX_NAMED_POINTS = 20
+
+
 def pareto_panels(results: Results) -> dict[str, list[ParetoPoint]]:
     """Per task view with at least one trained system, its points (a view with only baselines has no
-    parameters to plot and gets no panel; where no view has a trained system, every view gets one)."""
+    parameters to plot and gets no panel; where no view has a trained system, every view gets one).
+    In a panel of more than :data:`MAX_NAMED_POINTS` points only each (model, method)'s best-scoring
+    setting is named; the others share its colour."""
     panels: dict[str, list[ParetoPoint]] = {}
     for task in results.tasks():
         trained = [g for g in results.by_task(task) if g.kind == "train" and _parameters(g)]
         models = {g.model for g in trained}
+        best: dict[tuple[str, str], Group] = {}
+        for g in trained:
+            key = (g.model, _family(g))
+            if key not in best or g.mean > best[key].mean:
+                best[key] = g
+        crowded = len(trained) > MAX_NAMED_POINTS
         panels[task] = [
-            ParetoPoint(g.method if len(models) == 1 else g.label, g, _parameters(g), g.mean, _interval(g))
+            ParetoPoint(g.method if len(models) == 1 else g.label, g, _parameters(g), g.mean, _interval(g),
+                        named=not crowded or best[g.model, _family(g)] is g)
             for g in trained
         ]
     with_points = {task: points for task, points in panels.items() if points}
@@ -142,7 +164,7 @@ def _name_points(ax, points: list[ParetoPoint], fontsize: float) -> None:
     renderer = ax.figure.canvas.get_renderer()
     dots = [ax.transData.transform((p.parameters, p.score)) for p in points]
     taken = []
-    for point in points:
+    for point in (p for p in points if p.named):
         chosen = None
         for dx, dy, align in _NAME_PLACES:
             text = ax.annotate(

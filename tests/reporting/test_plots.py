@@ -90,3 +90,22 @@ def test_the_methods_plot_rows_go_from_the_lowest_score_to_the_highest(tmp_path)
     assert [g.method for g in _methods_rows(results, "si-nli")] == ["majority", "lora", "full"]
     plot = plot_methods(results, tmp_path)
     assert plot.png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.svg.is_file()
+
+
+def test_a_crowded_panel_names_only_each_methods_best_setting_in_its_methods_colour():
+    from slopeft.reporting.plots import MAX_NAMED_POINTS, _styles
+
+    groups = []
+    for family in ("lora", "bitfit"):
+        for i in range(MAX_NAMED_POINTS // 2 + 1):  # a sweep: one group per learning rate
+            g = _group("si-nli", f"{family}-lr{i}", 0.40 + 0.01 * i)
+            for run in g.runs:
+                run.method_name = family
+            groups.append(g)
+    results = _results(groups)
+    points = pareto_panels(results)["si-nli"]
+    assert len(points) > MAX_NAMED_POINTS
+    top = MAX_NAMED_POINTS // 2
+    assert sorted(p.label for p in points if p.named) == [f"bitfit-lr{top}", f"lora-lr{top}"]
+    colours, _ = _styles(results)
+    assert len({colours[f"lora-lr{i}"] for i in range(top + 1)}) == 1 and colours["lora-lr0"] != colours["bitfit-lr0"]
