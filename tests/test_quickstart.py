@@ -28,6 +28,10 @@ def test_quickstart_trains_each_method_with_its_recipe_next_to_the_majority(real
         assert record["data"]["train_examples"] == 16 and record["data"]["val_examples"] == 8
         # fastest: bf16 where this machine multiplies it natively, else fp32
         assert record["cost"]["precision"] == resolve_precision("fastest")
+        # the final weights are scored: the held-out rows choose no checkpoint
+        assert record["config"]["training"]["select_best"] is False
+        final = record["metrics"]["history"][-1]["metrics"]
+        assert record["metrics"]["main"] == final[record["metrics"]["main_metric"]]
     shown = " ".join(console.export_text().split())
     assert "8 held-out rows" in shown and f"trained on 16, 1.5 epoch(s), {resolve_precision('fastest')})" in shown
 
