@@ -158,7 +158,7 @@ _NAME_PLACES = [(6, 2, "left"), (-6, 2, "right"), (0, 8, "center"), (0, -12, "ce
 
 
 def _name_points(ax, points: list[ParetoPoint], fontsize: float) -> None:
-    """Writes each point's name beside it, in the first place (:data:`_NAME_PLACES`) where it covers
+    """Writes each named point's name beside it, in the first place (:data:`_NAME_PLACES`) where it covers
     neither an earlier name nor a point; where none is free, to its right. matplotlib has no label
     placement of its own and adjustText would be a dependency for one plot."""
     renderer = ax.figure.canvas.get_renderer()
