@@ -317,31 +317,23 @@ def test_worker_threads_come_from_threads_then_the_environment_then_the_cores(mo
     assert _worker_env(2)["OMP_NUM_THREADS"] == "4" and _worker_env(16)["OMP_NUM_THREADS"] == "1"
 
 
-def test_threads_per_run_reach_the_run_and_its_record(tmp_path, grid_env, shared_models, monkeypatch):
-    import io
+def test_threads_per_run_reach_the_run_and_its_record(tmp_path, grid_env, shared_models):
+    """In a subprocess, as users run it: a run forked in this (threaded) test process that starts more
+    OpenMP threads can deadlock."""
+    import yaml
 
-    from rich.console import Console
-
-    grid = grid_from_dict(
-        {
-            "models": ["tiny:bert"],
-            "tasks": ["slo-superglue/cb"],
-            "methods": ["bitfit"],
-            "seeds": [1],
-            "training": {"epochs": 1, "batch_size": 4, "max_train_examples": 8, "max_eval_examples": 8,
-                         "max_length": 32},
-        },
-        default_name="threads",
-    )
-    grid.out = tmp_path / "grid"
-    share_tiny_models(grid.out, shared_models)
-    for name, value in grid_env.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    shown = io.StringIO()
+    grid_file = tmp_path / "threads.yaml"
+    grid_file.write_text(yaml.safe_dump({
+        "name": "threads", "models": ["tiny:bert"], "tasks": ["slo-superglue/cb"], "methods": ["bitfit"],
+        "seeds": [1], "training": {"epochs": 1, "batch_size": 4, "max_train_examples": 8,
+                                   "max_eval_examples": 8, "max_length": 32},
+    }))
+    out = tmp_path / "grid"
+    share_tiny_models(out, shared_models)
+    env = {k: v for k, v in grid_env.items() if k != "OMP_NUM_THREADS"}
     # 2 workers would give each run max(1, cores // 2) threads; --threads 3 asks for more than that.
-    summary = run_grid_here(grid, workers=2, threads=3, console=Console(file=shown, width=200))
-    assert summary.ok and len(summary.completed) == 1, shown.getvalue()
-    assert "2 at a time, 3 thread(s) each" in shown.getvalue()
-    (record,) = (json.loads(p.read_text()) for p in (grid.out / "runs").glob("*/record.json"))
+    result = run_grid(out, env, grid_file, "--threads", 3)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "2 at a time, 3 thread(s) each" in " ".join((result.stdout + result.stderr).split())
+    (record,) = (json.loads(p.read_text()) for p in (out / "runs").glob("*/record.json"))
     assert record["cost"]["threads"] == 3
