@@ -181,10 +181,11 @@ def run_grid(
             summary.not_here.append((run.run_id, expansion.not_here[run.run_id]))
         else:
             todo.append(run)
+    env = _worker_env(workers, threads)
     console.print(
         f"Grid [bold]{grid.name}[/bold]: {summary.total} runs, {summary.already_done} already done, "
         f"{len(todo)} to run ({backend}"
-        + (f", {workers} at a time, {_worker_env(workers, threads)['OMP_NUM_THREADS']} thread(s) each"
+        + (f", {workers} at a time, {env['OMP_NUM_THREADS']} thread(s) each"
            if backend == "local" else "")
         + "); "
         f"results in {grid.store_path}",
@@ -208,7 +209,7 @@ def run_grid(
         )
     if todo:
         if backend == "local":
-            _run_local(grid, todo, workers, store, console, summary, isolation, threads)
+            _run_local(grid, todo, workers, store, console, summary, env, isolation)
         elif backend == "ray":
             from slopeft.experiments.ray_backend import run_with_ray
 
@@ -379,14 +380,13 @@ def _run_local(
     store: ResultsStore,
     console: Console,
     summary: RunSummary,
+    env: dict[str, str],
     isolation: str = "fork",
-    threads: int | None = None,
 ) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     queue: deque[tuple[float, RunSpec]] = deque((0.0, run) for run in todo)
     active: dict[int, tuple[RunSpec, float]] = {}
-    env = _worker_env(workers, threads)
     if isolation == "fork" and not hasattr(os, "fork"):
         isolation = "spawn"
     launcher_class = {"fork": ForkLauncher, "spawn": SpawnLauncher}.get(isolation)
