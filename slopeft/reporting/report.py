@@ -164,6 +164,54 @@ def task_table(groups: list[Group]) -> Table:
     )
 
 
+def ranked_table(groups: list[Group], model: str) -> Table:
+    """One model's methods on one task view, the way a reader compares them: the baselines, the
+    reference (full fine-tuning), then every other method from the highest mean to the lowest, with
+    each seed's score beside the mean and only the columns that decide between methods (the README's
+    Results table is this table, copied)."""
+    baselines = sorted(
+        (g for g in groups if g.kind != "train" and g.model in ("baseline", model)), key=lambda g: -g.mean
+    )
+    trained = [g for g in groups if g.kind == "train" and g.model == model]
+    reference = {g.reference_method for g in trained} - {None}
+    trained.sort(key=lambda g: (g.method not in reference, -g.mean))
+    rows = []
+    for g in baselines + trained:
+        share = g.cost("trainable_share")
+        adapter = g.cost("adapter_bytes")
+        seeds = sorted(g.runs, key=lambda r: r.seed)
+        rows.append(
+            [
+                _mark(g.method, g.degenerate_runs),
+                str(g.seeds),
+                _score(g),
+                ", ".join(_num(r.main) for r in seeds) if g.kind == "train" else "—",
+                _seed_ci(g),
+                (_vs_reference(g) or "—") if g.method not in reference else "reference",
+                "—" if share is None else f"{share:.3%}" if g.kind == "train" else "0",
+                "—" if adapter is None else f"{adapter / 2**20:.2f}",
+                _num(g.cost("train_cpu_seconds"), 0),
+                _num(g.cost("peak_rss_mb", "max"), 0),
+            ]
+        )
+    metric = groups[0].main_metric if groups else "score"
+    return Table(
+        [
+            "method",
+            "seeds",
+            f"{metric}, mean ± std",
+            "per seed",
+            "95% CI over seeds",
+            "Δ vs full FT [95% CI], p",
+            "trainable share",
+            "adapter MB",
+            "train CPU s",
+            "peak RSS MB",
+        ],
+        rows,
+    )
+
+
 def build_document(results: Results, plots: list[Plot], meta: dict[str, Any]) -> tuple[str, list[Section]]:
     title = f"slopeft report · grid {results.grid}"
     sections: list[Section] = []
@@ -203,6 +251,12 @@ def build_document(results: Results, plots: list[Plot], meta: dict[str, Any]) ->
         groups = results.by_task(task)
         section = Section(f"Task {task}")  # a task view: the task, with its sets when not the defaults
         section.blocks.append(task_table(groups))
+        for model in sorted({g.model for g in groups if g.kind == "train"}):
+            section.blocks.append(
+                f"{model} on {task}, ranked: the baselines, full fine-tuning, then the methods by mean "
+                "score; each seed's score; Δ is the paired test against full fine-tuning above."
+            )
+            section.blocks.append(ranked_table(groups, model))
         sections.append(section)
     sections += [_average_section(group, results) for _, group in TASK_GROUPS.items()]
     reference = Section("Published reference points")

@@ -96,6 +96,47 @@ def test_report_numbers(report_dir, smoke_grid):
     assert "majority †" in markdown and "† degenerate 1/1" in markdown
 
 
+def _markdown_tables_after(markdown: str, marker: str) -> list[list[list[str]]]:
+    """The Markdown tables that follow each paragraph starting with ``marker``, as rows of cells."""
+    tables = []
+    lines = markdown.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith(marker):
+            rows = []
+            for row in lines[i + 2 :]:
+                if not row.startswith("|"):
+                    break
+                rows.append([cell.strip() for cell in row.strip("|").split(" | ")])
+            tables.append(rows)
+    return tables
+
+
+def test_ranked_table_orders_methods_and_lists_every_seed(report_dir, smoke_grid):
+    markdown = (report_dir / "report.md").read_text()
+    summary = json.loads((report_dir / "summary.json").read_text())
+    rows = {r["run_id"]: r for r in ResultsStore(smoke_grid / "results.sqlite").rows()}
+    for task in ("slo-superglue/cb", "slo-superglue/copa"):
+        (table,) = _markdown_tables_after(markdown, f"tiny:bert on {task}, ranked")
+        header, _, *body = table
+        assert header[:4] == ["method", "seeds", header[2], "per seed"] and len(body) == len(
+            [g for g in summary["groups"] if g["view"] == task]
+        )
+        groups = {g["method"]: g for g in summary["groups"] if g["view"] == task}
+        methods = [cells[0].removesuffix(" †") for cells in body]
+        assert methods[0] == "majority" and methods[1] == "full" and body[1][5] == "reference"
+        means = [groups[m]["mean"] for m in methods[2:]]
+        assert means == sorted(means, reverse=True)  # the rest from the highest mean down
+        for cells, method in zip(body, methods, strict=True):
+            group = groups[method]
+            if group["kind"] != "train":
+                continue
+            by_seed = sorted((rows[run]["seed"], rows[run]["main"]) for run in group["runs"])
+            assert cells[3] == ", ".join(f"{main:.3f}" for _, main in by_seed)
+            if method != "full":
+                test = group["vs_reference"]
+                assert cells[5].startswith(f"{test['delta']:+.3f} [")
+
+
 def test_reference_points_ship_with_their_sources():
     points = reference_points()
     assert {p.board for p in points} == {"SI-NLI", "SLO→ENG", "SloBench SuperGLUE"}
