@@ -264,12 +264,20 @@ def _methods_rows(results: Results, task: str) -> list[Group]:
     return sorted(results.by_task(task), key=lambda g: g.mean)
 
 
+def methods_panels(results: Results) -> list[str]:
+    """The task views the methods plot draws: those with two or more systems to compare (a panel of
+    one baseline compares nothing; its score is in the report's table); every view when none has."""
+    views = results.tasks()
+    return [t for t in views if len(results.by_task(t)) > 1] or views
+
+
 def plot_methods(results: Results, out_dir: Path) -> Plot:
     """One panel per task view, stacked: a row per system, from the lowest score to the highest, its
     mean with the 95% bootstrap interval and each seed's score as a small mark above it; full fine-tuning's mean
     as a dotted line. A dot plot, not bars: the axis can start near the scores, so the differences
-    the tables test are visible, and the seeds show their spread."""
-    tasks = results.tasks()
+    the tables test are visible, and the seeds show their spread. Views with one system only are
+    left out (:func:`methods_panels`) and named in the title."""
+    tasks = methods_panels(results)
     heights = [len(results.by_task(t)) + 1.6 for t in tasks]
     fig = _figure(8.0, max(2.5, 0.24 * sum(heights) + 0.8))
     axes = fig.subplots(len(tasks), 1, squeeze=False, gridspec_kw={"height_ratios": heights or [1]})[:, 0]
@@ -309,9 +317,11 @@ def plot_methods(results: Results, out_dir: Path) -> Plot:
         fontsize=9,
     )
     png, svg = _save(fig, out_dir, "methods")
+    left_out = [task for task in results.tasks() if task not in tasks]
     return Plot(
         "methods",
-        "Methods per task: mean, 95% interval and each seed",
+        "Methods per task: mean, 95% interval and each seed"
+        + (f" (one system only, in the tables: {', '.join(_short(t) for t in left_out)})" if left_out else ""),
         png,
         svg,
         "Dot plots of score per method and task, lowest to highest, with intervals and seed scores",

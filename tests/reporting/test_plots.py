@@ -90,6 +90,18 @@ def test_the_methods_plot_rows_go_from_the_lowest_score_to_the_highest(tmp_path)
     assert [g.method for g in _methods_rows(results, "si-nli")] == ["majority", "lora", "full"]
     plot = plot_methods(results, tmp_path)
     assert plot.png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.svg.is_file()
+    assert "one system only, in the tables: cb" in plot.title  # a lone baseline gets no panel
+
+
+def test_the_methods_plot_draws_views_with_two_systems_or_every_view_when_none_has():
+    from slopeft.reporting.plots import methods_panels
+
+    lone = [_group("cb", "majority", 0.36, None, None, "baseline"),
+            _group("copa", "majority", 0.45, None, None, "baseline")]
+    assert methods_panels(_results(lone)) == ["cb", "copa"]
+    pair = [_group("mt/sl-en", "copy-source", 0.23, None, None, "baseline"),
+            _group("mt/sl-en", "zero-shot", 0.22, None, None, "baseline")]
+    assert methods_panels(_results(lone + pair)) == ["mt/sl-en"]  # two baselines compare; one does not
 
 
 def test_a_crowded_panel_names_only_each_methods_best_setting_in_its_methods_colour():
