@@ -105,6 +105,10 @@ def _flags(group: Group) -> str:
     unknown = sum(r.degenerate is None for r in group.runs)
     if unknown:
         flags.append(f"no predictions saved for {unknown}")
+    if group.classes is not None:
+        for seed, missing in sorted(group.classes.never_predicted.items()):
+            if len(missing) < len(group.classes.labels) - 1:  # one class left is a degenerate run, flagged above
+                flags.append(f"seed {seed} predicts no {', '.join(map(str, missing))}")
     precisions = sorted({r.record.precision for r in group.runs if r.kind == "train"})
     if precisions and precisions != ["fp32"]:
         flags.append(f"trained in {' and '.join(precisions)}{' (seeds differ)' if len(precisions) > 1 else ''}")
@@ -169,14 +173,9 @@ def ranked_table(groups: list[Group], model: str) -> Table:
     reference (full fine-tuning), then every other method from the highest mean to the lowest, with
     each seed's score beside the mean and only the columns that decide between methods (the README's
     Results table is this table, copied)."""
-    baselines = sorted(
-        (g for g in groups if g.kind != "train" and g.model in ("baseline", model)), key=lambda g: -g.mean
-    )
-    trained = [g for g in groups if g.kind == "train" and g.model == model]
-    reference = {g.reference_method for g in trained} - {None}
-    trained.sort(key=lambda g: (g.method not in reference, -g.mean))
+    reference = {g.reference_method for g in groups if g.kind == "train" and g.model == model} - {None}
     rows = []
-    for g in baselines + trained:
+    for g in _ranked(groups, model):
         share = g.cost("trainable_share")
         adapter = g.cost("adapter_bytes")
         seeds = sorted(g.runs, key=lambda r: r.seed)
@@ -208,6 +207,42 @@ def ranked_table(groups: list[Group], model: str) -> Table:
             "train CPU s",
             "peak RSS MB",
         ],
+        rows,
+    )
+
+
+def _ranked(groups: list[Group], model: str) -> list[Group]:
+    """The baselines (of no model or of ``model``), full fine-tuning, then ``model``'s other methods
+    from the highest mean to the lowest: the order of the ranked and per-class tables."""
+    baselines = sorted(
+        (g for g in groups if g.kind != "train" and g.model in ("baseline", model)), key=lambda g: -g.mean
+    )
+    trained = [g for g in groups if g.kind == "train" and g.model == model]
+    reference = {g.reference_method for g in trained} - {None}
+    return baselines + sorted(trained, key=lambda g: (g.method not in reference, -g.mean))
+
+
+def class_table(groups: list[Group], model: str) -> Table | None:
+    """Recall and share of the predictions per label, pooled over seeds, in the ranked order; None
+    for a task without a label space."""
+    ranked = [g for g in _ranked(groups, model) if g.classes is not None]
+    if not ranked:
+        return None
+    labels = ranked[0].classes.labels
+    rows = []
+    for g in ranked:
+        never = g.classes.never_predicted
+        rows.append(
+            [_mark(g.method, g.degenerate_runs), str(g.seeds)]
+            + [_num(r) for r in g.classes.recall]
+            + [f"{p:.0%}" for p in g.classes.predicted]
+            + ["; ".join(f"seed {s}: {', '.join(map(str, m))}" for s, m in sorted(never.items())) or "—"]
+        )
+    return Table(
+        ["method", "seeds"]
+        + [f"recall {label}" for label in labels]
+        + [f"predicted {label}" for label in labels]
+        + ["never predicted"],
         rows,
     )
 
@@ -257,6 +292,13 @@ def build_document(results: Results, plots: list[Plot], meta: dict[str, Any]) ->
                 "score; each seed's score; Δ is the paired test against full fine-tuning above."
             )
             section.blocks.append(ranked_table(groups, model))
+            classes = class_table(groups, model)
+            if classes is not None:
+                section.blocks.append(
+                    f"{model} on {task}, per class: the recall of each gold label and each label's share "
+                    "of the predictions, every seed's predictions pooled; the labels a seed never predicts."
+                )
+                section.blocks.append(classes)
         sections.append(section)
     sections += [_average_section(group, results) for _, group in TASK_GROUPS.items()]
     reference = Section("Published reference points")
@@ -495,6 +537,14 @@ def _summary_json(results: Results) -> dict[str, Any]:
                 "vs_reference": _test_json(g.vs_reference),
                 "reference_method": g.reference_method,
                 "degenerate_runs": g.degenerate_runs,
+                "per_class": None
+                if g.classes is None
+                else {
+                    "labels": list(g.classes.labels),
+                    "recall": list(g.classes.recall),
+                    "predicted": list(g.classes.predicted),
+                    "never_predicted": {str(k): list(v) for k, v in g.classes.never_predicted.items()},
+                },
                 "runs": [r.run_id for r in g.runs],
                 "trainable": g.cost("trainable"),
                 "trainable_share": g.cost("trainable_share"),

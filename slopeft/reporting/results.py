@@ -8,7 +8,7 @@ in one view per set. Views on the task's default sets are named by the task alon
 Reads completed rows of a grid's store and each run's ``val_predictions[.<set>].json``, rebuilds the
 validation examples the run was scored on (through the task, never through training code), and
 computes per group: mean ± std and a 95% t-interval over seeds, bootstrap intervals over examples,
-degenerate-run flags, costs; per (view, model): a paired bootstrap test of every method against the
+degenerate-run flags, per-class recall and prediction shares (classification), costs; per (view, model): a paired bootstrap test of every method against the
 best one and against full fine-tuning; per task group and (model, method): the group's leaderboard
 average when all its tasks are present on the leaderboard's validation sets.
 """
@@ -24,9 +24,11 @@ from slopeft.reporting.stats import (
     DEFAULT_DRAWS,
     TRANSLATION_DRAWS,
     Bootstrap,
+    ClassBreakdown,
     PairedTest,
     average_of,
     bootstrap,
+    class_breakdown,
     compare,
     is_degenerate,
     mean_std,
@@ -95,6 +97,7 @@ class Group:
     train_set: str = "human"
     val_set: str = "human"
     view: str = ""
+    classes: ClassBreakdown | None = None  # classification tasks: recall and prediction share per label
 
     def __post_init__(self) -> None:
         self.view = self.view or self.task
@@ -274,6 +277,8 @@ def summarise(
             task, examples, [r.predictions for r in members], draws=n, seed=seed, cache=scores_cache
         )
         inputs[id(group)] = (task, examples, n)
+        if task.spec.labels is not None:
+            group.classes = class_breakdown(task.spec.labels, examples, {r.seed: r.predictions for r in members})
 
     def rebootstrap(group: Group, seeds: set[int]) -> Bootstrap:
         task, examples, n = inputs[id(group)]

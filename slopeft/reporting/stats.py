@@ -331,3 +331,53 @@ def average_of(
     stacked = np.mean(np.stack([d for _, d in parts]), axis=0)
     tail = (1 - confidence) / 2 * 100
     return point, float(np.percentile(stacked, tail)), float(np.percentile(stacked, 100 - tail))
+
+
+@dataclass(frozen=True)
+class ClassBreakdown:
+    """How one system's predictions fall over a classification task's label space, pooled over seeds.
+
+    Attributes:
+        labels: the task's label space, in its order.
+        recall: per label, the share of its gold examples predicted as it (every seed's predictions
+            pooled); None for a label with no gold example among the scored ones.
+        predicted: per label, its share of all predictions (pooled).
+        never_predicted: seed → the labels that seed predicts for no example, where there are any:
+            a run that predicts only some classes has half collapsed, which a degenerate-run flag
+            (every prediction the same label) does not show.
+    """
+
+    labels: tuple[Any, ...]
+    recall: tuple[float | None, ...]
+    predicted: tuple[float, ...]
+    never_predicted: dict[int, tuple[Any, ...]]
+
+
+def class_breakdown(
+    labels: Sequence[Any], examples: Sequence[Example], predictions_by_seed: Mapping[int, Mapping[int, Any]]
+) -> ClassBreakdown:
+    """Per-label recall and prediction shares of ``predictions_by_seed`` (seed → idx → label) on the
+    labelled ``examples``, every seed's confusion matrix summed (scikit-learn's)."""
+    from sklearn.metrics import confusion_matrix
+
+    keys = [json_key(label) for label in labels]
+    gold = [json_key(e.label) for e in examples]
+    total = np.zeros((len(keys), len(keys)), dtype=np.int64)
+    never: dict[int, tuple[Any, ...]] = {}
+    for seed, predictions in predictions_by_seed.items():
+        predicted = [json_key(predictions[e.idx]) for e in examples]
+        unknown = set(predicted) - set(keys)
+        if unknown:
+            raise ValueError(f"seed {seed} predicts labels outside the task's label space {list(labels)}: {sorted(map(str, unknown))}")
+        # labels= keeps the task's order and every label, predicted or not; rows are gold, columns predicted.
+        matrix = confusion_matrix(gold, predicted, labels=keys)
+        total += matrix
+        missing = tuple(label for label, column in zip(labels, matrix.sum(axis=0), strict=True) if column == 0)
+        if missing:
+            never[seed] = missing
+    gold_counts, predicted_counts = total.sum(axis=1), total.sum(axis=0)
+    recall = tuple(
+        None if gold_counts[i] == 0 else float(total[i, i] / gold_counts[i]) for i in range(len(keys))
+    )
+    share = predicted_counts / max(int(predicted_counts.sum()), 1)
+    return ClassBreakdown(tuple(labels), recall, tuple(float(s) for s in share), never)

@@ -137,6 +137,33 @@ def test_ranked_table_orders_methods_and_lists_every_seed(report_dir, smoke_grid
                 assert cells[5].startswith(f"{test['delta']:+.3f} [")
 
 
+def test_per_class_table_recounts_the_saved_predictions(report_dir, smoke_grid, data_root):
+    from slopeft.tasks import get_task
+
+    markdown = (report_dir / "report.md").read_text()
+    summary = json.loads((report_dir / "summary.json").read_text())
+    rows = {r["run_id"]: r for r in ResultsStore(smoke_grid / "results.sqlite").rows()}
+    task = get_task("slo-superglue/cb", str(data_root))
+    (table,) = _markdown_tables_after(markdown, "tiny:bert on slo-superglue/cb, per class")
+    header, _, *body = table
+    labels = [str(label) for label in task.spec.labels]
+    assert header == ["method", "seeds", *(f"recall {x}" for x in labels), *(f"predicted {x}" for x in labels),
+                      "never predicted"]
+    groups = {g["method"]: g for g in summary["groups"] if g["view"] == "slo-superglue/cb"}
+    gold = {e.idx: e.label for e in task.examples("val")}
+    for cells in body:
+        group = groups[cells[0].removesuffix(" †")]
+        pooled = [(gold[int(i)], p) for run in group["runs"]
+                  for i, p in json.loads((Path(rows[run]["run_dir"]) / "val_predictions.json").read_text()).items()]
+        for position, label in enumerate(task.spec.labels):
+            of_label = [p for g, p in pooled if g == label]
+            recall = group["per_class"]["recall"][position]
+            assert recall == (pytest.approx(of_label.count(label) / len(of_label)) if of_label else None)
+            assert cells[2 + position] == ("—" if recall is None else f"{recall:.3f}")
+            assert group["per_class"]["predicted"][position] == pytest.approx(
+                sum(p == label for _, p in pooled) / len(pooled))
+
+
 def test_reference_points_ship_with_their_sources():
     points = reference_points()
     assert {p.board for p in points} == {"SI-NLI", "SLO→ENG", "SloBench SuperGLUE"}

@@ -11,6 +11,7 @@ import pytest
 from slopeft.reporting.stats import (
     average_of,
     bootstrap,
+    class_breakdown,
     compare,
     is_degenerate,
     mean_std,
@@ -186,3 +187,21 @@ def test_a_task_whose_count_form_disagrees_is_scored_one_by_one_with_a_warning(m
         fallen_back = bootstrap(task, examples, [predictions], draws=50, seed=0)
     for metric in exact.draws:
         np.testing.assert_array_equal(fallen_back.draws[metric], exact.draws[metric])
+
+
+def test_class_breakdown_pools_the_seeds_and_names_the_classes_a_seed_never_predicts():
+    labels = ("entailment", "neutral", "contradiction")
+    gold = ["entailment"] * 4 + ["neutral"] * 4 + ["contradiction"] * 2
+    examples = [Example(i, {}, label) for i, label in enumerate(gold)]
+    seed_1 = dict(enumerate(gold))  # all right
+    seed_2 = dict(enumerate(["entailment"] * 4 + ["contradiction"] * 6))  # never neutral
+    breakdown = class_breakdown(labels, examples, {1: seed_1, 2: seed_2})
+    assert breakdown.labels == labels
+    assert breakdown.recall == (1.0, 0.5, 1.0)  # neutral: 4 of 8 pooled gold rows
+    assert breakdown.predicted == pytest.approx((8 / 20, 4 / 20, 8 / 20))
+    assert breakdown.never_predicted == {2: ("neutral",)}
+    # A label with no gold row has no recall; boolean label spaces (BoolQ) work as they are loaded from JSON.
+    none_true = class_breakdown((False, True), [Example(0, {}, False)], {1: {0: True}})
+    assert none_true.recall == (0.0, None) and none_true.never_predicted == {1: (False,)}
+    with pytest.raises(ValueError, match="outside the task's label space"):
+        class_breakdown(labels, examples, {1: {**seed_1, 0: "maybe"}})
