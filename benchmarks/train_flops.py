@@ -155,19 +155,32 @@ def main() -> None:
     ceiling = max(peak.values())
     methods = [m for m in args.methods.split(",") if m] or METHODS.names()
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
+    console.print("fp32 GEMM GFLOP/s: " + "; ".join(f"{k} {v:.1f}" for k, v in peak.items()))
+    target = Path("benchmarks/results/train_flops.json")
+    target.parent.mkdir(parents=True, exist_ok=True)
     best: dict[str, dict] = {}
-    for _ in range(args.rounds):  # methods take turns, so a slow spell does not land on one alone
-        for method in methods:
+    for round_ in range(args.rounds):  # methods take turns, so a slow spell does not land on one alone
+        for position, method in enumerate(methods, 1):
+            started = time.perf_counter()
             done = subprocess.run([sys.executable, __file__, "--child", method, "--steps", str(args.steps),
                                    "--warmup", str(args.warmup), "--batch-size", str(args.batch_size),
                                    "--threads", str(args.threads), "--profile", args.profile],
                                   capture_output=True, text=True, env=env)
+            where = f"round {round_ + 1}/{args.rounds}, method {position}/{len(methods)} {method}"
             if done.returncode:
                 best[method] = {"method": method, "error": done.stderr.strip().splitlines()[-1][:200]}
+                console.print(f"{where}: failed: {best[method]['error']}", highlight=False)
                 continue
             row = json.loads(done.stdout.strip().splitlines()[-1])
             if method not in best or "error" in best[method] or row["seconds"] < best[method]["seconds"]:
                 best[method] = row
+            # One line per measurement as it lands (a long run shows where it is, and a stopped one
+            # keeps what it measured: the JSON is rewritten after every method).
+            console.print(f"{where}: {row['gflop_per_s']:.1f} GFLOP/s ({row['gflop_per_s'] / ceiling:.0%} of peak), "
+                          f"{row['examples_per_s']:.1f} examples/s; {time.perf_counter() - started:.0f} s with "
+                          "loading", highlight=False)
+            target.write_text(json.dumps({"settings": vars(args), "gemm_gflop_per_s": peak,
+                                          "methods": list(best.values()), "complete": False}, indent=2) + "\n")
     rows = [best[m] for m in methods]
     table = Table(title=f"Training FLOP/s · {MODEL} · SI-NLI · batch {args.batch_size} · {args.threads} threads · "
                         f"{args.steps} steps · best of {args.rounds} rounds · fp32 GEMM peak {ceiling:.1f} GFLOP/s")
@@ -180,14 +193,12 @@ def main() -> None:
         table.add_row(row["method"], f"{row['flops'] / row['steps'] / 1e9:.1f}", f"{row['gflop_per_s']:.1f}",
                       f"{row['gflop_per_s'] / ceiling:.0%}", f"{row['examples_per_s']:.1f}",
                       f"{1 - row['tokens'] / row['padded_tokens']:.0%}")
-    console.print("fp32 GEMM GFLOP/s: " + "; ".join(f"{k} {v:.1f}" for k, v in peak.items()))
     console.print(table)
     for row in rows:
         if row.get("profile"):
             console.print(f"torch.profiler, {row['method']}:\n{row['profile']}")
-    target = Path("benchmarks/results/train_flops.json")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps({"settings": vars(args), "gemm_gflop_per_s": peak, "methods": rows}, indent=2) + "\n")
+    target.write_text(json.dumps({"settings": vars(args), "gemm_gflop_per_s": peak, "methods": rows,
+                                  "complete": True}, indent=2) + "\n")
 
 
 if __name__ == "__main__":
