@@ -1,13 +1,15 @@
 """Report plots with matplotlib's object API on the Agg canvas (no pyplot state, no display needed).
 
-Three figures, each written as PNG and SVG:
+Four figures, each written as PNG and SVG:
 
 - ``pareto``: score against trainable parameters (task head excluded) per task with a trained run,
   one named point per (model, method) with its 95% interval, the Pareto front (fewest parameters
   for the best score) as a step line and the baselines as dashed lines;
 - ``methods``: per task, one row per (model, method) from the lowest score to the highest: its mean
   with its interval and each seed's score, full fine-tuning's mean as a line; degenerate groups hollow;
-- ``costs``: per (model, method), mean train time, adapter size and peak memory across tasks.
+- ``curves``: per task, each method's validation score after each epoch (mean over seeds), where
+  runs were evaluated more than once;
+- ``costs``: per (model, method), mean training CPU time, adapter size and peak memory across tasks.
 """
 
 from __future__ import annotations
@@ -336,21 +338,24 @@ def plot_costs(results: Results, out_dir: Path) -> Plot:
     names = [f"{method} · {model}" for model, method in systems]
     colours, _ = _styles(results)
     metrics = [
-        ("train_seconds", "train time (s, mean per run)", 1.0, "mean"),
+        ("train_cpu_seconds", "train CPU time (s, mean per run)", 1.0, "mean"),
         ("adapter_bytes", "adapter size (MB)", 2**-20, "mean"),
         ("peak_rss_mb", "peak memory (RSS MB, max)", 1.0, "max"),
     ]
     fig = _figure(12, max(2.5, 0.35 * len(names) + 1.4))
     axes = fig.subplots(1, len(metrics), squeeze=False)[0]
     for ax, (key, title, scale, how) in zip(axes, metrics, strict=True):
-        values = []
+        values, missing = [], []
         for groups in systems.values():
             per_task = [v for g in groups if (v := g.cost(key, how)) is not None]
-            if not per_task:
-                values.append(0.0)
-            else:
-                values.append((max(per_task) if how == "max" else sum(per_task) / len(per_task)) * scale)
+            # No bar where nothing was recorded (records from before the CPU time was kept): their
+            # wall time would stand in for it, inflated by whatever else the machine ran.
+            missing.append(not per_task)
+            values.append((max(per_task) if how == "max" else sum(per_task) / len(per_task)) * scale if per_task else 0.0)
         ax.barh(range(len(names)), values, color=[colours.get(m, PALETTE[0]) for _, m in systems])
+        for row, absent in enumerate(missing):
+            if absent:
+                ax.text(0, row, " not recorded", va="center", fontsize=7, color="#777777")
         ax.set_yticks(range(len(names)))
         ax.set_yticklabels(names if ax is axes[0] else [""] * len(names), fontsize=8)
         ax.invert_yaxis()
@@ -360,17 +365,126 @@ def plot_costs(results: Results, out_dir: Path) -> Plot:
     png, svg = _save(fig, out_dir, "costs")
     return Plot(
         "costs",
-        "Cost per method: train time, adapter size, peak memory",
+        "Cost per method: training CPU time, adapter size, peak memory",
         png,
         svg,
-        "Horizontal bar charts of train time, adapter size and peak memory per method",
+        "Horizontal bar charts of training CPU time, adapter size and peak memory per method",
+    )
+
+
+@dataclass
+class Curve:
+    """One trained system's validation score after each evaluation, averaged over its seeds."""
+
+    group: Group
+    epochs: list[float]
+    scores: list[float]
+    seeds: int  # the seeds averaged (those evaluated at every point)
+
+
+def _history(run) -> dict[float, float]:
+    """A run's validation score per epoch from its record's history; empty where the history is not
+    of the set this result is scored on (a run's extra validation sets are scored once, at the end)."""
+    from slopeft.reporting.results import task_view
+
+    record = run.record
+    if record is None or not record.metrics.history:
+        return {}
+    config = record.config
+    if task_view(run.task, config.get("train_set"), config.get("val_set"))[1] != run.val_set:
+        return {}
+    entries = [
+        e for e in record.metrics.history
+        if e.get("step") and e.get("epoch") and run.main_metric in (e.get("metrics") or {})
+    ]
+    if not entries:
+        return {}
+    # The epoch from the step: records written before 3 December 2026 stored the final evaluation's
+    # epoch rounded down (741 steps of 247 per epoch: "epoch 2"). A rounded-down epoch only raises
+    # step / epoch, so the smallest ratio is the steps per epoch (exact at any epoch's end).
+    steps_per_epoch = min(e["step"] / e["epoch"] for e in entries)
+    return {round(e["step"] / steps_per_epoch, 2): float(e["metrics"][run.main_metric]) for e in entries}
+
+
+def curve_panels(results: Results) -> dict[str, list[Curve]]:
+    """Per task view, the trained systems evaluated at two or more points: the mean over seeds at
+    the epochs every seed was evaluated at. In a panel of more than :data:`MAX_NAMED_POINTS` systems
+    (a sweep) only each (model, method)'s best-scoring setting is drawn."""
+    panels: dict[str, list[Curve]] = {}
+    for view in results.tasks():
+        curves = []
+        for g in results.by_task(view):
+            if g.kind != "train":
+                continue
+            histories = [h for h in map(_history, g.runs) if h]
+            if not histories:
+                continue
+            epochs = sorted(set.intersection(*(set(h) for h in histories)))
+            if len(epochs) < 2:
+                continue
+            scores = [sum(h[e] for h in histories) / len(histories) for e in epochs]
+            curves.append(Curve(g, epochs, scores, len(histories)))
+        if len(curves) > MAX_NAMED_POINTS:
+            best: dict[tuple[str, str], Curve] = {}
+            for c in curves:
+                key = (c.group.model, _family(c.group))
+                if key not in best or c.group.mean > best[key].group.mean:
+                    best[key] = c
+            curves = list(best.values())
+        if curves:
+            panels[view] = curves
+    return panels
+
+
+def plot_curves(results: Results, out_dir: Path) -> Plot | None:
+    """Validation score after each epoch per task view and method (mean over seeds): whether a
+    method was still learning when its schedule ended, or peaked before. None where no run was
+    evaluated more than once."""
+    panels = curve_panels(results)
+    if not panels:
+        return None
+    rows, cols = _grid_shape(len(panels), cols=2)
+    fig = _figure(9.0 if cols == 1 else 6.0 * cols, 4.6 * rows + 0.6)
+    axes = fig.subplots(rows, cols, squeeze=False)
+    colours, markers = _styles(results)
+    for ax in axes.flat[len(panels) :]:
+        ax.set_visible(False)
+    for ax, (view, curves) in zip(axes.flat, panels.items(), strict=False):
+        several_models = len({c.group.model for c in curves}) > 1
+        for c in sorted(curves, key=lambda c: -c.scores[-1]):  # the legend from the best final score down
+            g = c.group
+            name = g.label if several_models else g.method
+            ax.plot(c.epochs, c.scores, marker=markers[g.model], markersize=4, linewidth=1.4,
+                    color=colours[g.method], label=f"{name} ({c.seeds} seed{'s' if c.seeds > 1 else ''})")
+        for g in results.by_task(view):
+            if g.kind == "baseline":
+                ax.axhline(g.mean, color="#777777", linestyle="--", linewidth=1)
+        ax.set_title(_short(view), fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(curves[0].group.main_metric)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    fig.suptitle("Validation score after each epoch, mean over seeds; dashed: baselines", fontsize=11)
+    png, svg = _save(fig, out_dir, "curves")
+    left_out = [view for view in results.tasks() if view not in panels]
+    return Plot(
+        "curves",
+        "Learning curves: validation score after each epoch"
+        + (f" (not evaluated per epoch: {', '.join(_short(v) for v in left_out)})" if left_out else ""),
+        png,
+        svg,
+        "Line plots of validation score against epoch per method and task",
     )
 
 
 def make_plots(results: Results, out_dir: Path) -> list[Plot]:
-    """Writes the three figures as PNG and SVG into ``out_dir``."""
+    """Writes the figures as PNG and SVG into ``out_dir`` (the learning curves where runs were
+    evaluated more than once, the costs where something was trained)."""
     out_dir = Path(out_dir)
     plots = [plot_pareto(results, out_dir), plot_methods(results, out_dir)]
+    curves = plot_curves(results, out_dir)
+    if curves is not None:
+        plots.append(curves)
     if any(g.kind == "train" for g in results.groups):
         plots.append(plot_costs(results, out_dir))
     return plots

@@ -121,3 +121,69 @@ def test_a_crowded_panel_names_only_each_methods_best_setting_in_its_methods_col
     assert sorted(p.label for p in points if p.named) == [f"bitfit-lr{top}", f"lora-lr{top}"]
     colours, _ = _styles(results)
     assert len({colours[f"lora-lr{i}"] for i in range(top + 1)}) == 1 and colours["lora-lr0"] != colours["bitfit-lr0"]
+
+
+def _evaluated(method: str, seed: int, history: list[tuple[int, float, float]], val_set: str = "human",
+               config_val: str | None = None) -> RunResult:
+    """A trained run whose record's history is ``(step, epoch, accuracy)`` per evaluation."""
+    from types import SimpleNamespace
+
+    record = SimpleNamespace(
+        metrics=SimpleNamespace(history=[{"step": s, "epoch": e, "metrics": {"accuracy": a}} for s, e, a in history]),
+        config={"val_set": config_val},
+    )
+    return RunResult(run_id=f"{method}-s{seed}", kind="train", task="si-nli", model="e5", method=method, seed=seed,
+                     main_metric="accuracy", main=history[-1][2], metrics={}, cost={}, predictions=None,
+                     degenerate=False, record=record, val_set=val_set)
+
+
+def _curve_group(method: str, runs: list[RunResult], view: str = "si-nli") -> Group:
+    return Group(task="si-nli", model="e5", method=method, kind="train", runs=runs, main_metric="accuracy",
+                 mean=sum(r.main for r in runs) / len(runs), std=None, val_set=runs[0].val_set, view=view)
+
+
+def test_learning_curves_average_the_seeds_at_epochs_read_from_the_steps():
+    from slopeft.reporting.plots import curve_panels
+
+    # Seed 1 was recorded before the fix: its last evaluation (step 741 of 247 per epoch) says "epoch 2".
+    lora = _curve_group("lora", [_evaluated("lora", 1, [(247, 1, 0.40), (494, 2, 0.50), (741, 2, 0.56)]),
+                                 _evaluated("lora", 2, [(247, 1.0, 0.44), (494, 2.0, 0.52), (741, 3.0, 0.54)])])
+    once = _curve_group("bitfit", [_evaluated("bitfit", 1, [(741, 3.0, 0.5)])])  # scored once: no curve
+    (curve,) = curve_panels(_results([lora, once]))["si-nli"]
+    assert curve.epochs == [1.0, 2.0, 3.0] and curve.seeds == 2
+    assert curve.scores == pytest.approx([0.42, 0.51, 0.55])
+
+
+def test_an_extra_validation_set_has_no_curve_and_a_grid_without_histories_no_figure(tmp_path):
+    from slopeft.reporting.plots import curve_panels, plot_curves
+
+    # RTE scored on its MT validation every epoch and on the HT one at the end: the history is the MT set's.
+    extra = _curve_group("lora", [_evaluated("lora", 1, [(10, 1.0, 0.5), (20, 2.0, 0.6)], val_set="human",
+                                             config_val="machine")], view="si-nli (validation human)")
+    assert curve_panels(_results([extra])) == {}
+    assert plot_curves(_results([extra]), tmp_path) is None
+    trained = _curve_group("lora", [_evaluated("lora", 1, [(10, 1.0, 0.5), (20, 2.0, 0.6)])])
+    plot = plot_curves(_results([trained, extra]), tmp_path)
+    assert plot.png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "not evaluated per epoch" in plot.title
+
+
+def test_the_costs_plot_shows_cpu_time_and_no_bar_where_no_cpu_time_was_recorded(tmp_path):
+    import slopeft.reporting.plots as plots
+
+    new = _group("si-nli", "lora", 0.5)
+    new.runs[0].cost.update(train_cpu_seconds=900.0, train_seconds=1500.0)
+    old = _group("si-nli", "full", 0.5)
+    old.runs[0].cost.update(train_seconds=7000.0)  # a record from before train_cpu_seconds: wall time only
+    captured = {}
+    real_save = plots._save
+
+    def save(fig, out_dir, name):  # the bars as drawn, read back from the figure before it is saved
+        ax = fig.axes[0]
+        captured["bars"] = [p.get_width() for p in ax.patches]
+        captured["texts"] = [t.get_text().strip() for t in ax.texts]
+        return real_save(fig, out_dir, name)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(plots, "_save", save)
+        plots.plot_costs(_results([new, old]), tmp_path)
+    assert captured["bars"] == [900.0, 0.0] and captured["texts"] == ["not recorded"]
