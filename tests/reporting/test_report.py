@@ -55,7 +55,7 @@ def report_dir(smoke_grid, tmp_path_factory, data_root) -> Path:
 
 def test_report_files(report_dir, smoke_grid):
     assert (report_dir / "report.md").is_file() and (report_dir / "report.html").is_file()
-    for name in ("pareto", "methods", "costs"):
+    for name in ("pareto", "methods", "curves", "costs"):
         png = report_dir / "plots" / f"{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
         root = ET.parse(report_dir / "plots" / f"{name}.svg").getroot()
