@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from slopeft.errors import SubmissionError
 from slopeft.records import RunRecord, load_predictions
 from slopeft.reporting.stats import (
     DEFAULT_DRAWS,
@@ -273,12 +274,19 @@ def summarise(
             continue
         examples = [e for e in task.examples("val") if e.idx in covered]
         n = min(draws, TRANSLATION_DRAWS) if task.spec.kind == "translation" else draws
-        group.ci = bootstrap(
-            task, examples, [r.predictions for r in members], draws=n, seed=seed, cache=scores_cache
-        )
+        try:
+            group.ci = bootstrap(
+                task, examples, [r.predictions for r in members], draws=n, seed=seed, cache=scores_cache
+            )
+            if task.spec.labels is not None:
+                group.classes = class_breakdown(task.spec.labels, examples, {r.seed: r.predictions for r in members})
+        except (SubmissionError, ValueError) as err:
+            # A predictions file the task cannot score (edited by hand, or written by other code): the
+            # group keeps its recorded scores, flagged; the rest of the report is unaffected.
+            group.ci = group.classes = None
+            group.notes.append(f"saved predictions not scorable, no interval or tests: {err}")
+            continue
         inputs[id(group)] = (task, examples, n)
-        if task.spec.labels is not None:
-            group.classes = class_breakdown(task.spec.labels, examples, {r.seed: r.predictions for r in members})
 
     def rebootstrap(group: Group, seeds: set[int]) -> Bootstrap:
         task, examples, n = inputs[id(group)]

@@ -164,6 +164,25 @@ def test_per_class_table_recounts_the_saved_predictions(report_dir, smoke_grid, 
                 sum(p == label for _, p in pooled) / len(pooled))
 
 
+def test_a_run_whose_saved_predictions_cannot_be_scored_is_flagged_and_the_rest_reported(
+    smoke_grid, data_root, tmp_path
+):
+    from slopeft.reporting.results import summarise
+
+    rows = ResultsStore(smoke_grid / "results.sqlite").rows()
+    bad = next(r for r in rows if r["task"] == "slo-superglue/cb" and r["method"] == "lora" and r["seed"] == 1)
+    predictions = json.loads((Path(bad["run_dir"]) / "val_predictions.json").read_text())
+    predictions[next(iter(predictions))] = "maybe"  # a label CB does not have
+    (tmp_path / "val_predictions.json").write_text(json.dumps(predictions))
+    rows = [{**r, "run_dir": str(tmp_path)} if r is bad else r for r in rows]
+    results = summarise(rows, "smoke", data_dir=str(data_root), draws=20)
+    groups = {g.method: g for g in results.by_task("slo-superglue/cb")}
+    lora = groups["lora"]
+    assert lora.ci is None and lora.classes is None and lora.vs_reference is None
+    assert any("not scorable" in note and "maybe" in note for note in lora.notes)
+    assert groups["full"].ci is not None and groups["bitfit"].vs_reference is not None  # the rest as before
+
+
 def test_reference_points_ship_with_their_sources():
     points = reference_points()
     assert {p.board for p in points} == {"SI-NLI", "SLO→ENG", "SloBench SuperGLUE"}
