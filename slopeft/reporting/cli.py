@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.table import Table as RichTable
 
 
 def report(
@@ -30,7 +31,8 @@ def report(
         ),
     ] = None,
 ) -> None:
-    """Write a grid's report: Markdown, a standalone HTML page and plots (PNG and SVG).
+    """Write a grid's report: Markdown, a standalone HTML page and plots (PNG and SVG); print each
+    task's ranked table (baselines, full fine-tuning, the methods by mean score).
 
     A grid with published results (``results:``) is reported from those records, so a fresh
     clone reports the committed study without having run it.
@@ -44,6 +46,13 @@ def report(
         import_results(loaded)
     files = report_for_grid(loaded.out, out, str(data_dir) if data_dir else None, draws=draws, seed=seed)
     console = Console()
+    for what, ranked in files.ranked:  # the comparison itself, before the list of files
+        table = RichTable(title=f"{what}, ranked", title_justify="left")
+        for position, column in enumerate(ranked.columns):
+            table.add_column(column, justify="left" if position == 0 else "right", overflow="fold")
+        for row in ranked.rows:
+            table.add_row(*row)
+        console.print(table)
     console.print(f"Wrote {files.markdown}", highlight=False)
     console.print(f"Wrote {files.html}", highlight=False)
     for plot in files.plots:

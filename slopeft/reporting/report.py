@@ -47,6 +47,7 @@ class ReportFiles:
     html: Path
     plots: list[Plot]
     summary: Path
+    ranked: list[tuple[str, Table]] = field(default_factory=list)  # (what, table): what the CLI prints
 
 
 # -- formatting ---------------------------------------------------------------------------------
@@ -222,6 +223,19 @@ def _ranked(groups: list[Group], model: str) -> list[Group]:
     return baselines + sorted(trained, key=lambda g: (g.method not in reference, -g.mean))
 
 
+def _trained_models(groups: list[Group]) -> list[str]:
+    return sorted({g.model for g in groups if g.kind == "train"})
+
+
+def ranked_tables(results: Results) -> list[tuple[str, Table]]:
+    """``("MODEL on TASK", ranked table)`` for every task view and model with a trained run."""
+    return [
+        (f"{model} on {task}", ranked_table(results.by_task(task), model))
+        for task in results.tasks()
+        for model in _trained_models(results.by_task(task))
+    ]
+
+
 def class_table(groups: list[Group], model: str) -> Table | None:
     """Recall and share of the predictions per label, pooled over seeds, in the ranked order; None
     for a task without a label space."""
@@ -286,7 +300,7 @@ def build_document(results: Results, plots: list[Plot], meta: dict[str, Any]) ->
         groups = results.by_task(task)
         section = Section(f"Task {task}")  # a task view: the task, with its sets when not the defaults
         section.blocks.append(task_table(groups))
-        for model in sorted({g.model for g in groups if g.kind == "train"}):
+        for model in _trained_models(groups):
             section.blocks.append(
                 f"{model} on {task}, ranked: the baselines, full fine-tuning, then the methods by mean "
                 "score; each seed's score; Δ is the paired test against full fine-tuning above."
@@ -594,7 +608,7 @@ def build_report(
     page.write_text(render_html(title, sections), encoding="utf-8")
     summary = out_dir / "summary.json"
     summary.write_text(json.dumps(_summary_json(results), indent=2, default=float) + "\n", encoding="utf-8")
-    return ReportFiles(markdown, page, plots, summary)
+    return ReportFiles(markdown, page, plots, summary, ranked_tables(results))
 
 
 def report_for_grid(

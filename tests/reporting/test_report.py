@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import contextlib
+import io
 import json
 import re
 import subprocess
@@ -34,9 +36,10 @@ CHROMIUM_FLAGS = [
 @pytest.fixture(scope="module")
 def report_dir(smoke_grid, tmp_path_factory, data_root) -> Path:
     out = tmp_path_factory.mktemp("report")
-    with pytest.MonkeyPatch.context() as mp:
+    printed = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(printed):
         mp.setenv("SLOPEFT_DATA", str(data_root))
-        mp.setenv("COLUMNS", "200")
+        mp.setenv("COLUMNS", "250")
         main(
             [
                 "report",
@@ -50,6 +53,7 @@ def report_dir(smoke_grid, tmp_path_factory, data_root) -> Path:
                 "100",
             ]
         )
+    (out / "printed.txt").write_text(printed.getvalue())  # what the command showed in the terminal
     return out
 
 
@@ -135,6 +139,19 @@ def test_ranked_table_orders_methods_and_lists_every_seed(report_dir, smoke_grid
             if method != "full":
                 test = group["vs_reference"]
                 assert cells[5].startswith(f"{test['delta']:+.3f} [")
+
+
+def test_the_command_prints_each_ranked_table(report_dir):
+    printed = (report_dir / "printed.txt").read_text()
+    markdown = (report_dir / "report.md").read_text()
+    for task in ("slo-superglue/cb", "slo-superglue/copa"):
+        assert f"tiny:bert on {task}, ranked" in printed
+        (table,) = _markdown_tables_after(markdown, f"tiny:bert on {task}, ranked")
+        block = printed.split(f"tiny:bert on {task}, ranked", 1)[1]
+        for cells in table[2:]:  # each row's method and its mean, as in the report
+            line = next(line for line in block.splitlines() if line.startswith(f"│ {cells[0]} "))
+            assert cells[2] in line and cells[3] in line
+    assert printed.index("ranked") < printed.index("Wrote ")
 
 
 def test_per_class_table_recounts_the_saved_predictions(report_dir, smoke_grid, data_root):
@@ -258,7 +275,7 @@ def test_html_renders_in_headless_chromium_without_console_errors(report_dir, tm
     assert shown.returncode == 0, shown.stderr[-2000:]
     assert _console_messages(shown.stderr) == []
     dom = shown.stdout
-    assert dom.count("<table") >= 3 and "slopeft report" in dom and dom.count("<figure") == 3
+    assert dom.count("<table") >= 3 and "slopeft report" in dom and dom.count("<figure") == 4  # pareto, methods, curves, costs
 
     # Every embedded plot decodes as an image: probe a copy of the page with a script of our own.
     probe = tmp_path / "probe.html"
@@ -271,6 +288,6 @@ def test_html_renders_in_headless_chromium_without_console_errors(report_dir, tm
     )
     probed = _chromium(probe, tmp_path / "profile-probe", "--virtual-time-budget=5000", "--dump-dom")
     assert _console_messages(probed.stderr) == []
-    assert 'data-images="true,true,true"' in probed.stdout
+    assert 'data-images="true,true,true,true"' in probed.stdout
     for svg in re.findall(r'src="data:image/svg\+xml;base64,([^"]+)"', html):
         assert ET.fromstring(base64.b64decode(svg)).tag.endswith("svg")
