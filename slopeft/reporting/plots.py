@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from slopeft.reporting.results import REFERENCE_METHOD, Group, Results
+from slopeft.reporting.results import REFERENCE_METHOD, Group, Results, task_view
 
 PALETTE = ["#1b6ca8", "#d1495b", "#2a9d8f", "#e9a03b", "#6a4c93", "#8d6e63", "#00798c", "#c44536", "#5c946e"]
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "h"]
@@ -385,8 +385,6 @@ class Curve:
 def _history(run) -> dict[float, float]:
     """A run's validation score per epoch from its record's history; empty where the history is not
     of the set this result is scored on (a run's extra validation sets are scored once, at the end)."""
-    from slopeft.reporting.results import task_view
-
     record = run.record
     if record is None or not record.metrics.history:
         return {}

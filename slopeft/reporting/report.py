@@ -174,7 +174,7 @@ def ranked_table(groups: list[Group], model: str) -> Table:
     reference (full fine-tuning), then every other method from the highest mean to the lowest, with
     each seed's score beside the mean and only the columns that decide between methods (the README's
     Results table is this table, copied)."""
-    reference = {g.reference_method for g in groups if g.kind == "train" and g.model == model} - {None}
+    reference = _reference_methods(groups, model)
     rows = []
     for g in _ranked(groups, model):
         share = g.cost("trainable_share")
@@ -219,8 +219,13 @@ def _ranked(groups: list[Group], model: str) -> list[Group]:
         (g for g in groups if g.kind != "train" and g.model in ("baseline", model)), key=lambda g: -g.mean
     )
     trained = [g for g in groups if g.kind == "train" and g.model == model]
-    reference = {g.reference_method for g in trained} - {None}
+    reference = _reference_methods(groups, model)
     return baselines + sorted(trained, key=lambda g: (g.method not in reference, -g.mean))
+
+
+def _reference_methods(groups: list[Group], model: str) -> set[str]:
+    """The label ``model``'s methods were tested against (``full``; in a sweep its best setting)."""
+    return {g.reference_method for g in groups if g.kind == "train" and g.model == model} - {None}
 
 
 def _trained_models(groups: list[Group]) -> list[str]:

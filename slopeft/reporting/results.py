@@ -8,9 +8,10 @@ in one view per set. Views on the task's default sets are named by the task alon
 Reads completed rows of a grid's store and each run's ``val_predictions[.<set>].json``, rebuilds the
 validation examples the run was scored on (through the task, never through training code), and
 computes per group: mean ± std and a 95% t-interval over seeds, bootstrap intervals over examples,
-degenerate-run flags, per-class recall and prediction shares (classification), costs; per (view, model): a paired bootstrap test of every method against the
-best one and against full fine-tuning; per task group and (model, method): the group's leaderboard
-average when all its tasks are present on the leaderboard's validation sets.
+degenerate-run flags, per-class recall and prediction shares (classification tasks), costs; per
+(view, model): a paired bootstrap test of every method against the best one and against full
+fine-tuning; per task group and (model, method): the group's leaderboard average when all its tasks
+are present on the leaderboard's validation sets.
 """
 
 from __future__ import annotations
