@@ -200,6 +200,21 @@ def test_a_run_whose_saved_predictions_cannot_be_scored_is_flagged_and_the_rest_
     assert groups["full"].ci is not None and groups["bitfit"].vs_reference is not None  # the rest as before
 
 
+def test_a_seed_that_never_predicts_some_classes_is_flagged_but_a_degenerate_one_only_once():
+    from slopeft.reporting.report import _flags
+    from slopeft.reporting.results import Group
+    from slopeft.reporting.stats import ClassBreakdown
+
+    labels = ("entailment", "neutral", "contradiction")
+    group = Group(task="si-nli", model="e5", method="prefix-tuning", kind="train", runs=[], main_metric="accuracy",
+                  mean=0.43, std=None)
+    group.classes = ClassBreakdown(labels, (0.1, 0.6, 0.6), (0.1, 0.5, 0.4),
+                                   {1: ("entailment",), 2: ("entailment", "neutral")})
+    flags = _flags(group)
+    assert "seed 1 predicts no entailment" in flags
+    assert "seed 2" not in flags  # one class left: the degenerate flag's case, not said twice
+
+
 def test_reference_points_ship_with_their_sources():
     points = reference_points()
     assert {p.board for p in points} == {"SI-NLI", "SLO→ENG", "SloBench SuperGLUE"}
