@@ -67,6 +67,12 @@ def _short(view: str) -> str:
     return f"{short} ({sets}" if sets else short
 
 
+def _left_out(results: Results, drawn, why: str) -> str:
+    """A figure title's note on the task views it has no panel for: `` (why: cb, copa)``, or nothing."""
+    missing = [_short(view) for view in results.tasks() if view not in drawn]
+    return f" ({why}: {', '.join(missing)})" if missing else ""
+
+
 def _interval(group: Group) -> tuple[float, float] | None:
     if group.ci is None or group.main_metric not in group.ci.low:
         return None
@@ -250,11 +256,9 @@ def plot_pareto(results: Results, out_dir: Path) -> Plot:
     for ax, points in zip(axes.flat, panels.values(), strict=False):
         _name_points(ax, points, fontsize=7 if single else 6)
     png, svg = _save(fig, out_dir, "pareto")
-    left_out = [task for task in results.tasks() if task not in panels]
     return Plot(
         "pareto",
-        "Score vs trainable parameters, Pareto front per task"
-        + (f" (no trained run yet: {', '.join(_short(t) for t in left_out)})" if left_out else ""),
+        "Score vs trainable parameters, Pareto front per task" + _left_out(results, panels, "no trained run yet"),
         png,
         svg,
         "Scatter plots of validation score against trainable parameters per task",
@@ -319,11 +323,10 @@ def plot_methods(results: Results, out_dir: Path) -> Plot:
         fontsize=9,
     )
     png, svg = _save(fig, out_dir, "methods")
-    left_out = [task for task in results.tasks() if task not in tasks]
     return Plot(
         "methods",
         "Methods per task: mean, 95% interval and each seed"
-        + (f" (one system only, in the tables: {', '.join(_short(t) for t in left_out)})" if left_out else ""),
+        + _left_out(results, tasks, "one system only, in the tables"),
         png,
         svg,
         "Dot plots of score per method and task, lowest to highest, with intervals and seed scores",
@@ -464,11 +467,9 @@ def plot_curves(results: Results, out_dir: Path) -> Plot | None:
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.suptitle("Validation score after each epoch, mean over seeds; dashed: baselines", fontsize=11)
     png, svg = _save(fig, out_dir, "curves")
-    left_out = [view for view in results.tasks() if view not in panels]
     return Plot(
         "curves",
-        "Learning curves: validation score after each epoch"
-        + (f" (not evaluated per epoch: {', '.join(_short(v) for v in left_out)})" if left_out else ""),
+        "Learning curves: validation score after each epoch" + _left_out(results, panels, "not evaluated per epoch"),
         png,
         svg,
         "Line plots of validation score against epoch per method and task",
