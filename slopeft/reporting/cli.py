@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table as RichTable
 
 
 def report(
@@ -40,6 +39,7 @@ def report(
     from slopeft.experiments.grid import load_grid
     from slopeft.experiments.runner import import_results
     from slopeft.reporting.report import report_for_grid
+    from slopeft.reporting.tables import table
 
     loaded = load_grid(grid, grid_out, results)
     if loaded.results is not None:
@@ -47,12 +47,7 @@ def report(
     files = report_for_grid(loaded.out, out, str(data_dir) if data_dir else None, draws=draws, seed=seed)
     console = Console()
     for what, ranked in files.ranked:  # the comparison itself, before the list of files
-        table = RichTable(title=f"{what}, ranked", title_justify="left")
-        for position, column in enumerate(ranked.columns):
-            table.add_column(column, justify="left" if position == 0 else "right", overflow="fold")
-        for row in ranked.rows:
-            table.add_row(*row)
-        console.print(table)
+        console.print(table(f"{what}, ranked", ranked.columns, ranked.rows))
     console.print(f"Wrote {files.markdown}", highlight=False)
     console.print(f"Wrote {files.html}", highlight=False)
     for plot in files.plots:
