@@ -29,7 +29,9 @@ A grid is YAML (``configs/grids/NAME.yaml``)::
     resources: {num_cpus: 1, num_gpus: 0}   # per run, for the Ray backend
 
 The file is read like a run config (:func:`~slopeft.config.update_dataclass` on :class:`GridFile` and
-its entries): every key is a documented field, an unknown one is an error naming the known ones.
+its entries): every key is a documented field, an unknown one is an error naming the known ones. A
+``match:`` or ``exclude:`` key that fits none of the grid's models, tasks, methods, seeds or kinds is
+an error too: a misspelt name would otherwise change nothing, found out after the training.
 
 Runs a model family cannot do (an encoder has no head for translation, a method that does not
 apply to the family) are skipped with the reason, not failed. Runs this machine cannot train (QLoRA
@@ -390,6 +392,7 @@ def grid_from_dict(data: dict[str, Any], where: str = "grid", default_name: str 
             )
         )
     exclude = [_patterns(_read(PatternEntry, item, f"exclude[{i}]", where)) for i, item in enumerate(file.exclude)]
+    _check_patterns_name_something(overrides, exclude, file.models, tasks, methods, baselines, file.seeds, where)
     return Grid(
         name=name,
         out=Path(file.out or Path("outputs") / "grids" / name),
@@ -412,6 +415,36 @@ def grid_from_dict(data: dict[str, Any], where: str = "grid", default_name: str 
         recipes=file.recipes,
         order=_order(file.order, where),
     )
+
+
+def _check_patterns_name_something(overrides, exclude, models, tasks, methods, baselines, seeds, where) -> None:
+    """A match: or exclude: key that none of the grid's values fit is an error, not a no-op.
+
+    A misspelt name (``task: rte`` for ``slo-superglue/rte``, ``method: lora*`` in a grid of ``dora``)
+    would otherwise leave every run as it was, found out hours of training later.
+    """
+    values = {
+        "model": [str(m) for m in models] + [b.model or BASELINE_MODEL for b in baselines],
+        "task": list(tasks),
+        "method": [variant.label for variant in methods] + [b.label for b in baselines],
+        "seed": [str(s) for s in seeds] + (["0"] if any(b.strategy in SEEDLESS_BASELINES for b in baselines) else []),
+        "kind": (["train"] if methods else []) + (["baseline"] if baselines else []),
+    }
+    entries = [(f"overrides[{i}].match", o.match) for i, o in enumerate(overrides)]
+    entries += [(f"exclude[{i}]", pattern) for i, pattern in enumerate(exclude)]
+    for name, pattern in entries:
+        for key, globs in pattern.items():
+            # A list is alternatives (a shared exclude list may name tasks another grid has): it is
+            # a mistake only when none of them fits.
+            globs = globs if isinstance(globs, tuple) else (globs,)
+            if not any(fnmatch.fnmatchcase(value, glob) for glob in globs for value in values[key]):
+                known = ", ".join(dict.fromkeys(values[key])) or "none"
+                shown = repr(globs[0]) if len(globs) == 1 else f"[{', '.join(map(repr, globs))}]"
+                raise ConfigError(
+                    f"{where}: {name}.{key} {shown} matches none of the grid's {key}s ({known}), so "
+                    f"the entry would change nothing. Fix the name (globs like 'slo-superglue/*' "
+                    f"work) or remove the entry."
+                )
 
 
 def _per_method(value: dict[str, Any], key: str, where: str, methods) -> dict[str, dict[str, Any]]:

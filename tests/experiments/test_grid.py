@@ -142,6 +142,38 @@ def test_mistakes_fail_before_anything_runs(data, message):
         expand(_grid(**data))
 
 
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"overrides": [{"match": {"task": "rte"}, "training": {"epochs": 2}}]}, r"overrides\[0\].match.task 'rte'"),
+        ({"overrides": [{"match": {"method": ["dora", "ia3"]}, "training": {"epochs": 2}}]}, r"method \['dora', 'ia3'\]"),
+        ({"overrides": [{"match": {"model": "tiny:gemma"}, "training": {"epochs": 2}}]}, "model 'tiny:gemma'"),
+        ({"exclude": [{"seed": "3"}]}, r"exclude\[0\].seed '3'"),
+        ({"exclude": [{"kind": "baseline"}]}, "kind 'baseline'"),
+    ],
+)
+def test_a_match_that_names_nothing_in_the_grid_is_an_error(entry, message):
+    """A misspelt override would leave every run unchanged: found out only after the training."""
+    with pytest.raises(ConfigError, match=message) as raised:
+        _grid(tasks=["slo-superglue/cb", "slo-superglue/copa"], **entry)
+    assert "would change nothing" in str(raised.value)
+
+
+def test_matches_on_globs_baselines_and_their_seed_are_accepted():
+    grid = _grid(
+        methods=["lora", "bitfit"],
+        baselines=["majority"],
+        overrides=[
+            # one alternative of a list may name what this grid lacks (dora)
+            {"match": {"task": "slo-superglue/*", "method": ["lora", "bit*", "dora"]}, "training": {"epochs": 2}},
+            {"match": {"model": "baseline", "seed": "0", "kind": "baseline"}, "training": {"max_eval_examples": 5}},
+        ],
+        exclude=[{"method": "majority", "kind": "train"}],
+    )
+    runs = expand(grid).runs
+    assert {r.config["training"]["epochs"] for r in runs if r.kind == "train"} == {2}
+
+
 @pytest.mark.parametrize("name", sorted(path.stem for path in GRIDS.glob("*.yaml")))
 def test_shipped_grids_expand(name):
     grid = load_grid(GRIDS / f"{name}.yaml")
