@@ -136,3 +136,11 @@ def test_predictions_are_written_atomically(cli, trained, monkeypatch):
     message = cli.fails("predict", "--run", trained, "--split", "val", watch=trained)
     assert "No space left" in message
     assert not predictions.exists() or not any(predictions.rglob("*.jsonl"))
+
+
+@pytest.mark.parametrize("where", ["the-file", "the-file/run"])
+def test_an_output_that_is_a_file_or_lies_under_one_is_refused(cli, tmp_path, tiny_bert, real_data_env, where):
+    (tmp_path / "the-file").write_text("my notes\n")
+    message = cli.fails(*_train_args(tiny_bert, tmp_path / where), watch=tmp_path)
+    assert "--output" in message and str(tmp_path / where) in message
+    assert (tmp_path / "the-file").read_text() == "my notes\n"
