@@ -163,6 +163,12 @@ def baseline(
 ) -> None:
     """Predictions, metrics and a submission zip from a model-free baseline."""
     from slopeft.evaluation.workflows import baseline_workflow, translation_options
+    from slopeft.files import check_output
+
+    if output is not None:
+        check_output(output, "folder", "--output")
+    if submission is not None:
+        check_output(submission, "file", "--submission")
 
     options = translation_options(task, train_src, train_tgt, test_src, nltk)
     prompting = {"model": model, "max_length": max_length, "batch_size": batch_size}
@@ -194,6 +200,10 @@ def score(
 ) -> None:
     """Score predictions locally with the leaderboard's metric code."""
     from slopeft.evaluation.workflows import score_workflow, translation_options
+    from slopeft.files import check_output
+
+    if json_out:
+        check_output(json_out, "file", "--json")
 
     result = score_workflow(task, predictions, split, data_dir, translation_options(task, nltk=nltk))
     _print_result(result)
@@ -330,7 +340,9 @@ def submit(
 ) -> None:
     """Assemble runs' test predictions into one leaderboard zip (predicting where not yet done) and check it."""
     from slopeft.evaluation.workflows import submit_workflow
+    from slopeft.files import check_output
 
+    check_output(out, "file", "--out")
     _print_result(submit_workflow(runs, out, data_dir, batch_size))
 
 
@@ -358,8 +370,11 @@ def quickstart(
     ] = "fastest",
 ) -> None:
     """The main job: LoRA and BitFit next to the majority baseline, with their costs, on one small task."""
+    from slopeft.files import check_output
     from slopeft.quickstart import QuickstartConfig
     from slopeft.quickstart import quickstart as run_quickstart
+
+    check_output(output, "folder", "--output")
 
     run_quickstart(QuickstartConfig(model=model, task=task, train_examples=train_examples,
                                     eval_examples=eval_examples, epochs=epochs, learning_rate=learning_rate, output=output,
@@ -433,8 +448,11 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:
         sys.exit(130)
     except OSError as err:
-        from slopeft.files import is_disk_error, write_error
+        from slopeft.files import is_disk_error, path_shape_error, write_error
 
+        if (shape := path_shape_error(err)) is not None:  # an output option naming a file for a folder
+            Console(stderr=True).print(f"[bold red]Error:[/bold red] {shape}", highlight=False)
+            sys.exit(2)
         if not is_disk_error(err):
             raise
         # A write that is not one of the atomic result writers (a cache, a log): still one paragraph.

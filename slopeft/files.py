@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from slopeft.errors import SlopeftError
+from slopeft.errors import ConfigError, SlopeftError
 
 #: errno values that mean "the destination cannot take the file" rather than a programming error.
 DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG, errno.EIO}
@@ -45,6 +45,26 @@ def write_error(path: Path | str, err: OSError, what: str = "") -> WriteError:
     )
 
 
+def check_output(path: Path | str, kind: str = "file", option: str = "") -> Path:
+    """Refuses an output path that cannot become a ``kind`` ("file" or "folder"): a folder where a file
+    must go, a file where a folder must go, or a file among the folders above it. Commands check their
+    output options with it before any work, so a typo costs no training."""
+    path = Path(path)
+    named = f"{option} {path}" if option else str(path)
+    for parent in path.parents:  # the nearest existing one decides
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"Cannot write {named}: {parent} is a file, not a folder. Choose another path, "
+                                   "or move that file away.")
+            break
+    if kind == "file" and path.is_dir():
+        raise ConfigError(f"{named} is a folder; it must name a file. Add a file name to the path, or choose "
+                           "another path.")
+    if kind == "folder" and path.exists() and not path.is_dir():
+        raise ConfigError(f"{named} is a file; it must name a folder. Choose another path, or move that file away.")
+    return path
+
+
 def _tmp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
@@ -53,7 +73,7 @@ def _tmp_name(path: Path) -> Path:
 def atomic_path(path: Path | str, what: str = "") -> Iterator[Path]:
     """A temporary path beside ``path`` to write to; renamed to ``path`` when the block succeeds,
     removed when it fails. An ``OSError`` of a full or read-only disk becomes a :class:`WriteError`."""
-    path = Path(path)
+    path = check_output(path)  # a folder in the way would fail only at the rename, naming the temporary
     tmp = _tmp_name(path)
     created = _missing_parents(path)
     try:
@@ -136,6 +156,26 @@ def atomic_dir(path: Path | str, what: str = "") -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+#: errno values of a path of the wrong shape: a file where a folder must be, or the other way round.
+PATH_SHAPE_ERRNOS = {errno.ENOTDIR, errno.EEXIST, errno.EISDIR}
+
+
+def path_shape_error(err: OSError) -> SlopeftError | None:
+    """The one-paragraph error for an output path the user named with a file where a folder must be
+    (``--output notes.txt`` for a folder, ``--out notes.txt/report``), or a folder where a file must
+    be; None for any other OSError."""
+    path = err.filename or "a path"
+    if err.errno == errno.ENOTDIR:
+        return SlopeftError(f"Cannot use {path}: part of it is a file where a folder must be. Point the option "
+                            "at a folder path, or move that file away.")
+    if err.errno == errno.EEXIST:
+        return SlopeftError(f"Cannot create the folder {path}: a file of that name is in the way. Point the "
+                            "option at another path, or move the file away.")
+    if err.errno == errno.EISDIR:
+        return SlopeftError(f"{path} is a folder where a file must be. Name a file (for example out.zip) instead.")
+    return None
 
 
 def is_disk_error(err: BaseException) -> bool:

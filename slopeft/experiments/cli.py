@@ -61,10 +61,15 @@ def grid_run(
     """Run every unfinished run of a grid; finished runs are skipped, interrupted ones resume."""
     from slopeft.experiments.grid import load_grid
     from slopeft.experiments.runner import run_grid
+    from slopeft.files import check_output
 
+    loaded = load_grid(grid, out, results)
+    check_output(loaded.out, "folder", "--out" if out else "the grid's out:")
+    if loaded.results is not None:
+        check_output(loaded.results, "folder", "--results" if results else "the grid's results:")
     try:
         summary = run_grid(
-            load_grid(grid, out, results),
+            loaded,
             workers=workers,
             backend=backend,
             address=address,
@@ -210,6 +215,7 @@ def results_export(
     from slopeft.errors import ConfigError
     from slopeft.experiments.grid import load_grid
     from slopeft.experiments.store import export, open_store
+    from slopeft.files import check_output
 
     if (grid is None) == (store is None):
         raise ConfigError("Pass --grid GRID.yaml or --store results.sqlite (one of them).")
@@ -217,6 +223,6 @@ def results_export(
         loaded = load_grid(grid, out_dir)
         store = loaded.store_path
     assert store is not None
-    target = output or store.parent / f"results.{fmt}"
+    target = check_output(output or store.parent / f"results.{fmt}", "file", "--output" if output else "")
     written = export(open_store(store), target, fmt)
     Console().print(f"Wrote {written}", highlight=False)

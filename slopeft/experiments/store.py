@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from slopeft.errors import ConfigError
+from slopeft.errors import ConfigError, DataError
 from slopeft.records import RunRecord
 
 SCHEMA_VERSION = 1
@@ -89,12 +89,19 @@ class ResultsStore:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(_SCHEMA)
-            db.execute(
-                "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-            )
+        try:
+            with self._connect() as db:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.executescript(_SCHEMA)
+                db.execute(
+                    "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+                )
+        except sqlite3.DatabaseError as err:  # another file under the name, or a damaged one
+            raise DataError(
+                f"{self.path} is not a readable results store ({err}). The store only indexes the run records, "
+                "so nothing is lost: move the file away and rebuild it with `slopeft results import GRID` "
+                "(a grid run rebuilds it too)."
+            ) from None
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:

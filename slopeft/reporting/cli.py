@@ -38,9 +38,11 @@ def report(
     """
     from slopeft.experiments.grid import load_grid
     from slopeft.experiments.runner import import_results
+    from slopeft.files import check_output
     from slopeft.reporting.report import report_for_grid
     from slopeft.reporting.tables import table
 
+    check_output(out, "folder", "--out")
     loaded = load_grid(grid, grid_out, results)
     if loaded.results is not None:
         import_results(loaded)

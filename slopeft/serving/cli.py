@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import logging
+import math
 import os
 import signal
 import warnings
@@ -109,6 +111,29 @@ def check_binding(host: str, api_key: str | None) -> None:
         )
 
 
+def check_port(host: str, port: int) -> None:
+    """Refuses an address that cannot be listened on (taken, unknown, not this machine's) before the
+    model loads: uvicorn finds out only after minutes of loading."""
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as err:
+        raise ConfigError(f"Cannot listen on {host}: the name does not resolve ({err.strerror}). Pass an address "
+                          "of this machine with --host (127.0.0.1 by default).") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds its own socket
+        try:
+            probe.bind(address)
+        except OSError as err:
+            raise ConfigError(
+                f"Cannot listen on {host}:{port} ({err.strerror}). "
+                + ("Another server holds the port (an earlier `slopeft serve`?): stop it or pass another --port."
+                   if err.errno == errno.EADDRINUSE else
+                   "Pass an address of this machine with --host and a port you may use with --port.")
+            ) from None
+
+
 def serve(
     model: Annotated[str, typer.Option(help="The base model every adapter was trained on (alias, Hub id or folder).")],
     adapter: Annotated[
@@ -122,14 +147,14 @@ def serve(
         Path | None, typer.Option(help="The grid's output folder (default: the grid's out:, else outputs/grids/<name>).")
     ] = None,
     host: Annotated[str, typer.Option(help="Address to listen on; beyond loopback an API key is required.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
     api_key_env: Annotated[
         str | None, typer.Option(help="Environment variable holding the API key clients send as a Bearer token.")
     ] = None,
-    max_batch: Annotated[int, typer.Option(help="Most examples in one batch.")] = 32,
-    max_wait_ms: Annotated[float, typer.Option(help="How long the oldest request waits for a batch to fill.")] = 10.0,
-    max_queue: Annotated[int, typer.Option(help="Most examples waiting; beyond it requests get 429.")] = 1024,
-    max_input_tokens: Annotated[int, typer.Option(help="Longest input in tokens; longer ones get 413.")] = 1024,
+    max_batch: Annotated[int, typer.Option(min=1, help="Most examples in one batch.")] = 32,
+    max_wait_ms: Annotated[float, typer.Option(min=0, help="How long the oldest request waits for a batch to fill.")] = 10.0,
+    max_queue: Annotated[int, typer.Option(min=1, help="Most examples waiting; beyond it requests get 429.")] = 1024,
+    max_input_tokens: Annotated[int, typer.Option(min=1, help="Longest input in tokens; longer ones get 413.")] = 1024,
     pass_overhead_tokens: Annotated[
         str,
         typer.Option(help="Cost of one more forward pass in padded tokens: a batch is split into passes of similar "
@@ -137,12 +162,15 @@ def serve(
     ] = "auto",
     device: Annotated[str, typer.Option(help="cpu, cuda, or auto (cuda when there is a GPU).")] = "auto",
     threads: Annotated[
-        int | None, typer.Option(help="Torch CPU threads for the model (default: torch's choice).")
+        int | None, typer.Option(min=1, help="Torch CPU threads for the model (default: torch's choice).")
     ] = None,
 ) -> None:
     """Serve many adapters from one base model: mixed-adapter batches over an HTTP API (also OpenAI-compatible)."""
+    if not math.isfinite(max_wait_ms):
+        raise ConfigError(f"--max-wait-ms must be a finite number of milliseconds ≥ 0, not {max_wait_ms}.")
     key = api_key_from(api_key_env)
     check_binding(host, key)  # before the imports and minutes of model loading
+    check_port(host, port)
     import torch
 
     try:

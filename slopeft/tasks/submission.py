@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from slopeft.errors import SubmissionError
+from slopeft.files import check_output
 from slopeft.tasks.base import TASK_GROUPS, Split, Task
 
 Predictions = dict[int, Any]
@@ -242,7 +243,7 @@ def write_zip(files: Mapping[str, str], out: Path) -> Path:
             "evaluator would read as part of the first line. Remove it from the prediction file(s) "
             "(an editor's \"UTF-8 with BOM\" adds one) and assemble the zip again."
         )
-    out = Path(out)
+    out = check_output(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
     os.close(handle)

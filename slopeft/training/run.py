@@ -16,7 +16,7 @@ from torch import nn
 
 from slopeft.config import RunConfig
 from slopeft.errors import ConfigError
-from slopeft.files import WriteError, as_os_error, is_disk_error
+from slopeft.files import WriteError, as_os_error, check_output, is_disk_error
 from slopeft.records import (
     RECORD,
     RunMetrics,
@@ -73,8 +73,7 @@ def train_run(
     """
     console = console or Console(stderr=True)
     run_dir = config.run_dir()
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ConfigError(f"--output {run_dir} is a file, not a run folder; choose another --output.")
+    check_output(run_dir, "folder", "--output")
     if (run_dir / RECORD).is_file():
         record = read_record(run_dir)
         if record.status == "completed":
@@ -101,10 +100,7 @@ def train_run(
         resolve_precision(config.training.precision)  # fp16 on a CPU fails before the model loads
     parts = prepare_parts(config, task_options)  # bad task/model/method names fail before any folder exists
     created = not run_dir.exists()
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as err:  # a file where a parent folder should be, no permission, a full disk
-        raise ConfigError(f"Cannot create the run folder {run_dir}: {err.strerror or err}. Choose another --output.") from None
+    run_dir.mkdir(parents=True, exist_ok=True)
     try:
         return _train(config, parts, run_dir, resume, console, task_options, on_step)
     except BaseException as err:

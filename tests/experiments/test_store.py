@@ -111,3 +111,14 @@ def test_export_csv_parquet_json(tmp_path):
     full = json.loads(export(store, tmp_path / "r.json", "json").read_text())
     assert {r["run_id"]: r["status"] for r in full} == {"a": "completed", "b": "failed"}
     assert full[0]["record"]["metrics"]["main"] == 0.25
+
+
+def test_a_file_that_is_not_a_store_is_refused_with_the_way_to_rebuild_it(tmp_path, cli):
+    from slopeft.errors import DataError
+
+    damaged = tmp_path / "results.sqlite"
+    damaged.write_bytes(b"not a database, perhaps a half-copied one\n" * 100)
+    with pytest.raises(DataError, match=r"not a readable results store .*slopeft results import"):
+        ResultsStore(damaged)
+    message = cli.fails("results", "export", "--store", damaged, "--output", tmp_path / "out.csv", watch=tmp_path)
+    assert str(damaged) in message and not (tmp_path / "out.csv").exists()

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from slopeft.errors import ConfigError
-from slopeft.serving.cli import check_binding, is_loopback, parse_adapters
+from slopeft.serving.cli import check_binding, check_port, is_loopback, parse_adapters
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -57,6 +57,27 @@ def test_binding_rules():
     assert parse_adapters(["cb=/runs/a", "/runs/rte-run"]) == [("cb", Path("/runs/a")), ("rte-run", Path("/runs/rte-run"))]
     with pytest.raises(ConfigError, match="Two adapters are named cb"):
         parse_adapters(["cb=/a", "cb=/b"])
+
+
+def test_an_address_that_cannot_be_listened_on_is_refused_before_the_model_loads():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ConfigError, match=rf"Cannot listen on 127.0.0.1:{port} .*pass another --port"):
+            check_port("127.0.0.1", port)
+    check_port("127.0.0.1", port)  # free again
+    with pytest.raises(ConfigError, match="does not resolve"):
+        check_port("no-such-host.invalid", 8000)
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"), [("--port", "70000"), ("--port", "0"), ("--max-batch", "0"), ("--max-queue", "0"),
+                        ("--max-wait-ms", "-1"), ("--max-wait-ms", "inf"), ("--max-input-tokens", "0"), ("--threads", "0")]
+)
+def test_serve_refuses_out_of_range_flags_before_loading_anything(cli, flag, value):
+    message = cli.fails("serve", "--model", "/nonexistent-model-folder", flag, value)
+    assert flag in message
 
 
 def test_serve_refuses_a_public_address_without_a_key(bert_base, tmp_path):
