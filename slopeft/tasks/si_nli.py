@@ -92,9 +92,23 @@ class SiNli(LineSubmissionTask):
         labelled = split != "test"
         rows = read_tsv(path, ("premise", "hypothesis", "label") if labelled else ("premise", "hypothesis"))
         examples = []
+        seen_ids: dict[str, int] = {}
+        seen_pairs: dict[tuple[str, str], int] = {}
         for idx, row in enumerate(rows):
             label = None
             if labelled:
+                # A row twice would be split into both training and validation: a score on seen pairs.
+                line = idx + 2
+                pair_id, pair = (row.get("pair_id") or "").strip(), (row["premise"].strip(), row["hypothesis"].strip())
+                if pair_id and pair_id in seen_ids:
+                    raise DataError(f"{path}, line {line}: pair_id {pair_id} already used on line {seen_ids[pair_id]}. "
+                                    "Each pair must appear once (a repeat could land in both the training and the "
+                                    "validation rows); remove the repeat or restore the official file.")
+                if pair in seen_pairs:
+                    raise DataError(f"{path}, line {line}: the same premise and hypothesis as line {seen_pairs[pair]}. "
+                                    "Each pair must appear once (a repeat could land in both the training and the "
+                                    "validation rows); remove the repeat or restore the official file.")
+                seen_ids[pair_id], seen_pairs[pair] = line, line
                 label = row["label"].strip().lower()
                 if label not in NLI_LABELS:
                     raise DataError(

@@ -358,6 +358,9 @@ NLI_CASES = {
     "cp1250": _tsv(NLI_HEADER, _nli_rows()).decode().encode("cp1250"),
     "utf-16": _tsv(NLI_HEADER, _nli_rows()).decode().encode("utf-16-le"),
     "empty": b"",
+    # a repeat could be split into training and validation both: scored on a pair it trained on
+    "repeated-pair-id": _tsv(NLI_HEADER, [*_nli_rows(), ["P4", "Druga premisa.", "Druga hipoteza.", "neutral"]]),
+    "repeated-pair": _tsv(NLI_HEADER, [*_nli_rows(), ["P99", *_nli_rows()[4][1:]]]),
 }
 
 
@@ -368,6 +371,8 @@ def test_a_bad_si_nli_training_file_is_refused(cli, tmp_path, case):
     message = cli.fails("baseline", "--task", "si-nli", "--strategy", "majority", "--data-dir", root,
                         "--output", out, watch=out)
     assert "train.tsv" in message, message
+    if case.startswith("repeated-pair"):
+        assert "line 32" in message and "line 6" in message and "appear once" in message
 
 
 @pytest.mark.parametrize("case", ["premise-empty", "hypothesis-missing", "missing-column"])
