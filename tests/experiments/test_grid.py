@@ -300,3 +300,15 @@ def test_the_grid_file_is_read_like_a_run_config():
     )
     options = {r.method: r.config["method_options"] for r in expand(keyed).runs}
     assert options["lora"]["alpha"] == 8 and options["dora"].get("alpha") != 8
+
+
+def test_the_example_in_the_grids_readme_is_a_valid_grid():
+    import re
+
+    import yaml
+
+    text = (GRIDS / "README.md").read_text(encoding="utf-8")
+    example = yaml.safe_load(re.search(r"```yaml\n(.*?)```", text, re.S).group(1))
+    runs = expand(grid_from_dict(example)).runs
+    assert not [r for r in runs if r.model == "gams-1b" and r.method == "lora-r16" and r.seed in (2, 3)]
+    assert [r for r in runs if r.model == "gams-1b" and r.method == "lora-r16" and r.seed == 1]
