@@ -116,15 +116,14 @@ def check_port(host: str, port: int) -> None:
     model loads: uvicorn finds out only after minutes of loading."""
     import socket
 
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-    except socket.gaierror as err:
-        raise ConfigError(f"Cannot listen on {host}: the name does not resolve ({err.strerror}). Pass an address "
-                          "of this machine with --host (127.0.0.1 by default).") from None
-    with socket.socket(family, kind, proto) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds its own socket
+    # The socket uvicorn makes for --host: IPv6 for an address with a colon, else IPv4, SO_REUSEADDR.
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            probe.bind(address)
+            probe.bind((host, port))
+        except socket.gaierror as err:
+            raise ConfigError(f"Cannot listen on {host}: the name does not resolve ({err.strerror}). Pass an "
+                              "address of this machine with --host (127.0.0.1 by default).") from None
         except OSError as err:
             raise ConfigError(
                 f"Cannot listen on {host}:{port} ({err.strerror}). "

@@ -25,6 +25,8 @@ from slopeft.tasks.line_based import LineSubmissionTask
 NLI_LABELS = ("entailment", "neutral", "contradiction")
 VAL_FRACTION = 0.1
 VAL_SEED = 20240917  # fixed forever: changing it changes every reported SI-NLI val number
+_ONCE = ("Each pair must appear once (a repeat could land in both the training and the validation rows); remove "
+         "the repeat or restore the official file.")
 
 _SI_NLI = "https://huggingface.co/datasets/cjvt/si_nli/resolve/refs%2Fconvert%2Fparquet/public/"
 _SI_NLI_EVIDENCE = (
@@ -102,12 +104,10 @@ class SiNli(LineSubmissionTask):
                 pair_id, pair = (row.get("pair_id") or "").strip(), (row["premise"].strip(), row["hypothesis"].strip())
                 if pair_id and pair_id in seen_ids:
                     raise DataError(f"{path}, line {line}: pair_id {pair_id} already used on line {seen_ids[pair_id]}. "
-                                    "Each pair must appear once (a repeat could land in both the training and the "
-                                    "validation rows); remove the repeat or restore the official file.")
+                                    + _ONCE)
                 if pair in seen_pairs:
                     raise DataError(f"{path}, line {line}: the same premise and hypothesis as line {seen_pairs[pair]}. "
-                                    "Each pair must appear once (a repeat could land in both the training and the "
-                                    "validation rows); remove the repeat or restore the official file.")
+                                    + _ONCE)
                 seen_ids[pair_id], seen_pairs[pair] = line, line
                 label = row["label"].strip().lower()
                 if label not in NLI_LABELS:
