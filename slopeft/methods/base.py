@@ -58,12 +58,26 @@ class MethodContext:
             classifier, pooler); every method trains and saves them.
         task_type: the PEFT task type (``SEQ_CLS``, ``CAUSAL_LM``, ``SEQ_2_SEQ_LM``) or None
             (multiple choice, for which PEFT has none).
+        width: the model's hidden size, when known: no low-rank update of its layers has a higher rank.
     """
 
     family: str
     architecture: str
     head_modules: list[str] = field(default_factory=list)
     task_type: str | None = None
+    width: int | None = None
+
+
+def model_width(model) -> int | None:
+    """A transformers model's hidden size (``hidden_size``, T5's ``d_model``), None when it has neither."""
+    config = getattr(model, "config", None)
+    config = getattr(config, "text_config", None) or config
+    width = getattr(config, "hidden_size", None) or getattr(config, "d_model", None)
+    return width if isinstance(width, int) else None
+
+
+#: Option names that are the rank of a low-rank update (LoRA and its derivatives).
+RANK_OPTIONS = ("r", "init_r", "target_r", "target_rank", "max_rank")
 
 
 class Method(abc.ABC):
@@ -88,6 +102,16 @@ class Method(abc.ABC):
                 f"{self.name} does not apply to {context.family} models ({context.architecture}); it "
                 f"works on {', '.join(self.families)} models."
             )
+        for option in RANK_OPTIONS:
+            rank = getattr(self.config, option, None)
+            if context.width and isinstance(rank, int) and rank > context.width:
+                # Above the hidden size an update has no more rank to give, only parameters (r=100000
+                # on a 384-wide encoder asked for 1.8B of them and was killed for memory).
+                raise ConfigError(
+                    f"{self.name}.{option}={rank} exceeds this {context.architecture} model's width ({context.width}): "
+                    f"no update of its layers can have a rank above {context.width}. Set --set "
+                    f"{self.name}.{option}=N with N ≤ {context.width}."
+                )
 
     def environment_problem(self) -> str | None:
         """What this machine lacks to run the method (a library, a kernel), as a ConfigError message

@@ -35,7 +35,7 @@ from torch import nn
 from slopeft.config import RunConfig
 from slopeft.errors import ConfigError
 from slopeft.methods import MethodContext
-from slopeft.methods.base import ADAPTER_CONFIG, ADAPTER_WEIGHTS
+from slopeft.methods.base import ADAPTER_CONFIG, ADAPTER_WEIGHTS, model_width
 from slopeft.records import RECORD, RunRecord, read_record
 from slopeft.serving.layers import (
     AdaLoraPatch,
@@ -354,7 +354,7 @@ def _own_model(
                 )
     parts.head.after_load(model, parts.model_path)
     model.eval()
-    context = MethodContext(parts.family, parts.architecture, head_modules, parts.head.peft_task_type)
+    context = MethodContext(parts.family, parts.architecture, head_modules, parts.head.peft_task_type, model_width(model))
     parts.method.check_runnable(context)
     return model, context
 

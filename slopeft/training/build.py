@@ -13,6 +13,7 @@ from transformers import PreTrainedTokenizerBase
 from slopeft.config import RunConfig
 from slopeft.errors import ConfigError, SlopeftError
 from slopeft.methods import METHODS, Method, MethodContext
+from slopeft.methods.base import model_width
 from slopeft.models.heads import Head, build_head
 from slopeft.tasks import Task, get_task
 from slopeft.tasks.formats import TaskFormat
@@ -146,7 +147,7 @@ def load_base(parts: RunParts) -> tuple[nn.Module, MethodContext]:
     head_modules = sorted(
         {key.rsplit(".", 1)[0] if key.split(".")[0] == backbone else key.split(".")[0] for key in missing}
     )
-    context = MethodContext(parts.family, parts.architecture, head_modules, parts.head.peft_task_type)
+    context = MethodContext(parts.family, parts.architecture, head_modules, parts.head.peft_task_type, model_width(model))
     parts.method.check_runnable(context)
     parts.base_weights = weights_fingerprint(model, head_modules)
     return model, context
