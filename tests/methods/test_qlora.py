@@ -130,26 +130,37 @@ def test_the_nf4_probe_runs_in_its_own_interpreter(monkeypatch):
     qlora_module._probe_in_own_interpreter.cache_clear()
 
 
+# Run in a fresh interpreter: in this one, earlier tests may have trained QLoRA with bitsandbytes'
+# kernels (which is what breaks a forked child); the probe alone must leave a process safe to fork.
+FORK_AFTER_PROBE = """
+import os, sys, time
+import torch
+from slopeft.methods import qlora
+qlora.bitsandbytes_problem("cpu")
+pid = os.fork()
+if pid == 0:  # the child: a layer norm large enough for several threads (it hung here before)
+    torch.set_num_threads(2)
+    torch.nn.functional.layer_norm(torch.randn(256, 2000), (2000,))
+    os._exit(0)
+deadline = time.monotonic() + 60
+while time.monotonic() < deadline:
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if done:
+        sys.exit(os.waitstatus_to_exitcode(status))
+    time.sleep(0.1)
+os.kill(pid, 9)
+os.waitpid(pid, 0)
+sys.exit("hung")
+"""
+
+
 @pytest.mark.skipif(importlib.util.find_spec("bitsandbytes") is None, reason="bitsandbytes is not installed")
 def test_a_child_forked_after_the_probe_runs_multi_threaded_operations():
-    import os
-    import time
+    import subprocess
+    import sys
 
-    import torch
-
-    qlora_module.bitsandbytes_problem("cpu")
-    pid = os.fork()
-    if pid == 0:  # the child: a layer norm large enough for several threads (it hung here before)
-        torch.set_num_threads(2)
-        torch.nn.functional.layer_norm(torch.randn(256, 2000), (2000,))
-        os._exit(0)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            assert os.waitstatus_to_exitcode(status) == 0
-            return
-        time.sleep(0.1)
-    os.kill(pid, 9)
-    os.waitpid(pid, 0)
-    pytest.fail("a child forked after the bitsandbytes probe hung in its first multi-threaded operation")
+    done = subprocess.run([sys.executable, "-c", FORK_AFTER_PROBE], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, (
+        "a child forked after the bitsandbytes probe hung or failed in its first multi-threaded operation: "
+        + (done.stderr.strip().splitlines() or [""])[-1]
+    )
