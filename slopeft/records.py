@@ -96,7 +96,8 @@ class RunRecord:
         versions: slopeft's and the libraries' versions, and Python's.
         git: ``commit`` and ``dirty`` of the slopeft checkout that ran it (None when installed).
         data: ``fingerprint`` (sha256 of the files read), ``train_examples``, ``val_examples``; training
-            adds ``truncated_train``, ``truncated_val`` and ``notes`` (data repairs).
+            adds ``truncated_train``, ``truncated_val``, ``sequence_limit`` (the longest input the model
+            allowed, since December 2026) and ``notes`` (data repairs).
         cost: trainable parameters, adapter bytes, seconds, throughput, peak memory; training adds the
             precision it trained in (:attr:`precision`), its CPU ``threads`` (records since December
             2026) and the method's own report under ``method`` (:meth:`method_report`).

@@ -82,6 +82,9 @@ def _prompting(
         input_prefix=source.input_prefix,
         positions=position_limits(base_config, family),
     )
+    capped = head.length_cap_note("max_length")
+    if notes is not None and capped:
+        notes.append(f"{task.name}: {capped}")
     if shots:
         head.context = FewShotContext(task_format, train, shots, seed)
     cache = _loaded if _loaded is not None else {}
@@ -92,7 +95,7 @@ def _prompting(
     predictions = head.predict(cache[key], targets, batch_size=batch_size)
     if notes is not None and head.truncated:
         notes.append(
-            f"{task.name}: {head.truncated} of {len(targets)} prompts cut to {max_length} tokens "
+            f"{task.name}: {head.truncated} of {len(targets)} prompts cut to {head.sequence_limit} tokens "
             "(left side: demonstrations, then passage text)"
         )
     return predictions

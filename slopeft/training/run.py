@@ -195,6 +195,10 @@ def _train(
         f"{params['trainable_without_head'] / max(base_parameters - head_parameters, 1):.4%} of the base)"
     )
 
+    capped = parts.head.length_cap_note()
+    if capped:
+        console.print(f"[yellow]{capped}[/yellow]")
+
     from slopeft.training.trainer import Trainer
 
     trainer = Trainer(
@@ -258,6 +262,7 @@ def _train(
             "val_examples": len(val),
             "truncated_train": truncated_train,
             "truncated_val": truncated_val,
+            "sequence_limit": parts.head.sequence_limit,  # training.max_length as the model allowed it
             "notes": parts.task.notes[:20],
         },
         model={

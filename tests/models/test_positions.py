@@ -80,6 +80,20 @@ def test_the_text_budget_leaves_room_for_the_prompt_above_and_below_the_models_l
     assert head.for_method(METHODS.get("lora")()).text_budget == min(max_length, 128)
 
 
+def test_a_max_length_above_the_models_limit_is_reported_not_silently_lowered(real_data_env, tiny_models):
+    head = _head(tiny_models, "camembert", "slo-superglue/boolq", "encoder", 512)
+    assert head.length_cap == "the model's 128 positions"
+    assert head.length_cap_note() == (
+        "training.max_length 512 is more than this model takes: inputs are cut at 128 tokens "
+        "(the model's 128 positions)."
+    )
+    head.positions = PositionLimits()  # a model whose config states no positions: the tokenizer's limit
+    assert head.length_cap == "the tokenizer's limit of 128 tokens"
+    assert head.length_cap_note("max_length").startswith("max_length 512 is more")
+    for within in (128, 100):
+        assert _head(tiny_models, "camembert", "slo-superglue/boolq", "encoder", within).length_cap_note() is None
+
+
 def test_a_prompt_that_leaves_no_room_is_a_config_error_with_the_numbers(real_data_env, tiny_models):
     head = _head(tiny_models, "camembert", "slo-superglue/boolq", "encoder", 256)
     with pytest.raises(ConfigError) as err:

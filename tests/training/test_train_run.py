@@ -47,6 +47,16 @@ def test_record_has_config_versions_metrics_and_costs(real_data_env, tiny_bert, 
     assert not (tmp_path / "run" / "checkpoint").exists()
 
 
+def test_a_max_length_beyond_the_model_is_said_and_recorded(real_data_env, tiny_bert, tmp_path):
+    from rich.console import Console
+
+    console = Console(record=True, width=200)
+    record = train_run(_config(tmp_path, tiny_bert, max_length=1000, max_train_examples=8), console=console)
+    assert "training.max_length 1000 is more than this model takes: inputs are cut at 128 tokens" in console.export_text()
+    assert record["data"]["sequence_limit"] == 128
+    assert record["config"]["training"]["max_length"] == 1000  # what was asked stays in the config
+
+
 def test_same_seed_same_numbers(real_data_env, tiny_bert, tmp_path):
     from safetensors.torch import load_file
 

@@ -87,6 +87,27 @@ class Head(abc.ABC):
         return min(limit for limit in limits if limit is not None)
 
     @property
+    def length_cap(self) -> str | None:
+        """Why inputs are cut below the requested ``max_length`` (e.g. "the model's 512 positions"), or
+        None when the requested length holds. A user asking for 1,024 tokens of a 512-position model
+        is told so rather than finding out from the scores."""
+        if self.sequence_limit >= self.requested_max_length:
+            return None
+        if self.positions.input is not None and self.positions.input == self.sequence_limit:
+            return f"the model's {self.positions.input} positions"
+        return f"the tokenizer's limit of {self.tokenizer_limit} tokens"
+
+    def length_cap_note(self, option: str = "training.max_length") -> str | None:
+        """One line saying that ``option`` was lowered to what the model takes, or None."""
+        cap = self.length_cap
+        if cap is None:
+            return None
+        return (
+            f"{option} {self.requested_max_length} is more than this model takes: inputs are cut at "
+            f"{self.sequence_limit} tokens ({cap})."
+        )
+
+    @property
     def text_budget(self) -> int:
         """Tokens for an input's text: :attr:`sequence_limit` less the positions the method adds."""
         budget = self.sequence_limit - self.added.input
