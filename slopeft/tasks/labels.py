@@ -8,6 +8,7 @@ floats in the machine-translated MultiRC), while the evaluator is strict in its 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -38,9 +39,10 @@ def _bool_from_text(value: Any) -> bool:
 
 def _binary_gold(value: Any) -> int:
     # The MT MultiRC stores "0,0" (decimal comma) and "1.0"; never let a non-empty string
-    # fall through as truthy.
+    # fall through as truthy. A JSON boolean is refused too: for COPA it does not say which choice
+    # (true = choice 1 or choice 2?), and no official file writes one.
     if isinstance(value, bool):
-        return int(value)
+        raise ValueError(f"{json.dumps(value)} is a JSON boolean, not 0 or 1: write the integer 0 or 1")
     if isinstance(value, str):
         value = value.strip().replace(",", ".")
     try:

@@ -244,6 +244,18 @@ def test_a_bad_label_is_refused(cli, tmp_path, folder, kind):
     assert "train.jsonl, row 4" in message and "label" in message, message
 
 
+@pytest.mark.parametrize("value", [True, False])
+def test_a_json_boolean_is_not_a_zero_one_label(cli, tmp_path, value):
+    rows = _rows("COPA")
+    rows[3] = _with(rows[3], ("label",), value)
+    message = _baseline(cli, superglue_root(tmp_path, "COPA", bad_train=rows), tmp_path, "COPA")
+    assert "train.jsonl, row 4" in message and "JSON boolean" in message, message
+    rows = _rows("MultiRC")
+    rows[2] = _with(rows[2], ("passage", "questions", 0, "answers", 1, "label"), value)
+    message = _baseline(cli, superglue_root(tmp_path / "m", "MultiRC", bad_train=rows), tmp_path / "m", "MultiRC")
+    assert "train.jsonl, row 3" in message and "JSON boolean" in message, message
+
+
 IDX_CASES = {"missing": ..., "null": None, "text": "1", "fraction": 1.5, "bool": True, "list": [1],
              "nan": float("nan"), "infinite": float("inf")}
 
