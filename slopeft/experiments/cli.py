@@ -133,7 +133,9 @@ def grid_status(
     cost = estimate_remaining(loaded, states)
     by_task = Table(title="By task, model and seed", title_justify="left")
     for column in ("task", "model", "seed", "done", "running", "failed", "pending", "CPU-h left"):
-        by_task.add_column(column, justify="right" if column not in ("task", "model") else "left")
+        # Fold, not cut, long names: "slo-superglue/…" rows must say which task they are.
+        by_task.add_column(column, justify="right" if column not in ("task", "model") else "left",
+                           overflow="fold")
     for row in progress_by_task(states, cost):
         left = f"{row.cpu_seconds_left / 3600:.1f}" if row.cpu_seconds_left else ("—" if row.unpriced else "0")
         if row.cpu_seconds_left and row.unpriced:
@@ -166,8 +168,11 @@ def grid_status(
             "them, each priced as the finished runs of its task, model and method (else of its task and model) "
             "on the machines that trained them"
         )
+        if cost.by_tokens:
+            line += (f"; {cost.by_tokens} of those, of tasks with no finished run yet, by the tokens they train "
+                     "at their model and method's CPU seconds per token on the tasks trained so far")
         if cost.unknown:
-            line += f"; {cost.unknown} of tasks and models with no finished run yet, not priced"
+            line += f"; {cost.unknown} of models with no finished run yet (or baselines), not priced"
         console.print(line + ".", highlight=False)
     elif cost.runs:
         console.print(f"The {cost.runs} run(s) still to train are not priced: no run of their tasks and models has "

@@ -485,8 +485,9 @@ class CostEstimate:
 
     cpu_seconds: float  # of the runs with an estimate
     estimated: int  # runs still to train with an estimate
-    unknown: int  # runs still to train of a (task, model) with no finished run yet
+    unknown: int  # runs still to train with no estimate (no finished run of the model, or a baseline)
     per_run: dict[str, float] = field(default_factory=dict)  # run id -> its estimate, for the priced runs
+    by_tokens: int = 0  # of ``estimated``: priced by the model's CPU seconds per training token
 
     @property
     def runs(self) -> int:
@@ -504,9 +505,17 @@ def _run_cpu_seconds(record: dict[str, Any]) -> float | None:
 
 def estimate_remaining(grid: Grid, states: list[RunState]) -> CostEstimate:
     """The CPU time of the runs still to train, each priced as the mean of the finished runs of its task,
-    model and method (else of its task and model, any method) on the machines that trained them."""
+    model and method (else of its task and model, any method) on the machines that trained them.
+
+    A training run of a task with no finished run of its model is priced by tokens
+    (:mod:`~slopeft.experiments.pricing`): the model and method's CPU seconds per training token on
+    the tasks they have trained (else the model's, any method), times the tokens the run trains on.
+    """
+    from slopeft.experiments.pricing import TokenCounter, token_rates
+
     by_method: dict[tuple, list[float]] = {}
     by_model: dict[tuple, list[float]] = {}
+    finished: list[tuple[RunSpec, float]] = []
     for s in states:
         if s.state != "done":
             continue
@@ -514,7 +523,10 @@ def estimate_remaining(grid: Grid, states: list[RunState]) -> CostEstimate:
         if seconds is not None:
             by_method.setdefault((s.run.task, s.run.model, s.run.method), []).append(seconds)
             by_model.setdefault((s.run.task, s.run.model, s.run.kind), []).append(seconds)
+            if s.run.kind == "train":
+                finished.append((s.run, seconds))
     total, estimated, unknown, per_run = 0.0, 0, 0, {}
+    unpriced: list[RunSpec] = []
     for s in states:
         if s.state == "done" or published_failure(grid.results, s.run.run_id) is not None:
             continue
@@ -526,8 +538,23 @@ def estimate_remaining(grid: Grid, states: list[RunState]) -> CostEstimate:
             total += per_run[s.run.run_id]
             estimated += 1
         else:
-            unknown += 1
-    return CostEstimate(total, estimated, unknown, per_run)
+            unpriced.append(s.run)
+    by_tokens = 0
+    trained_models = {run.model for run, _ in finished}
+    if any(run.kind == "train" and run.model in trained_models for run in unpriced):
+        counter = TokenCounter(grid)
+        rates = token_rates(counter, [(run, sec) for run, sec in finished
+                                      if run.model in {r.model for r in unpriced}])
+        for run in unpriced:
+            rate = (rates.get((run.model, run.method)) or rates.get((run.model,))) if run.kind == "train" else None
+            tokens = counter.tokens(run) if rate else None
+            if rate and tokens:
+                per_run[run.run_id] = rate * tokens
+                total += per_run[run.run_id]
+                by_tokens += 1
+    estimated += by_tokens
+    unknown = len(unpriced) - by_tokens
+    return CostEstimate(total, estimated, unknown, per_run, by_tokens)
 
 
 @dataclass

@@ -1,0 +1,104 @@
+"""Training tokens: the unit that prices a grid's runs on a task no run has trained yet.
+
+``grid status`` prices a run still to train as the finished runs of its task, model and method
+(else of its task and model). A task nothing has trained yet (the study's CB, COPA, WSC, BoolQ,
+MultiRC while only SI-NLI and RTE are in) has no such runs; its runs are priced instead by the
+model's CPU seconds per training token on the tasks it has trained, times the tokens the run will
+train: examples × epochs × tokens per example as the head encodes them (both choices of a COPA
+example, a BoolQ passage cut to ``max_length``). An encoder's step at these lengths costs about in
+proportion to its tokens, so this carries a rate measured on short SI-NLI pairs over to long BoolQ
+passages better than a price per example would.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from slopeft.errors import SlopeftError
+from slopeft.experiments.grid import Grid, RunSpec
+
+#: Training examples encoded to measure a task's tokens per example (evenly spaced over the split).
+SAMPLE = 256
+
+
+@dataclass
+class TokenCounter:
+    """Counts the tokens grid runs train on, reading each task and tokenizer once.
+
+    ``tokens(run)`` is None where the run's data or model cannot be read on this machine: such a
+    run stays unpriced rather than failing ``grid status``.
+    """
+
+    grid: Grid
+    _per_example: dict[tuple, tuple[int, float] | None] = field(default_factory=dict)
+    _tokenizers: dict[str, Any] = field(default_factory=dict)
+
+    def tokens(self, run: RunSpec) -> float | None:
+        """The tokens ``run`` trains on over its whole schedule, or None."""
+        config = run.config
+        training = config.get("training") or {}
+        key = (run.task, config.get("train_set"), run.model, training.get("max_length"),
+               training.get("max_train_examples"))
+        if key not in self._per_example:
+            self._per_example[key] = self._measure(run)
+        measured = self._per_example[key]
+        if measured is None:
+            return None
+        examples, per_example = measured
+        steps = training.get("max_steps") or 0
+        if steps:
+            trained = steps * training.get("batch_size", 1) * training.get("grad_accumulation", 1)
+        else:
+            trained = examples * float(training.get("epochs", 1.0))
+        return trained * per_example
+
+    def _measure(self, run: RunSpec) -> tuple[int, float] | None:
+        import transformers
+
+        # Counting long inputs before the head cuts them makes the tokenizer warn; status prints a table.
+        verbosity = transformers.logging.get_verbosity()
+        transformers.logging.set_verbosity_error()
+        try:
+            return self._encode_sample(run)
+        finally:
+            transformers.logging.set_verbosity(verbosity)
+
+    def _encode_sample(self, run: RunSpec) -> tuple[int, float] | None:
+        from slopeft.config import run_config_from_dict
+        from slopeft.experiments.worker import resolve_grid_model
+        from slopeft.training.build import prepare_parts
+
+        try:
+            model = resolve_grid_model(run.config["model"], self.grid.models_dir)
+            config = run_config_from_dict(
+                {**run.config, "model": model, "output": str(self.grid.runs_dir / run.run_id),
+                 "data_dir": self.grid.data_dir},
+                f"the run {run.run_id}",
+            )
+            parts = prepare_parts(config, tokenizer=self._tokenizers.get(model))
+            self._tokenizers[model] = parts.head.tokenizer
+            train = parts.task.first(parts.task.examples("train"), config.training.max_train_examples)
+            if not train:
+                return None
+            step = max(1, len(train) // SAMPLE)
+            features = parts.head.encode(train[::step][:SAMPLE])
+            per_example = sum(parts.head.feature_length(f) for f in features) / len(features)
+        except (SlopeftError, OSError, ValueError, KeyError):
+            return None  # data or model not on this machine: the run stays unpriced
+        return len(train), per_example
+
+
+def token_rates(counter: TokenCounter, finished: list[tuple[RunSpec, float]]) -> dict[tuple, float]:
+    """CPU seconds per training token of each model and method, and of each model (key ``(model,)``),
+    from finished training runs and their CPU seconds."""
+    sums: dict[tuple, list[float]] = {}
+    for run, seconds in finished:
+        tokens = counter.tokens(run)
+        if not tokens:
+            continue
+        for key in ((run.model, run.method), (run.model,)):
+            total = sums.setdefault(key, [0.0, 0.0])
+            total[0] += seconds
+            total[1] += tokens
+    return {key: seconds / tokens for key, (seconds, tokens) in sums.items() if tokens}
