@@ -29,14 +29,15 @@ echo "  pip $(.venv/bin/python -m pip --version | cut -d' ' -f2)"
 # to print its version warns that numpy is missing.
 pip_install "torch==2.13.0" numpy
 echo "  torch $(.venv/bin/python -c 'import torch; print(torch.__version__)')"
-# The extras: the test tools and the pip-installable models (CI adds distributed: SLOPEFT_EXTRAS=...).
-pip_install -e ".[${SLOPEFT_EXTRAS:-test,offline-models}]"
+# The extras: the test tools, the pip-installable models and bitsandbytes for QLoRA (CI adds distributed:
+# SLOPEFT_EXTRAS=...).
+pip_install -e ".[${SLOPEFT_EXTRAS:-test,offline-models,quantization}]"
 .venv/bin/python - <<'EOF'
 from importlib.metadata import version
 
 import os
 
-extras = os.environ.get("SLOPEFT_EXTRAS", "test,offline-models")
+extras = os.environ.get("SLOPEFT_EXTRAS", "test,offline-models,quantization")
 print(f"  slopeft {version('slopeft')} (editable, from this folder) with the extras {extras}")
 print("  " + ", ".join(f"{name} {version(name)}" for name in ("transformers", "peft", "accelerate", "nltk", "sacrebleu")))
 EOF
