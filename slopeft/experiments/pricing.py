@@ -5,9 +5,14 @@
 MultiRC while only SI-NLI and RTE are in) has no such runs; its runs are priced instead by the
 model's CPU seconds per training token on the tasks it has trained, times the tokens the run will
 train: examples × epochs × tokens per example as the head encodes them (both choices of a COPA
-example, a BoolQ passage cut to ``max_length``). An encoder's step at these lengths costs about in
-proportion to its tokens, so this carries a rate measured on short SI-NLI pairs over to long BoolQ
-passages better than a price per example would.
+example, a BoolQ passage cut to ``max_length``). This carries a rate measured on short SI-NLI
+pairs over to long BoolQ passages better than a price per example would.
+
+A token of a long sequence costs more than one of a short one: per layer, a transformer's linear
+maps cost about ``8·d² + 4·d·i`` multiply-adds per token (hidden size d, intermediate size i) and
+attention ``4·d·L`` more at length L. Each example's L tokens are therefore weighted by
+``1 + L / (2·d + i)`` (e5-small: d = 384, i = 1,536, so a 512-token MultiRC input counts 1.22× per
+token, a 60-token SI-NLI pair 1.03×); a model whose config names neither size gets no weighting.
 """
 
 from __future__ import annotations
@@ -83,10 +88,22 @@ class TokenCounter:
                 return None
             step = max(1, len(train) // SAMPLE)
             features = parts.head.encode(train[::step][:SAMPLE])
-            per_example = sum(parts.head.feature_length(f) for f in features) / len(features)
+            width = attention_width(parts.base_config)
+            lengths = [parts.head.feature_length(f) for f in features]
+            per_example = sum(n * (1 + n / width) if width else n for n in lengths) / len(lengths)
         except (SlopeftError, OSError, ValueError, KeyError):
             return None  # data or model not on this machine: the run stays unpriced
         return len(train), per_example
+
+
+def attention_width(config: dict[str, Any]) -> int | None:
+    """``2·hidden + intermediate`` of a model config: the sequence length at which attention costs a
+    token as much as the linear maps do (module docstring); None when the config names neither."""
+    hidden = config.get("hidden_size") or config.get("d_model")
+    intermediate = config.get("intermediate_size") or config.get("d_ff")
+    if not isinstance(hidden, int) or not isinstance(intermediate, int):
+        return None
+    return 2 * hidden + intermediate
 
 
 def token_rates(counter: TokenCounter, finished: list[tuple[RunSpec, float]]) -> dict[tuple, float]:

@@ -51,13 +51,18 @@ def test_a_task_nothing_has_trained_is_priced_by_its_tokens(real_data_env, tmp_p
 
     counter = TokenCounter(grid)
     counted = counter.tokens(runs["cb", "lora"])  # builds the tiny model on first use, as a worker does
-    # The tokens a run trains on: its examples' pairs as the tokenizer encodes them, times the epochs.
+    # The tokens a run trains on: its examples' pairs as the tokenizer encodes them, each weighted for
+    # attention's cost at its length, times the epochs.
     tokenizer = AutoTokenizer.from_pretrained(grid.models_dir / "tiny-bert")
 
-    def tokens(task: str) -> int:
+    config = json.loads((grid.models_dir / "tiny-bert" / "config.json").read_text())
+    width = 2 * config["hidden_size"] + config["intermediate_size"]  # attention's share grows with L / width
+
+    def tokens(task: str) -> float:
         examples = get_task(f"slo-superglue/{task}").examples("train")[:16]
-        return 2 * sum(len(tokenizer(e.inputs["premise"], e.inputs["hypothesis"], truncation=True, max_length=48)
-                           ["input_ids"]) for e in examples)
+        lengths = [len(tokenizer(e.inputs["premise"], e.inputs["hypothesis"], truncation=True, max_length=48)
+                       ["input_ids"]) for e in examples]
+        return 2 * sum(n * (1 + n / width) for n in lengths)  # 2 epochs
 
     assert counted == pytest.approx(tokens("cb"))
     assert counter.tokens(runs["rte", "lora"]) == pytest.approx(tokens("rte"))
@@ -87,3 +92,11 @@ def test_a_run_whose_data_is_not_here_stays_unpriced(tmp_path):
     _publish(grid, runs["cb", "lora"], 100.0)
     cost = estimate_remaining(grid, grid_status(grid)[0])
     assert (cost.estimated, cost.unknown, cost.by_tokens) == (1, 2, 0)  # cb bitfit as cb lora; RTE unpriced
+
+
+def test_attention_width_from_a_model_config():
+    from slopeft.experiments.pricing import attention_width
+
+    assert attention_width({"hidden_size": 384, "intermediate_size": 1536}) == 2304  # e5-small
+    assert attention_width({"d_model": 512, "d_ff": 2048}) == 3072  # T5's names
+    assert attention_width({"hidden_size": 384}) is None and attention_width({}) is None
