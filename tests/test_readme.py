@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -13,15 +15,25 @@ def _table_after(lines: list[str], start: int) -> list[str]:
     return lines[first:end]
 
 
-def test_readme_si_nli_table_is_the_committed_reports_ranked_table():
+#: README heading → the caption of the report's ranked table that the README copies below it.
+COPIED_TABLES = {
+    "### SI-NLI: every method against full fine-tuning": "e5-small-multilingual on si-nli, ranked",
+    "### RTE: every method against full fine-tuning (machine-translated validation)":
+        "e5-small-multilingual on slo-superglue/rte (train machine, validation machine), ranked",
+}
+
+
+@pytest.mark.parametrize("heading", COPIED_TABLES)
+def test_readme_results_tables_are_the_committed_reports_ranked_tables(heading):
     readme = (REPO / "README.md").read_text(encoding="utf-8").splitlines()
     report = (REPO / "results" / "study" / "report" / "report.md").read_text(encoding="utf-8").splitlines()
-    heading = readme.index("### SI-NLI: every method against full fine-tuning")
-    ranked = next(i for i, line in enumerate(report) if line.startswith("e5-small-multilingual on si-nli, ranked"))
-    readme_table, report_table = _table_after(readme, heading), _table_after(report, ranked)
+    start = readme.index(heading)
+    ranked = next(i for i, line in enumerate(report) if line.startswith(COPIED_TABLES[heading]))
+    readme_table, report_table = _table_after(readme, start), _table_after(report, ranked)
     assert len(readme_table) > 3  # a header, its rule and rows
     assert readme_table == report_table, (
-        "README.md's SI-NLI table differs from results/study/report/report.md's ranked SI-NLI table: "
-        "regenerate the report (slopeft report --grid configs/grids/study.yaml --results results/study "
-        "--out results/study/report) and copy its table into the README"
+        f"README.md's table under {heading!r} differs from results/study/report/report.md's "
+        f"{COPIED_TABLES[heading]!r} table: regenerate the report (slopeft report --grid "
+        "configs/grids/study.yaml --results results/study --out results/study/report) and copy its table "
+        "into the README"
     )
