@@ -31,8 +31,9 @@ SAMPLE = 256
 class TokenCounter:
     """Counts the tokens grid runs train on, reading each task and tokenizer once.
 
-    ``tokens(run)`` is None where the run's data or model cannot be read on this machine: such a
-    run stays unpriced rather than failing ``grid status``.
+    ``tokens(run)`` is None where the run's data or model is not on this machine (a model is never
+    downloaded or prepared to count tokens): such a run stays unpriced rather than failing or
+    slowing ``grid status``.
     """
 
     grid: Grid
@@ -72,10 +73,16 @@ class TokenCounter:
     def _encode_sample(self, run: RunSpec) -> tuple[int, float] | None:
         from slopeft.config import run_config_from_dict
         from slopeft.experiments.worker import resolve_grid_model
+        from slopeft.models.sources import cached_model_path, resolve_model
         from slopeft.training.build import prepare_parts
 
         try:
             model = resolve_grid_model(run.config["model"], self.grid.models_dir)
+            local = cached_model_path(model)
+            if local is None:
+                return None  # not on this machine: counting its tokens must not download or convert it
+            if resolve_model(model).kind == "hub":
+                model = local  # the cached snapshot, so that nothing asks the Hub
             config = run_config_from_dict(
                 {**run.config, "model": model, "output": str(self.grid.runs_dir / run.run_id),
                  "data_dir": self.grid.data_dir},

