@@ -44,6 +44,8 @@ class TokenCounter:
         """The tokens ``run`` trains on over its whole schedule, or None."""
         config = run.config
         training = config.get("training") or {}
+        # Not keyed by method: the first run's head stands for all (a prompt method's virtual tokens
+        # shorten only inputs longer than max_length, a few percent of them).
         key = (run.task, config.get("train_set"), run.model, training.get("max_length"),
                training.get("max_train_examples"))
         if key not in self._per_example:
