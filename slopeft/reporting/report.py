@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from slopeft.reporting.plots import Plot, make_plots
+from slopeft.reporting.plots import Curve, Plot, curve_panels, make_plots
 from slopeft.reporting.references import compare_with_references
 from slopeft.reporting.results import Group, Results, summarise
 from slopeft.reporting.stats import DEFAULT_DRAWS, TRANSLATION_DRAWS
@@ -266,6 +266,21 @@ def class_table(groups: list[Group], model: str) -> Table | None:
     )
 
 
+def curve_table(curves: list[Curve], groups: list[Group], model: str) -> Table | None:
+    """The learning-curves plot's numbers for one model: each system's validation score after each
+    epoch (mean over the seeds evaluated at every epoch), in the ranked order; None without curves."""
+    by_group = {id(c.group): c for c in curves if c.group.model == model}
+    ranked = [by_group[id(g)] for g in _ranked(groups, model) if id(g) in by_group]
+    if not ranked:
+        return None
+    epochs = sorted({e for c in ranked for e in c.epochs})
+    rows = []
+    for c in ranked:
+        score = dict(zip(c.epochs, c.scores, strict=True))
+        rows.append([c.group.method, str(c.seeds)] + [_num(score.get(e)) for e in epochs])
+    return Table(["method", "seeds"] + [f"epoch {e:g}" for e in epochs], rows)
+
+
 def build_document(results: Results, plots: list[Plot], meta: dict[str, Any]) -> tuple[str, list[Section]]:
     title = f"slopeft report · grid {results.grid}"
     sections: list[Section] = []
@@ -301,6 +316,7 @@ def build_document(results: Results, plots: list[Plot], meta: dict[str, Any]) ->
         f"{DEGENERATE_MARK} marks degenerate runs: every validation prediction is the same label."
     )
     sections.append(overview)
+    panels = curve_panels(results)
     for task in results.tasks():
         groups = results.by_task(task)
         section = Section(f"Task {task}")  # a task view: the task, with its sets when not the defaults
@@ -318,6 +334,13 @@ def build_document(results: Results, plots: list[Plot], meta: dict[str, Any]) ->
                     "of the predictions, every seed's predictions pooled; the labels a seed never predicts."
                 )
                 section.blocks.append(classes)
+            curves = curve_table(panels.get(task, []), groups, model)
+            if curves is not None:
+                section.blocks.append(
+                    f"{model} on {task}, after each epoch: the validation score, mean over the seeds evaluated "
+                    "at every epoch (the learning-curves plot's numbers)."
+                )
+                section.blocks.append(curves)
         sections.append(section)
     sections += [_average_section(group, results) for _, group in TASK_GROUPS.items()]
     reference = Section("Published reference points")

@@ -306,3 +306,22 @@ def test_html_renders_in_headless_chromium_without_console_errors(report_dir, tm
     assert 'data-images="true,true,true,true"' in probed.stdout
     for svg in re.findall(r'src="data:image/svg\+xml;base64,([^"]+)"', html):
         assert ET.fromstring(base64.b64decode(svg)).tag.endswith("svg")
+
+
+def test_the_learning_curves_are_also_a_table_in_ranked_order():
+    from slopeft.reporting.plots import curve_panels
+    from slopeft.reporting.report import curve_table
+    from tests.reporting.test_plots import _curve_group, _evaluated, _results
+
+    full = _curve_group("full", [_evaluated("full", 1, [(247, 1.0, 0.40), (494, 2.0, 0.45)])])
+    lora = _curve_group("lora", [_evaluated("lora", 1, [(247, 1.0, 0.44), (494, 2.0, 0.52), (741, 3.0, 0.54)]),
+                                 _evaluated("lora", 2, [(247, 1.0, 0.46), (494, 2.0, 0.50), (741, 3.0, 0.56)])])
+    once = _curve_group("bitfit", [_evaluated("bitfit", 1, [(741, 3.0, 0.6)])])  # scored once: no row
+    for group in (full, lora, once):
+        group.reference_method = "full"  # what summarise() sets: the methods are tested against full FT
+    results = _results([lora, full, once])
+    table = curve_table(curve_panels(results)["si-nli"], results.by_task("si-nli"), "e5")
+    assert table.columns == ["method", "seeds", "epoch 1", "epoch 2", "epoch 3"]
+    # Full fine-tuning first (the ranked order), then the methods; an epoch a system lacks is "—".
+    assert table.rows == [["full", "1", "0.400", "0.450", "—"], ["lora", "2", "0.450", "0.510", "0.550"]]
+    assert curve_table([], results.by_task("si-nli"), "e5") is None
