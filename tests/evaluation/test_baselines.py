@@ -61,3 +61,19 @@ def test_an_unknown_strategy_names_the_known_ones(real_data_env):
     with pytest.raises(ConfigError, match=r"Unknown baseline strategy 'majorty'\. Did you mean 'majority'\? "
                                           r"Known baseline strategies: copy-source, few-shot, majority"):
         run_baseline([task], "majorty", "val")
+
+
+def test_a_prompting_max_length_beyond_the_model_is_noted(real_data_env, tiny_models):
+    from slopeft.evaluation.baselines import BASELINES
+    from slopeft.tasks import get_task
+
+    task = get_task("slo-superglue/cb")
+    targets = task.examples("val")[:2]
+    notes: list[str] = []
+    BASELINES.get("zero-shot")(task, task.examples("train"), targets, model=str(tiny_models("gemma")),
+                                max_length=100_000, batch_size=2, notes=notes)
+    assert any("max_length 100000 is more than this model takes: inputs are cut at" in note for note in notes), notes
+    notes.clear()
+    BASELINES.get("zero-shot")(task, task.examples("train"), targets, model=str(tiny_models("gemma")),
+                                max_length=64, batch_size=2, notes=notes)
+    assert not any("more than this model takes" in note for note in notes), notes
