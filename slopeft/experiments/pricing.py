@@ -15,7 +15,7 @@ attention ``4·d·L`` more at length L. Each example's L tokens are therefore we
 token, a 60-token SI-NLI pair 1.03×); a model whose config names neither size gets no weighting.
 
 How well it carries over, measured on the study (4 December): priced from the 42 SI-NLI runs alone,
-RTE's 14 first-seed runs (89 tokens per example against SI-NLI's 61) came out 10–25% below what
+RTE's 14 first-seed runs (85 tokens per example against SI-NLI's 59) came out 10–25% below what
 they cost (mean 19%; the same against each SI-NLI seed, so not the machines): a token of a longer
 input costs more than its FLOPs say (the attention and softmax tensors grow as L² and run far
 below the GEMM rate on a CPU). Since the rates pool every finished task, the error shrinks as
