@@ -540,11 +540,10 @@ def estimate_remaining(grid: Grid, states: list[RunState]) -> CostEstimate:
         else:
             unpriced.append(s.run)
     by_tokens = 0
-    trained_models = {run.model for run, _ in finished}
-    if any(run.kind == "train" and run.model in trained_models for run in unpriced):
+    wanted = {run.model for run in unpriced if run.kind == "train"} & {run.model for run, _ in finished}
+    if wanted:
         counter = TokenCounter(grid)
-        rates = token_rates(counter, [(run, sec) for run, sec in finished
-                                      if run.model in {r.model for r in unpriced}])
+        rates = token_rates(counter, [(run, sec) for run, sec in finished if run.model in wanted])
         for run in unpriced:
             rate = (rates.get((run.model, run.method)) or rates.get((run.model,))) if run.kind == "train" else None
             tokens = counter.tokens(run) if rate else None
