@@ -776,12 +776,19 @@ def expand(grid: Grid) -> Expansion:
     if grid.order == "seed-first":
         # Stable: baselines first, then per model and task every method's first seed, then the
         # second ... so a grid stopped early has every method at some seeds, not some at all.
-        # The (model, task) pairs keep the order of the grid's tasks: placed by their first training
-        # run, since a prompting baseline (listed before every training run) would otherwise put its
-        # model's tasks first.
-        trained = [r for r in runs if r.kind != "baseline"]
-        place = {(r.model, r.task): i for i, r in reversed(list(enumerate(trained)))}
-        runs.sort(key=lambda r: (r.kind != "baseline", place.get((r.model, r.task), 0), r.seed))
+        # The (model, task) pairs follow the grid's tasks, then its models within a task (a model
+        # that runs only a later task waits for that task, not for every task of the models before
+        # it). The baselines keep their place, first: a prompting baseline names a model too.
+        task_place = {task: i for i, task in reversed(list(enumerate(grid.tasks)))}
+        model_place = {model: i for i, model in reversed(list(enumerate(grid.models)))}
+        runs.sort(
+            key=lambda r: (
+                r.kind != "baseline",
+                task_place.get(r.task, 0) if r.kind != "baseline" else 0,
+                model_place.get(r.model, 0) if r.kind != "baseline" else 0,
+                r.seed,
+            )
+        )
     return Expansion(runs, skipped, not_here)
 
 

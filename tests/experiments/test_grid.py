@@ -279,6 +279,21 @@ def test_seed_first_order_keeps_the_task_order_when_a_prompting_baseline_names_a
     assert {kind for kind, _, _ in order[:-2]} == {"baseline"}
 
 
+def test_seed_first_order_follows_the_tasks_across_models():
+    # gemma trains only translation, listed between the encoder's tasks: it runs in the task's place,
+    # not after every task of the model listed before it
+    grid = _grid(
+        models=["tiny:bert", "tiny:gemma"], tasks=["slo-superglue/cb", "mt/sl-en", "slo-superglue/rte"],
+        methods=["lora"], seeds=[1, 2], order="seed-first",
+        exclude=[{"model": "tiny:gemma", "task": "slo-superglue/*"}, {"model": "tiny:bert", "task": "mt/sl-en"}],
+    )
+    order = [(r.task[-3:], r.model[5:], r.seed) for r in expand(grid).runs]
+    assert order == [
+        ("/cb", "bert", 1), ("/cb", "bert", 2), ("-en", "gemma", 1), ("-en", "gemma", 2),
+        ("rte", "bert", 1), ("rte", "bert", 2),
+    ]
+
+
 def test_the_grid_file_is_read_like_a_run_config():
     # every key a grid may hold is a documented field; the entries are dataclasses too
     from slopeft.config import field_docs
