@@ -106,7 +106,9 @@ def compare_with_references(results: Results) -> list[Comparison]:
         value, group = max(scored, key=lambda item: item[0])
         notes = [_split_note(ref.task)] if ref.split == "test" else ["same split"]
         if group.train_set != default_train:
-            notes.append(f"ours trained on the {group.train_set} training set, the reference on the {default_train} one")
+            notes.append(
+                f"ours trained on the {group.train_set} training set, the reference on the {default_train} one"
+            )
         if limit := _limited(group):
             notes.append(f"ours on the first {limit} validation examples only")
         if group.degenerate_runs:

@@ -241,6 +241,73 @@ def ranked_tables(results: Results) -> list[tuple[str, Table]]:
     ]
 
 
+def _scored_on_own_validation(group: Group) -> bool:
+    """False for a view made of a run's extra validation set (RTE's 29 human-translated rows beside
+    the machine-translated validation it was scored on): the across-tasks table shows each task once."""
+    return all(not r.record.metrics.extra_val or r.val_set not in r.record.metrics.extra_val for r in group.runs)
+
+
+def across_tasks_table(results: Results, model: str) -> Table | None:
+    """``model``'s methods on every task view where it has a reference (full fine-tuning): each cell
+    the method's mean and its paired difference to full FT, marked where the 95% interval of the
+    difference excludes 0; then how many tasks put the method below, within noise of, and above
+    full FT. The question a reader brings ("which method works across Slovene tasks?") in one table;
+    None where fewer than two tasks have a reference."""
+    views = []
+    for view in results.tasks():
+        groups = [g for g in results.by_task(view) if g.kind == "train" and g.model == model]
+        if groups and _reference_methods(groups, model) and all(_scored_on_own_validation(g) for g in groups):
+            views.append((view, {g.method: g for g in groups}, _reference_methods(groups, model)))
+    if len(views) < 2:
+        return None
+    methods = list(dict.fromkeys(m for _, by_method, _ in views for m in by_method))
+    rows = []
+    for method in methods:
+        cells, below, within, above, deltas = [], 0, 0, 0, []
+        reference = False
+        for _, by_method, references in views:
+            group = by_method.get(method)
+            full_seeds = max(by_method[r].seeds for r in references)
+            if group is None:
+                cells.append("—")
+                continue
+            test = group.vs_reference
+            if method in references:
+                reference = True
+                cells.append(f"{_num(group.mean)} (reference)")
+            elif test is None:
+                cells.append(_num(group.mean))
+            else:
+                separated = test.low > 0 or test.high < 0
+                below += test.high < 0
+                above += test.low > 0
+                within += not separated
+                deltas.append(test.delta)
+                fewer = f"; {group.seeds} seed{'s' if group.seeds > 1 else ''}" if group.seeds < full_seeds else ""
+                cells.append(f"{_num(group.mean)} ({test.delta:+.3f}{'*' if separated else ''}{fewer})")
+        mean_delta = sum(deltas) / len(deltas) if deltas else None
+        share = next((g.cost("trainable_share") for _, by, _ in views if (g := by.get(method))), None)
+        rows.append(
+            (
+                (not reference, -(within + above), below, -(mean_delta or 0.0)),
+                [method, "—" if share is None else f"{share:.3%}"]
+                + cells
+                + (
+                    ["—"] * 4
+                    if reference
+                    else [str(below), str(within), str(above), "—" if mean_delta is None else f"{mean_delta:+.3f}"]
+                ),
+            )
+        )
+    rows.sort(key=lambda item: item[0])
+    return Table(
+        ["method", "trainable share"]
+        + [view.removeprefix("slo-superglue/") for view, _, _ in views]
+        + ["tasks below full FT", "within noise", "above", "mean Δ"],
+        [row for _, row in rows],
+    )
+
+
 def class_table(groups: list[Group], model: str) -> Table | None:
     """Recall and share of the predictions per label, pooled over seeds, in the ranked order; None
     for a task without a label space."""
@@ -342,6 +409,20 @@ def build_document(results: Results, plots: list[Plot], meta: dict[str, Any]) ->
                 )
                 section.blocks.append(curves)
         sections.append(section)
+    for model in _trained_models(results.groups):
+        across = across_tasks_table(results, model)
+        if across is not None:
+            section = Section(f"{model} across tasks")
+            section.blocks.append(
+                f"{model} across tasks, against full fine-tuning: each method's mean on each task (its "
+                "validation set as trained) and, in brackets, its paired difference to full FT on the "
+                "seeds both have (and its seeds, where fewer than full FT's); * where the difference's 95% "
+                "interval excludes 0. Then the number of "
+                "tasks where the method is below full FT, within noise of it and above it, and its mean "
+                "difference over those tasks. Rows: full FT, then by the tasks not below it."
+            )
+            section.blocks.append(across)
+            sections.append(section)
     sections += [_average_section(group, results) for _, group in TASK_GROUPS.items()]
     reference = Section("Published reference points")
     reference.blocks.append(
@@ -636,7 +717,12 @@ def build_report(
     page.write_text(render_html(title, sections), encoding="utf-8")
     summary = out_dir / "summary.json"
     summary.write_text(json.dumps(_summary_json(results), indent=2, default=float) + "\n", encoding="utf-8")
-    return ReportFiles(markdown, page, plots, summary, ranked_tables(results))
+    across = [
+        (f"{model} across tasks", table)
+        for model in _trained_models(results.groups)
+        if (table := across_tasks_table(results, model)) is not None
+    ]
+    return ReportFiles(markdown, page, plots, summary, ranked_tables(results) + across)
 
 
 def report_for_grid(

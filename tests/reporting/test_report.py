@@ -141,6 +141,32 @@ def test_ranked_table_orders_methods_and_lists_every_seed(report_dir, smoke_grid
                 assert cells[5].startswith(f"{test['delta']:+.3f} [")
 
 
+def test_across_tasks_table_restates_each_tasks_test_against_full_ft(report_dir):
+    markdown = (report_dir / "report.md").read_text()
+    summary = json.loads((report_dir / "summary.json").read_text())
+    (table,) = _markdown_tables_after(markdown, "tiny:bert across tasks, against full fine-tuning")
+    header, _, *body = table
+    tasks = ["slo-superglue/cb", "slo-superglue/copa"]
+    assert header == (
+        ["method", "trainable share", "cb", "copa"] + ["tasks below full FT", "within noise", "above", "mean Δ"]
+    )
+    groups = {(g["view"], g["method"]): g for g in summary["groups"] if g["kind"] == "train"}
+    assert {cells[0] for cells in body} == {method for _, method in groups}
+    assert body[0][0] == "full" and body[0][2:4] == [f"{groups[t, 'full']['mean']:.3f} (reference)" for t in tasks]
+    for cells in body[1:]:
+        tests = [groups[t, cells[0]]["vs_reference"] for t in tasks]
+        for cell, task, test in zip(cells[2:4], tasks, tests, strict=True):
+            separated = test["ci"][0] > 0 or test["ci"][1] < 0
+            mark = "*" if separated else ""
+            assert cell == f"{groups[task, cells[0]]['mean']:.3f} ({test['delta']:+.3f}{mark})"
+        below = sum(t["ci"][1] < 0 for t in tests)
+        above = sum(t["ci"][0] > 0 for t in tests)
+        assert cells[4:7] == [str(below), str(len(tasks) - below - above), str(above)]
+        assert cells[7] == f"{sum(t['delta'] for t in tests) / len(tasks):+.3f}"
+    ranks = [(-(int(c[5]) + int(c[6])), int(c[4]), -float(c[7])) for c in body[1:]]
+    assert ranks == sorted(ranks)  # the methods not below full FT on most tasks first
+
+
 def test_the_command_prints_each_ranked_table(report_dir):
     printed = (report_dir / "printed.txt").read_text()
     markdown = (report_dir / "report.md").read_text()
