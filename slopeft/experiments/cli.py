@@ -159,7 +159,7 @@ def grid_status(
                 s.run.model,
                 s.run.method,
                 str(s.run.seed),
-                s.note[:80],
+                s.note[:120],
             )
         console.print(table)
     if cost.estimated:

@@ -448,6 +448,21 @@ class RunState:
     record: dict[str, Any] | None = None  # a done run's record, when one is on disk
 
 
+def _checkpointed(run: RunSpec, run_dir: Path) -> str:
+    """How far a run's last checkpoint got ("2 of 3 epochs, 1,039 train CPU-s, saved 21:49"), or ""."""
+    from slopeft.training.checkpoint import saved_progress
+
+    progress = saved_progress(run_dir / "checkpoint")
+    if progress is None:
+        return ""
+    epochs = (run.config.get("training") or {}).get("epochs")
+    done = f"{progress['epoch']}{f' of {epochs:g}' if isinstance(epochs, int | float) else ''} epochs"
+    if progress["batch_in_epoch"]:
+        done += f" and {progress['batch_in_epoch']} batches"
+    saved = time.strftime("%m-%d %H:%M", time.localtime(progress["saved"]))
+    return f"{done} done by {saved} (step {progress['step']}, {progress['train_cpu_seconds']:,.0f} train CPU-s)"
+
+
 def grid_status(grid: Grid) -> tuple[list[RunState], Expansion]:
     """Each run's state: done (completed record), running (its lock is held), failed, or pending."""
     expansion = expand(grid)
@@ -464,7 +479,10 @@ def grid_status(grid: Grid) -> tuple[list[RunState], Expansion]:
             note = f"{row.get('main_metric') or ''} {row.get('main') or ''}".strip()
             states.append(RunState(run, "done", note, record))
         elif RunLock(grid.out / "locks" / f"{run.run_id}.lock").held_elsewhere():
-            states.append(RunState(run, "running", f"attempt {row.get('attempts') or 1}"))
+            note = f"attempt {row.get('attempts') or 1}"
+            if progress := _checkpointed(run, run_dir):
+                note += f"; {progress}"
+            states.append(RunState(run, "running", note))
         elif (failure := published_failure(grid.results, run.run_id)) is not None:
             note = diverged_note(grid.results, run.run_id, failure.get("error", ""))
             states.append(RunState(run, "failed", note))
@@ -473,6 +491,8 @@ def grid_status(grid: Grid) -> tuple[list[RunState], Expansion]:
         else:
             resumable = (run_dir / "checkpoint").exists() or (run_dir / "checkpoint.old").exists()
             note = "resumes from its checkpoint" if resumable else ""
+            if resumable and (progress := _checkpointed(run, run_dir)):
+                note += f" ({progress})"
             if run.run_id in expansion.not_here:
                 note = f"not trainable on this machine: {expansion.not_here[run.run_id].split('. ')[0]}"
             states.append(RunState(run, "pending", note))

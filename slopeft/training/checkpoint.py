@@ -160,3 +160,26 @@ def saved_config(directory: Path) -> dict[str, Any] | None:
         config = state.get("config") if isinstance(state, dict) else None
         return config if isinstance(config, dict) else None
     raise _damaged(found, f"{STATE} is not a slopeft checkpoint")
+
+
+def saved_progress(directory: Path) -> dict[str, Any] | None:
+    """How far a checkpoint's run had trained, from the JSON only (no tensors are read): ``epoch``
+    (epochs completed), ``batch_in_epoch``, ``step``, ``train_cpu_seconds`` and ``saved`` (the
+    checkpoint's modification time, seconds since the epoch); None without a readable checkpoint.
+    For progress displays: it never raises."""
+    directory = Path(directory)
+    found = _complete(directory) if exists(directory) else None
+    if found is None:
+        return None
+    try:
+        state = _join(json.loads((found / STATE).read_text(encoding="utf-8")), None)
+        trainer = state["trainer"]
+        return {
+            "epoch": int(trainer["epoch"]),
+            "batch_in_epoch": int(trainer.get("batch_in_epoch") or 0),
+            "step": int(trainer["step"]),
+            "train_cpu_seconds": float(trainer.get("train_cpu_seconds") or 0.0),
+            "saved": (found / STATE).stat().st_mtime,
+        }
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None

@@ -16,6 +16,7 @@ from slopeft.experiments.grid import expand, grid_from_dict, load_grid
 from slopeft.experiments.runner import ForkLauncher, grid_status, prepare
 from slopeft.experiments.runner import run_grid as run_grid_here
 from slopeft.experiments.store import ResultsStore
+from slopeft.training.checkpoint import saved_progress
 from tests.experiments.smoke import (
     REPO,
     SMOKE,
@@ -208,7 +209,10 @@ def test_killed_run_resumes_from_its_checkpoint(tmp_path, grid_env, shared_model
         )
     assert store.get(run.run_id)["status"] == "running"
     (state,) = grid_status(grid)[0]
-    assert state.state == "pending" and "checkpoint" in state.note
+    assert state.state == "pending" and "resumes from its checkpoint" in state.note
+    progress = saved_progress(run_dir / "checkpoint")  # how far it got, in the note
+    assert progress["step"] > 0 and f"{progress['epoch']} of 2 epochs" in state.note
+    assert f"(step {progress['step']}, " in state.note
 
     assert wait(launcher.start(job, log_path), 300) == 0, log_path.read_text()
     text = log_path.read_text()
