@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import warnings
 from pathlib import Path
@@ -15,6 +16,25 @@ from slopeft.errors import SlopeftError
 
 # transformers 5 warns about its own deprecated call inside PEFT; it says nothing to a slopeft user.
 warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated")
+
+
+class _WithoutMessage(logging.Filter):
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.prefix)
+
+
+# bitsandbytes, which PEFT imports, tries on CPUs with AVX512_BF16 to fetch an optional 4-bit GEMM
+# kernel from the Hub and warns on every import where it cannot (offline, or the kernel's publisher
+# not allowlisted); it then runs its own CPU kernels, the ones slopeft's QLoRA was measured on. The
+# warning says nothing a slopeft user can act on, so that one message is dropped; bitsandbytes'
+# other messages pass.
+logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(
+    _WithoutMessage("Failed to load CPU gemm_4bit_forward from kernels-community")
+)
 
 app = typer.Typer(
     help="Parameter-efficient fine-tuning for Slovene, measured on SloBench.",
