@@ -272,11 +272,12 @@ def across_tasks_table(results: Results, model: str) -> Table | None:
                 cells.append("—")
                 continue
             test = group.vs_reference
+            mean = _mark(_num(group.mean), group.degenerate_runs)
             if method in references:
                 reference = True
-                cells.append(f"{_num(group.mean)} (reference)")
+                cells.append(f"{mean} (reference)")
             elif test is None:
-                cells.append(_num(group.mean))
+                cells.append(mean)
             else:
                 separated = test.low > 0 or test.high < 0
                 below += test.high < 0
@@ -284,7 +285,7 @@ def across_tasks_table(results: Results, model: str) -> Table | None:
                 within += not separated
                 deltas.append(test.delta)
                 fewer = f"; {group.seeds} seed{'s' if group.seeds > 1 else ''}" if group.seeds < full_seeds else ""
-                cells.append(f"{_num(group.mean)} ({test.delta:+.3f}{'*' if separated else ''}{fewer})")
+                cells.append(f"{mean} ({test.delta:+.3f}{'*' if separated else ''}{fewer})")
         mean_delta = sum(deltas) / len(deltas) if deltas else None
         share = next((g.cost("trainable_share") for _, by, _ in views if (g := by.get(method))), None)
         rows.append(
@@ -417,7 +418,7 @@ def build_document(results: Results, plots: list[Plot], meta: dict[str, Any]) ->
                 f"{model} across tasks, against full fine-tuning: each method's mean on each task (its "
                 "validation set as trained) and, in brackets, its paired difference to full FT on the "
                 "seeds both have (and its seeds, where fewer than full FT's); * where the difference's 95% "
-                "interval excludes 0. Then the number of "
+                f"interval excludes 0; {DEGENERATE_MARK} where a seed's run is degenerate. Then the number of "
                 "tasks where the method is below full FT, within noise of it and above it, and its mean "
                 "difference over those tasks. Rows: full FT, then by the tasks not below it."
             )
