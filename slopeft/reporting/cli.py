@@ -31,7 +31,8 @@ def report(
     ] = None,
 ) -> None:
     """Write a grid's report: Markdown, a standalone HTML page and plots (PNG and SVG); print each
-    task's ranked table (baselines, full fine-tuning, the methods by mean score).
+    task's ranked table (baselines, full fine-tuning, the methods by mean score) and each model's
+    methods across tasks against full fine-tuning.
 
     A grid with published results (``results:``) is reported from those records, so a fresh
     clone reports the committed study without having run it.
@@ -48,8 +49,8 @@ def report(
         import_results(loaded)
     files = report_for_grid(loaded.out, out, str(data_dir) if data_dir else None, draws=draws, seed=seed)
     console = Console()
-    for what, ranked in files.ranked:  # the comparison itself, before the list of files
-        console.print(table(f"{what}, ranked", ranked.columns, ranked.rows))
+    for title, ranked in files.ranked:  # the comparison itself, before the list of files
+        console.print(table(title, ranked.columns, ranked.rows))
     console.print(f"Wrote {files.markdown}", highlight=False)
     console.print(f"Wrote {files.html}", highlight=False)
     for plot in files.plots:

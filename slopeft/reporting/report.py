@@ -47,7 +47,7 @@ class ReportFiles:
     html: Path
     plots: list[Plot]
     summary: Path
-    ranked: list[tuple[str, Table]] = field(default_factory=list)  # (what, table): what the CLI prints
+    ranked: list[tuple[str, Table]] = field(default_factory=list)  # (title, table): what the CLI prints
 
 
 # -- formatting ---------------------------------------------------------------------------------
@@ -233,9 +233,9 @@ def _trained_models(groups: list[Group]) -> list[str]:
 
 
 def ranked_tables(results: Results) -> list[tuple[str, Table]]:
-    """``("MODEL on TASK", ranked table)`` for every task view and model with a trained run."""
+    """``("MODEL on TASK, ranked", ranked table)`` for every task view and model with a trained run."""
     return [
-        (f"{model} on {task}", ranked_table(results.by_task(task), model))
+        (f"{model} on {task}, ranked", ranked_table(results.by_task(task), model))
         for task in results.tasks()
         for model in _trained_models(results.by_task(task))
     ]
@@ -719,7 +719,7 @@ def build_report(
     summary = out_dir / "summary.json"
     summary.write_text(json.dumps(_summary_json(results), indent=2, default=float) + "\n", encoding="utf-8")
     across = [
-        (f"{model} across tasks", table)
+        (f"{model} across tasks, against full fine-tuning", table)
         for model in _trained_models(results.groups)
         if (table := across_tasks_table(results, model)) is not None
     ]

@@ -143,6 +143,8 @@ def test_ranked_table_orders_methods_and_lists_every_seed(report_dir, smoke_grid
 
 def test_across_tasks_table_restates_each_tasks_test_against_full_ft(report_dir):
     markdown = (report_dir / "report.md").read_text()
+    printed = (report_dir / "printed.txt").read_text()
+    assert "tiny:bert across tasks, against full fine-tuning" in printed
     summary = json.loads((report_dir / "summary.json").read_text())
     (table,) = _markdown_tables_after(markdown, "tiny:bert across tasks, against full fine-tuning")
     header, _, *body = table
