@@ -20,6 +20,8 @@ COPIED_TABLES = {
     "### SI-NLI: every method against full fine-tuning": "e5-small-multilingual on si-nli, ranked",
     "### RTE: every method against full fine-tuning (machine-translated validation)":
         "e5-small-multilingual on slo-superglue/rte (train machine, validation machine), ranked",
+    "### Across tasks: which methods hold up against full fine-tuning":
+        "e5-small-multilingual across tasks, against full fine-tuning",
 }
 
 
