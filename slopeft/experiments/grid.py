@@ -781,14 +781,13 @@ def expand(grid: Grid) -> Expansion:
         # it). The baselines keep their place, first: a prompting baseline names a model too.
         task_place = {task: i for i, task in reversed(list(enumerate(grid.tasks)))}
         model_place = {model: i for i, model in reversed(list(enumerate(grid.models)))}
-        runs.sort(
-            key=lambda r: (
-                r.kind != "baseline",
-                task_place.get(r.task, 0) if r.kind != "baseline" else 0,
-                model_place.get(r.model, 0) if r.kind != "baseline" else 0,
-                r.seed,
-            )
-        )
+
+        def place(run: RunSpec) -> tuple[int, int, int, int]:
+            if run.kind == "baseline":
+                return (0, 0, 0, run.seed)
+            return (1, task_place[run.task], model_place[run.model], run.seed)
+
+        runs.sort(key=place)
     return Expansion(runs, skipped, not_here)
 
 

@@ -7,14 +7,10 @@ import io
 from dataclasses import dataclass
 from importlib import resources
 
-from slopeft.reporting.results import Group, Results
+from slopeft.reporting.results import Group, Results, default_sets
 from slopeft.tasks import TASKS
 
 REFERENCE_FILE = "reference_points.csv"
-
-
-def _default_train_set(task: str) -> str:
-    return TASKS.get(task).spec.train_sets[0] if task in TASKS else "human"
 
 
 def _split_note(task: str) -> str:
@@ -94,7 +90,7 @@ def compare_with_references(results: Results) -> list[Comparison]:
         # A reference point was trained on the task's default training set (the majority rows: the
         # majority class of the human-translated train): ours on another set is a different
         # system, used only when the grid has none on the default set, and then said.
-        default_train = _default_train_set(ref.task)
+        default_train, _ = default_sets(ref.task)
         candidates = [g for g in candidates if g.train_set == default_train] or candidates
         scored = [(v, g) for g in candidates if (v := _metric_mean(g, ref.metric)) is not None]
         if not scored:

@@ -241,12 +241,6 @@ def ranked_tables(results: Results) -> list[tuple[str, Table]]:
     ]
 
 
-def _scored_on_own_validation(group: Group) -> bool:
-    """False for a view made of a run's extra validation set (RTE's 29 human-translated rows beside
-    the machine-translated validation it was scored on): the across-tasks table shows each task once."""
-    return all(not r.record.metrics.extra_val or r.val_set not in r.record.metrics.extra_val for r in group.runs)
-
-
 def across_tasks_table(results: Results, model: str) -> Table | None:
     """``model``'s methods on every task view where it has a reference (full fine-tuning): each cell
     the method's mean and its paired difference to full FT, marked where the 95% interval of the
@@ -255,9 +249,12 @@ def across_tasks_table(results: Results, model: str) -> Table | None:
     None where fewer than two tasks have a reference."""
     views = []
     for view in results.tasks():
+        # Each task once: a view of a run's extra validation set (RTE's 29 human-translated rows
+        # beside the machine-translated validation it was scored on) is left out.
         groups = [g for g in results.by_task(view) if g.kind == "train" and g.model == model]
-        if groups and _reference_methods(groups, model) and all(_scored_on_own_validation(g) for g in groups):
-            views.append((view, {g.method: g for g in groups}, _reference_methods(groups, model)))
+        references = _reference_methods(groups, model)
+        if references and not any(r.extra_val for g in groups for r in g.runs):
+            views.append((view, {g.method: g for g in groups}, references))
     if len(views) < 2:
         return None
     methods = list(dict.fromkeys(m for _, by_method, _ in views for m in by_method))
@@ -307,6 +304,19 @@ def across_tasks_table(results: Results, model: str) -> Table | None:
         + ["tasks below full FT", "within noise", "above", "mean Δ"],
         [row for _, row in rows],
     )
+
+
+def across_tasks_title(model: str) -> str:
+    return f"{model} across tasks, against full fine-tuning"
+
+
+def across_tasks_tables(results: Results) -> list[tuple[str, Table]]:
+    """``(model, across-tasks table)`` for every model that has one."""
+    return [
+        (model, table)
+        for model in _trained_models(results.groups)
+        if (table := across_tasks_table(results, model)) is not None
+    ]
 
 
 def class_table(groups: list[Group], model: str) -> Table | None:
@@ -410,20 +420,18 @@ def build_document(results: Results, plots: list[Plot], meta: dict[str, Any]) ->
                 )
                 section.blocks.append(curves)
         sections.append(section)
-    for model in _trained_models(results.groups):
-        across = across_tasks_table(results, model)
-        if across is not None:
-            section = Section(f"{model} across tasks")
-            section.blocks.append(
-                f"{model} across tasks, against full fine-tuning: each method's mean on each task (its "
-                "validation set as trained) and, in brackets, its paired difference to full FT on the "
-                "seeds both have (and its seeds, where fewer than full FT's); * where the difference's 95% "
-                f"interval excludes 0; {DEGENERATE_MARK} where a seed's run is degenerate. Then the number of "
-                "tasks where the method is below full FT, within noise of it and above it, and its mean "
-                "difference over those tasks. Rows: full FT, then by the tasks not below it."
-            )
-            section.blocks.append(across)
-            sections.append(section)
+    for model, across in across_tasks_tables(results):
+        section = Section(f"{model} across tasks")
+        section.blocks.append(
+            f"{across_tasks_title(model)}: each method's mean on each task (its "
+            "validation set as trained) and, in brackets, its paired difference to full FT on the "
+            "seeds both have (and its seeds, where fewer than full FT's); * where the difference's 95% "
+            f"interval excludes 0; {DEGENERATE_MARK} where a seed's run is degenerate. Then the number of "
+            "tasks where the method is below full FT, within noise of it and above it, and its mean "
+            "difference over those tasks. Rows: full FT, then by the tasks not below it."
+        )
+        section.blocks.append(across)
+        sections.append(section)
     sections += [_average_section(group, results) for _, group in TASK_GROUPS.items()]
     reference = Section("Published reference points")
     reference.blocks.append(
@@ -718,11 +726,7 @@ def build_report(
     page.write_text(render_html(title, sections), encoding="utf-8")
     summary = out_dir / "summary.json"
     summary.write_text(json.dumps(_summary_json(results), indent=2, default=float) + "\n", encoding="utf-8")
-    across = [
-        (f"{model} across tasks, against full fine-tuning", table)
-        for model in _trained_models(results.groups)
-        if (table := across_tasks_table(results, model)) is not None
-    ]
+    across = [(across_tasks_title(model), table) for model, table in across_tasks_tables(results)]
     return ReportFiles(markdown, page, plots, summary, ranked_tables(results) + across)
 
 

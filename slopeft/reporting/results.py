@@ -42,12 +42,16 @@ from slopeft.tasks import TASK_GROUPS, TASKS, TaskGroup
 REFERENCE_METHOD = "full"
 
 
+def default_sets(task: str) -> tuple[str, str]:
+    """(training set, validation set) a run on ``task`` uses unless told otherwise."""
+    spec = TASKS.get(task).spec if task in TASKS else None
+    return (spec.train_sets[0], spec.val_sets[0]) if spec else ("human", "human")
+
+
 def task_view(task: str, train_set: str | None, val_set: str | None) -> tuple[str, str, str]:
     """(train set, validation set, view name) of a run on ``task``: unset sets are the task's
     defaults, and the view is named by the task alone on its default sets."""
-    spec = TASKS.get(task).spec if task in TASKS else None
-    default_train = spec.train_sets[0] if spec else "human"
-    default_val = spec.val_sets[0] if spec else "human"
+    default_train, default_val = default_sets(task)
     train_set, val_set = train_set or default_train, val_set or default_val
     notes = []
     if train_set != default_train:
@@ -75,6 +79,7 @@ class RunResult:
     train_set: str = "human"
     val_set: str = "human"
     view: str = ""  # the task view's name (see :func:`task_view`)
+    extra_val: bool = False  # scored on one of the run's extra validation sets, not its own
     method_name: str = ""  # the registered method (``method`` is the grid's label: ``full-lr5e-05``)
 
 
@@ -208,6 +213,7 @@ def run_results(rows: Sequence[dict[str, Any]]) -> list[RunResult]:
                     train_set=train_set,
                     val_set=val_set,
                     view=view,
+                    extra_val=extra,
                 )
             )
     return results

@@ -148,15 +148,24 @@ def load_checkpoint(directory: Path) -> dict[str, Any] | None:
     return state
 
 
-def saved_config(directory: Path) -> dict[str, Any] | None:
-    """The run configuration a checkpoint was saved with (None for checkpoints older than that
-    record, or when there is no checkpoint); reads the JSON only."""
+def _saved_state(directory: Path) -> tuple[Path, Any] | None:
+    """(the folder, the saved state with its tensors left out as None) of a checkpoint, from the
+    JSON only; None when there is no complete checkpoint. Raises ConfigError for unreadable JSON."""
     directory = Path(directory)
     found = _complete(directory) if exists(directory) else None
     if found is None:
         return None
+    return found, _join(_skeleton(found), None)
+
+
+def saved_config(directory: Path) -> dict[str, Any] | None:
+    """The run configuration a checkpoint was saved with (None for checkpoints older than that
+    record, or when there is no checkpoint); reads the JSON only."""
+    saved = _saved_state(directory)
+    if saved is None:
+        return None
+    found, state = saved
     with contextlib.suppress(KeyError, TypeError, ValueError, AttributeError):
-        state = _join(_skeleton(found), None)
         config = state.get("config") if isinstance(state, dict) else None
         return config if isinstance(config, dict) else None
     raise _damaged(found, f"{STATE} is not a slopeft checkpoint")
@@ -167,12 +176,11 @@ def saved_progress(directory: Path) -> dict[str, Any] | None:
     (epochs completed), ``batch_in_epoch``, ``step``, ``train_cpu_seconds`` and ``saved`` (the
     checkpoint's modification time, seconds since the epoch); None without a readable checkpoint.
     For progress displays: it never raises."""
-    directory = Path(directory)
-    found = _complete(directory) if exists(directory) else None
-    if found is None:
-        return None
     try:
-        state = _join(json.loads((found / STATE).read_text(encoding="utf-8")), None)
+        saved = _saved_state(directory)
+        if saved is None:
+            return None
+        found, state = saved
         trainer = state["trainer"]
         return {
             "epoch": int(trainer["epoch"]),
@@ -181,5 +189,5 @@ def saved_progress(directory: Path) -> dict[str, Any] | None:
             "train_cpu_seconds": float(trainer.get("train_cpu_seconds") or 0.0),
             "saved": (found / STATE).stat().st_mtime,
         }
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    except (ConfigError, OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
